@@ -1,0 +1,14 @@
+"""memtui's engine: the scheduler, the job registry, run records and the jobs themselves.
+
+Never imports Textual, and imports litellm only inside an LLM call.
+"""
+from engine.clock import FakeClock, system_clock
+from engine.config import Config, ConfigError, load_config
+from engine.engine import Engine, EngineError
+from engine.schedule import Schedule, ScheduleError
+from engine.types import AuditEntry, Event, JobInfo, RunInfo
+
+__all__ = [
+    "AuditEntry", "Config", "ConfigError", "Engine", "EngineError", "Event", "FakeClock", "JobInfo",
+    "RunInfo", "Schedule", "ScheduleError", "load_config", "system_clock",
+]

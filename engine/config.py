@@ -1,0 +1,194 @@
+"""Configuration: default paths, the optional TOML file, and typed settings.
+
+The file (``--config FILE``, ``MEMTUI_CONFIG``, or config.toml under
+platformdirs' user config dir) may hold ``[engine]``, ``[llm]`` and one
+``[jobs.NAME]`` table per job. A job table's ``enabled``, ``schedule``,
+``timezone`` and ``jitter`` seed the job's definition on first start (after
+that the database wins, so edits from the dashboard or CLI survive a restart);
+every other key is a parameter of the job's typed config and applies on every
+run. Anything malformed is a ``ConfigError`` whose message names the file and
+the key.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import platformdirs
+
+APP = "memtui"
+DEFINITION_KEYS = ("enabled", "schedule", "timezone", "jitter")
+
+
+class ConfigError(ValueError):
+    """A config value that cannot be used; the message is one line naming the key."""
+
+
+def default_db_path() -> Path:
+    return Path(platformdirs.user_data_dir(APP)) / "memtui.db"
+
+
+def default_config_path() -> Path:
+    return Path(platformdirs.user_config_dir(APP)) / "config.toml"
+
+
+def resolve_db_path(cli_value: str | None) -> Path:
+    value = cli_value or os.environ.get("MEMTUI_DB")
+    return Path(value).expanduser() if value else default_db_path()
+
+
+def setting(default, *, min=None, max=None, doc: str = ""):
+    """A typed config field with an allowed range, checked by ``build``."""
+    return field(default=default, metadata={"min": min, "max": max, "doc": doc})
+
+
+def build(cls, data: Mapping[str, Any], where: str):
+    """Make dataclass ``cls`` from ``data``, checking keys, types and ranges."""
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: must be a table")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    values = {}
+    for key, value in data.items():
+        f = fields.get(key)
+        if f is None:
+            known = ", ".join(sorted(fields)) or "none"
+            raise ConfigError(f"{where}: unknown key {key!r} (known: {known})")
+        values[key] = _check_value(f, value, f"{where} {key}")
+    return cls(**values)
+
+
+def _check_value(f: dataclasses.Field, value, where: str):
+    expected = f.type if isinstance(f.type, type) else _type_from_name(str(f.type))
+    optional = isinstance(f.type, str) and "None" in f.type
+    if value is None and optional:
+        return None
+    if expected is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: must be a number (got {value!r})")
+        value = float(value)
+    elif expected is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: must be a whole number (got {value!r})")
+    elif expected is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: must be true or false (got {value!r})")
+    elif expected is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: must be text (got {value!r})")
+    low, high = f.metadata.get("min"), f.metadata.get("max")
+    if low is not None and value < low:
+        raise ConfigError(f"{where}: must be at least {low} (got {value})")
+    if high is not None and value > high:
+        raise ConfigError(f"{where}: must be at most {high} (got {value})")
+    return value
+
+
+def _type_from_name(name: str):
+    for candidate in (bool, int, float, str):
+        if candidate.__name__ in name:
+            return candidate
+    return object
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    misfire_grace_s: float = setting(60.0, min=1.0, max=86400.0, doc="a run later than this is recorded as missed")
+    backoff_base_s: float = setting(30.0, min=1.0, max=86400.0, doc="delay after the first failure; doubles per failure")
+    backoff_cap_s: float = setting(3600.0, min=1.0, max=7 * 86400.0, doc="longest failure backoff")
+    lease_ttl_s: float = setting(60.0, min=5.0, max=86400.0, doc="how long a dead engine's lease blocks a job")
+    poll_interval_s: float = setting(1.0, min=0.1, max=60.0, doc="how often changes from other processes are read")
+    stop_timeout_s: float = setting(30.0, min=0.0, max=3600.0, doc="how long stop waits for running jobs")
+    max_workers: int = setting(4, min=1, max=64, doc="jobs that may run at the same time")
+
+
+@dataclass(frozen=True)
+class LLMSettings:
+    model: str | None = None
+    api_base: str | None = None
+    timeout_s: float = setting(60.0, min=1.0, max=3600.0)
+    retries: int = setting(2, min=0, max=10)
+    token_budget: int = setting(50_000, min=0, max=10_000_000)
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path | None = None
+    engine: EngineSettings = EngineSettings()
+    llm: LLMSettings = LLMSettings()
+    jobs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def job_params(self, name: str) -> dict[str, Any]:
+        """The job's own parameters from the file (definition keys left out)."""
+        table = self.jobs.get(name, {})
+        return {k: v for k, v in table.items() if k not in DEFINITION_KEYS}
+
+    def job_definition(self, name: str) -> dict[str, Any]:
+        table = self.jobs.get(name, {})
+        return {k: table[k] for k in DEFINITION_KEYS if k in table}
+
+
+def load_config(path: str | os.PathLike | None = None, *, explicit: bool | None = None) -> Config:
+    """Read the config file; a missing default file is fine, a missing named one is not."""
+    if path is None:
+        env = os.environ.get("MEMTUI_CONFIG")
+        path, explicit = (Path(env), True) if env else (default_config_path(), False)
+    else:
+        path = Path(path)
+        explicit = True if explicit is None else explicit
+    path = path.expanduser()
+    if not path.exists():
+        if explicit:
+            raise ConfigError(f"{path}: config file not found")
+        return _with_env(Config())
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+    return _with_env(parse_config(data, path))
+
+
+def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:
+    from engine.jobs import DEFAULT_JOBS, config_for
+    from engine.schedule import Schedule, ScheduleError
+
+    where = str(path) if path else "config"
+    unknown = set(data) - {"engine", "llm", "jobs"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown table {sorted(unknown)[0]!r} (known: engine, jobs, llm)")
+    engine = build(EngineSettings, data.get("engine", {}), f"{where}: [engine]")
+    llm = build(LLMSettings, data.get("llm", {}), f"{where}: [llm]")
+    jobs = data.get("jobs", {})
+    if not isinstance(jobs, Mapping):
+        raise ConfigError(f"{where}: [jobs] must be a table of job tables")
+    for name, table in jobs.items():
+        section = f"{where}: [jobs.{name}]"
+        if name not in DEFAULT_JOBS:
+            raise ConfigError(f"{section}: unknown job (known: {', '.join(DEFAULT_JOBS)})")
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"{section}: must be a table")
+        if "enabled" in table and not isinstance(table["enabled"], bool):
+            raise ConfigError(f"{section} enabled: must be true or false")
+        defaults = DEFAULT_JOBS[name]
+        try:
+            Schedule.parse(table.get("schedule", defaults.schedule), table.get("timezone"),
+                           table.get("jitter", defaults.jitter_s))
+        except ScheduleError as exc:
+            raise ConfigError(f"{section}: {exc}") from None
+        params = {k: v for k, v in table.items() if k not in DEFINITION_KEYS}
+        config_for(name, params, section)  # validates; raises ConfigError
+    return Config(path=path, engine=engine, llm=llm, jobs=dict(jobs))
+
+
+def _with_env(config: Config) -> Config:
+    model = os.environ.get("MEMTUI_MODEL")
+    if model:
+        config = dataclasses.replace(config, llm=dataclasses.replace(config.llm, model=model))
+    return config

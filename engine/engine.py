@@ -1,0 +1,727 @@
+"""The Engine: owns the store and one APScheduler BackgroundScheduler, runs and records every job.
+
+The database is the single source of truth. Each job's next due time lives in
+``job_state.next_run_at`` (the *cursor*); whoever changes a definition
+(this engine, the CLI, a second dashboard) writes the new cursor in the same
+transaction, and a running engine adopts stored cursors within one poll.
+APScheduler is the alarm clock and the thread pool: the engine sets one
+``DateTrigger`` alarm per job at its cursor, translated from the injected clock
+to wall time. When an alarm fires, the engine claims that due time by moving the
+cursor forward with a compare-and-set, so two engines on one database never both
+run the same due time; it records a ``missed`` row (with how many) when the
+alarm is later than the grace time, then runs once as ``catch-up``.
+
+Every execution, scheduled or manual, goes through ``_execute``: it takes the
+job's lease row (so a job never runs twice at once, across processes too),
+writes the run row, calls the job, records the outcome, counters and backoff,
+releases the lease and publishes events. APScheduler alone keeps none of this:
+it has no run-now, no history, no clock injection, and its 1 s misfire grace
+and silently accepted zero intervals are the wrong defaults here.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import traceback as tb
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Callable
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.date import DateTrigger
+
+from engine.clock import Clock, from_ts, system_clock
+from engine.config import Config, ConfigError
+from engine import memory
+from engine.jobs import DEFAULT_JOBS, KINDS, JobContext, SkipRun, config_for
+from engine.schedule import Schedule, ScheduleError
+from engine.types import AuditEntry, Event, JobInfo, RunInfo
+from models import Store
+
+log = logging.getLogger("memtui.engine")
+UTC = timezone.utc
+
+
+class EngineError(Exception):
+    """A request the engine refuses (unknown job, bad spec); the message is one line."""
+
+
+@dataclass(frozen=True)
+class _Definition:
+    name: str
+    kind: str
+    enabled: bool
+    schedule: str
+    timezone: str | None
+    jitter_s: int
+    config: str
+
+    def parsed(self) -> Schedule:
+        return Schedule.parse(self.schedule, self.timezone, self.jitter_s)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Engine:
+    """Runs memtui's jobs over one store. Every public method is safe from any thread."""
+
+    def __init__(self, store: Store | str | os.PathLike, config: Config | None = None,
+                 clock: Clock = system_clock, owner: str | None = None):
+        self.store = store if isinstance(store, Store) else Store.open(store)
+        self.config = config or Config()
+        self.clock = clock
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._lock = threading.RLock()
+        self._idle = threading.Condition(self._lock)
+        self._subscribers: list[Callable[[Event], None]] = []
+        self._scheduler: BackgroundScheduler | None = None
+        self._alarms: dict[str, tuple[str, float]] = {}  # job -> (aps job id, due ts)
+        self._running: dict[int, str] = {}  # run id -> job, runs this engine holds
+        self._seen: dict[str, tuple] = {}
+        self._seen_paused: bool | None = None
+        self._stop = threading.Event()
+        self._sync_thread: threading.Thread | None = None
+        self._seed()
+
+    # -- lifecycle -------------------------------------------------------------
+
+    @property
+    def started(self) -> bool:
+        return self._scheduler is not None and not self._stop.is_set()
+
+    def start(self) -> None:
+        """Recover interrupted runs, start the scheduler and the sync loop."""
+        if self._scheduler is not None:
+            return
+        self.recover_interrupted()
+        self._scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(self.config.engine.max_workers)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+            timezone=UTC,
+        )
+        self._scheduler.start()
+        self.sync()
+        self._sync_thread = threading.Thread(target=self._sync_loop, name="memtui-sync", daemon=True)
+        self._sync_thread.start()
+
+    def stop(self, timeout: float | None = None) -> bool:
+        """Stop scheduling, wait up to ``timeout`` s for running jobs, mark the rest interrupted.
+
+        Returns True when every run finished on its own."""
+        timeout = self.config.engine.stop_timeout_s if timeout is None else timeout
+        self._stop.set()
+        if self._scheduler is not None:
+            try:
+                self._scheduler.shutdown(wait=False)
+            except Exception:  # already shut down
+                pass
+        if self._sync_thread is not None:
+            self._sync_thread.join(timeout=5)
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            while self._running and time.monotonic() < deadline:
+                self._idle.wait(timeout=max(0.0, min(0.2, deadline - time.monotonic())))
+            leftover = dict(self._running)
+        for run_id, name in leftover.items():
+            self._interrupt(run_id, name, f"engine stopped after waiting {timeout:g} s for the run to finish")
+        return not leftover
+
+    def running_jobs(self) -> list[str]:
+        with self._lock:
+            return sorted(set(self._running.values()))
+
+    def close(self) -> None:
+        self.store.close()
+
+    # -- events ----------------------------------------------------------------
+
+    def subscribe(self, callback: Callable[[Event], None]) -> Callable[[], None]:
+        """Call ``callback(event)`` from engine threads for every event; returns an unsubscribe."""
+        with self._lock:
+            self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if callback in self._subscribers:
+                    self._subscribers.remove(callback)
+
+        return unsubscribe
+
+    def _publish(self, kind: str, job: str | None = None, run: RunInfo | None = None) -> None:
+        event = Event(kind, job, run, self.clock())
+        with self._lock:
+            subscribers = list(self._subscribers)
+        for callback in subscribers:
+            try:
+                callback(event)
+            except Exception:
+                log.exception("event subscriber failed")
+
+    # -- definitions -----------------------------------------------------------
+
+    def _seed(self) -> None:
+        """Insert the default jobs missing from the table; the table wins afterwards."""
+        now = self.clock()
+        with self.store.atomic():
+            existing = {r[0] for r in self.store.execute("SELECT name FROM job_definition")}
+            for spec in DEFAULT_JOBS.values():
+                if spec.name in existing:
+                    continue
+                overrides = self.config.job_definition(spec.name)
+                enabled = overrides.get("enabled", spec.enabled)
+                schedule = Schedule.parse(overrides.get("schedule", spec.schedule),
+                                          overrides.get("timezone"), overrides.get("jitter", spec.jitter_s))
+                self.store.execute(
+                    "INSERT INTO job_definition (name, kind, enabled, schedule, timezone, jitter_s, config,"
+                    " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, '{}', ?, ?)",
+                    (spec.name, spec.kind, enabled, schedule.spec, schedule.timezone, schedule.jitter_s,
+                     now.timestamp(), now.timestamp()),
+                )
+                cursor = self._first_due(schedule, now) if enabled and not self.paused else None
+                self.store.execute(
+                    "INSERT OR IGNORE INTO job_state (name, next_run_at) VALUES (?, ?)", (spec.name, cursor)
+                )
+
+    def _definitions(self) -> dict[str, _Definition]:
+        rows = self.store.execute(
+            "SELECT name, kind, enabled, schedule, timezone, jitter_s, config FROM job_definition ORDER BY name"
+        ).fetchall()
+        return {r[0]: _Definition(r[0], r[1], bool(r[2]), r[3], r[4], r[5], r[6]) for r in rows}
+
+    def _definition(self, name: str) -> _Definition:
+        row = self.store.execute(
+            "SELECT name, kind, enabled, schedule, timezone, jitter_s, config FROM job_definition WHERE name = ?",
+            (name,),
+        ).fetchone()
+        if row is None:
+            known = ", ".join(self._definitions()) or "none"
+            raise EngineError(f"unknown job {name!r} (known: {known})")
+        return _Definition(row[0], row[1], bool(row[2]), row[3], row[4], row[5], row[6])
+
+    @property
+    def paused(self) -> bool:
+        return self.store.setting("paused", "0") == "1"
+
+    def _first_due(self, schedule: Schedule, now: datetime) -> float | None:
+        due = schedule.next_after(now)
+        return due.timestamp() if due else None
+
+    def _audit(self, action: str, job: str | None, old, new, source: str) -> None:
+        self.store.execute(
+            "INSERT INTO audit_log (at, action, job, old_value, new_value, source) VALUES (?, ?, ?, ?, ?, ?)",
+            (self.clock().timestamp(), action, job, None if old is None else str(old),
+             None if new is None else str(new), source),
+        )
+
+    # -- control API -----------------------------------------------------------
+
+    def enable(self, name: str, source: str = "api") -> JobInfo:
+        return self._set_enabled(name, True, source)
+
+    def disable(self, name: str, source: str = "api") -> JobInfo:
+        return self._set_enabled(name, False, source)
+
+    def toggle(self, name: str, source: str = "api") -> JobInfo:
+        return self._set_enabled(name, not self._definition(name).enabled, source)
+
+    def _set_enabled(self, name: str, enabled: bool, source: str) -> JobInfo:
+        now = self.clock()
+        with self.store.atomic():
+            d = self._definition(name)
+            if d.enabled != enabled:
+                self.store.execute("UPDATE job_definition SET enabled = ?, updated_at = ? WHERE name = ?",
+                                   (enabled, now.timestamp(), name))
+                cursor = self._first_due(d.parsed(), now) if enabled and not self.paused else None
+                self.store.execute("UPDATE job_state SET next_run_at = ? WHERE name = ?", (cursor, name))
+            self._audit("enable" if enabled else "disable", name, d.enabled, enabled, source)
+        self._apply_changes()
+        return self.job(name)
+
+    def retime(self, name: str, spec: str, tz: str | None = None, source: str = "api",
+               jitter_s: int | None = None) -> JobInfo:
+        """Give job ``name`` a new schedule; ``tz=None`` keeps its time zone."""
+        now = self.clock()
+        with self.store.atomic():
+            d = self._definition(name)
+            try:
+                schedule = Schedule.parse(spec, d.timezone if tz is None else tz,
+                                          d.jitter_s if jitter_s is None else jitter_s)
+            except ScheduleError as exc:
+                raise EngineError(str(exc)) from None
+            self.store.execute(
+                "UPDATE job_definition SET schedule = ?, timezone = ?, jitter_s = ?, updated_at = ? WHERE name = ?",
+                (schedule.spec, schedule.timezone, schedule.jitter_s, now.timestamp(), name),
+            )
+            cursor = self._first_due(schedule, now) if d.enabled and not self.paused else None
+            self.store.execute("UPDATE job_state SET next_run_at = ?, backoff_until = NULL WHERE name = ?",
+                               (cursor, name))
+            old = d.schedule + (f" {d.timezone}" if d.timezone else "")
+            new = schedule.spec + (f" {schedule.timezone}" if schedule.timezone else "")
+            self._audit("retime", name, old, new, source)
+        self._apply_changes()
+        return self.job(name)
+
+    def pause_all(self, source: str = "api") -> None:
+        """Stop every job from firing; each job's own enabled flag is kept."""
+        with self.store.atomic():
+            was = self.paused
+            self.store.set_setting("paused", "1")
+            self.store.execute("UPDATE job_state SET next_run_at = NULL")
+            self._audit("pause_all", None, was, True, source)
+        self._apply_changes()
+
+    def resume_all(self, source: str = "api") -> None:
+        """Schedule again exactly the jobs that are enabled, from now."""
+        now = self.clock()
+        with self.store.atomic():
+            was = self.paused
+            self.store.set_setting("paused", "0")
+            for d in self._definitions().values():
+                cursor = self._first_due(d.parsed(), now) if d.enabled else None
+                self.store.execute("UPDATE job_state SET next_run_at = ? WHERE name = ?", (cursor, d.name))
+            self._audit("resume_all", None, was, False, source)
+        self._apply_changes()
+
+    def run_now(self, name: str, source: str = "api") -> None:
+        """Start job ``name`` in the background now; the schedule is not shifted.
+
+        If it is already running the run is recorded as skipped, with the reason."""
+        self._definition(name)
+        with self.store.atomic():
+            self._audit("run_now", name, None, None, source)
+        if self.started:
+            try:
+                self._scheduler.add_job(self._execute, args=(name, "manual"), id=f"{name}:manual:{uuid.uuid4().hex}")
+                return
+            except Exception:  # scheduler shutting down: run on a plain thread instead
+                pass
+        threading.Thread(target=self._execute, args=(name, "manual"), daemon=True).start()
+
+    def run_job(self, name: str, reason: str = "manual") -> RunInfo:
+        """Run job ``name`` in the calling thread and return its run record."""
+        self._definition(name)
+        return self._execute(name, reason)
+
+    # -- reading ---------------------------------------------------------------
+
+    def job(self, name: str) -> JobInfo:
+        for info in self.jobs():
+            if info.name == name:
+                return info
+        raise EngineError(f"unknown job {name!r}")
+
+    def jobs(self) -> list[JobInfo]:
+        now = self.clock().timestamp()
+        paused = self.paused
+        rows = self.store.execute(
+            "SELECT d.name, d.kind, d.enabled, d.schedule, d.timezone, d.jitter_s, d.config,"
+            " s.next_run_at, s.last_run_at, s.last_status, s.last_duration_ms, s.runs, s.errors,"
+            " s.consecutive_failures, s.backoff_until, s.totals, s.lease_owner, s.lease_expires_at"
+            " FROM job_definition d LEFT JOIN job_state s ON s.name = d.name ORDER BY d.name"
+        ).fetchall()
+        out = []
+        for r in rows:
+            d = _Definition(*r[:7])
+            try:
+                text = d.parsed().describe()
+            except ScheduleError:
+                text = f"invalid schedule {d.schedule!r}"
+            kind = KINDS.get(d.kind)
+            out.append(JobInfo(
+                name=d.name, kind=d.kind, enabled=bool(d.enabled), schedule=d.schedule, schedule_text=text,
+                timezone=d.timezone, jitter_s=d.jitter_s,
+                next_run=from_ts(r[7]) if d.enabled and not paused else None,
+                last_run=from_ts(r[8]), last_status=r[9], last_duration_ms=r[10], runs=r[11] or 0,
+                errors=r[12] or 0, consecutive_failures=r[13] or 0,
+                backoff_until=from_ts(r[14]) if r[14] and r[14] > now else None,
+                running=bool(r[16]) and (r[17] or 0) >= now, paused=paused,
+                totals=json.loads(r[15] or "{}"), config=self._effective_config(d),
+                summary=kind.summary if kind else f"unknown kind {d.kind!r}",
+            ))
+        return out
+
+    def _effective_config(self, d: _Definition) -> dict:
+        try:
+            cfg = self._job_config(d)
+        except (ConfigError, EngineError):
+            return {}
+        return dict(vars(cfg))
+
+    def _job_config(self, d: _Definition):
+        if d.kind not in KINDS:
+            raise EngineError(f"job {d.name!r} has kind {d.kind!r}, which this memtui does not know")
+        params = {**self.config.job_params(d.name), **json.loads(d.config or "{}")}
+        return config_for(d.name, params) if d.name in DEFAULT_JOBS else KINDS[d.kind].config(**params)
+
+    def history(self, name: str | None = None, limit: int = 50, before_id: int | None = None) -> list[RunInfo]:
+        """Runs newest first, optionally of one job and older than ``before_id`` (for paging)."""
+        if name is not None:
+            self._definition(name)
+        clauses, params = [], []
+        if name is not None:
+            clauses.append("job = ?")
+            params.append(name)
+        if before_id is not None:
+            clauses.append("id < ?")
+            params.append(before_id)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self.store.execute(
+            "SELECT id, job, reason, scheduled_for, started_at, finished_at, duration_ms, status, result,"
+            f" error, traceback, owner FROM run {where} ORDER BY id DESC LIMIT ?", (*params, limit)
+        ).fetchall()
+        return [self._run_info(r) for r in rows]
+
+    def run(self, run_id: int) -> RunInfo | None:
+        row = self.store.execute(
+            "SELECT id, job, reason, scheduled_for, started_at, finished_at, duration_ms, status, result,"
+            " error, traceback, owner FROM run WHERE id = ?", (run_id,)
+        ).fetchone()
+        return self._run_info(row) if row else None
+
+    @staticmethod
+    def _run_info(r) -> RunInfo:
+        return RunInfo(
+            id=r[0], job=r[1], reason=r[2], scheduled_for=from_ts(r[3]), started=from_ts(r[4]),
+            finished=from_ts(r[5]), duration_ms=r[6], status=r[7],
+            result=json.loads(r[8]) if r[8] else None, error=r[9], traceback=r[10], owner=r[11],
+        )
+
+    def audit_log(self, limit: int = 50) -> list[AuditEntry]:
+        rows = self.store.execute(
+            "SELECT at, action, job, old_value, new_value, source FROM audit_log ORDER BY id DESC LIMIT ?", (limit,)
+        ).fetchall()
+        return [AuditEntry(from_ts(r[0]), *r[1:]) for r in rows]
+
+    # -- the agent's side --------------------------------------------------------
+
+    def remember(self, content: str, **fields) -> int:
+        """Add a pending memory (see engine.memory.remember for the fields); returns its id."""
+        return memory.remember(self.store, self.clock(), content, **fields)
+
+    def record_access(self, memory_id: int) -> str:
+        return memory.record_access(self.store, self.clock(), memory_id)
+
+    def reinforce(self, long_term_id: int) -> None:
+        memory.reinforce(self.store, self.clock(), long_term_id)
+
+    def promotion_stats(self, recent: int = 20) -> memory.PromotionStats:
+        return memory.promotion_stats(self.store, recent)
+
+    # -- syncing with the database ----------------------------------------------
+
+    def _sync_loop(self) -> None:
+        while not self._stop.wait(self.config.engine.poll_interval_s):
+            try:
+                self.sync()
+            except Exception:
+                log.exception("sync with the database failed; retrying")
+
+    def sync(self) -> None:
+        """Adopt definition and cursor changes from any process, renew leases, recover dead runs."""
+        self._renew_leases()
+        self.recover_interrupted()
+        self._apply_changes()
+
+    def _apply_changes(self) -> None:
+        """Make alarms match the stored definitions and cursors; publish what changed."""
+        definitions = self._definitions()
+        states = {r[0]: r[1:] for r in self.store.execute(
+            "SELECT name, next_run_at, runs, last_status, last_run_at, lease_owner, consecutive_failures"
+            " FROM job_state")}
+        paused = self.paused
+        changed, state_changed = [], []
+        with self._lock:
+            if paused != self._seen_paused and self._seen_paused is not None:
+                self._publish("paused" if paused else "resumed")
+            self._seen_paused = paused
+            for name, d in definitions.items():
+                state = states.get(name, (None,) * 6)
+                key = (d, paused)
+                previous = self._seen.get(name)
+                if previous is None or previous[0] != key:
+                    changed.append(name)
+                elif previous[1] != state:
+                    state_changed.append(name)
+                self._seen[name] = (key, state)
+                if self.started:
+                    self._set_alarm(name, state[0] if d.enabled and not paused and d.kind in KINDS else None)
+        for name in changed:
+            self._publish("job_changed", name)
+        for name in state_changed:
+            self._publish("state_changed", name)
+
+    def _set_alarm(self, name: str, due_ts: float | None) -> None:
+        """Point job ``name``'s APScheduler alarm at ``due_ts`` (None: no alarm). Holds _lock."""
+        current = self._alarms.get(name)
+        if current is not None and current[1] == due_ts:
+            return
+        if current is not None:
+            try:
+                self._scheduler.remove_job(current[0])
+            except JobLookupError:
+                pass  # already fired
+            del self._alarms[name]
+        if due_ts is None or self._stop.is_set():
+            return
+        wall = datetime.now(UTC) + (from_ts(due_ts) - self.clock())
+        alarm_id = f"{name}@{due_ts}"
+        try:
+            self._scheduler.add_job(self._fire, DateTrigger(run_date=wall), args=(name, due_ts),
+                                    id=alarm_id, replace_existing=True)
+        except Exception:
+            if not self._stop.is_set():
+                raise
+            return
+        self._alarms[name] = (alarm_id, due_ts)
+
+    def _fire(self, name: str, due_ts: float) -> None:
+        """An alarm went off: claim this due time, record a miss if late, run."""
+        if self._stop.is_set():
+            return
+        with self._lock:
+            if self._alarms.get(name, (None, None))[1] == due_ts:
+                del self._alarms[name]
+        now = self.clock()
+        try:
+            d = self._definition(name)
+            schedule = d.parsed()
+        except (EngineError, ScheduleError):
+            log.exception("cannot fire %s", name)
+            return
+        backoff = self.store.execute("SELECT backoff_until FROM job_state WHERE name = ?", (name,)).fetchone()
+        following = schedule.next_after(now, anchor=from_ts(due_ts))
+        next_ts = following.timestamp() if following else None
+        if backoff and backoff[0] and next_ts is not None:
+            next_ts = max(next_ts, backoff[0])
+        with self.store.atomic():
+            claimed = self.store.execute(
+                "UPDATE job_state SET next_run_at = ? WHERE name = ? AND next_run_at = ?", (next_ts, name, due_ts)
+            ).rowcount == 1
+        self._apply_changes()  # set the next alarm (ours, or whatever another process stored)
+        if not claimed:
+            return  # another engine ran this due time, or the job was changed meanwhile
+        due = from_ts(due_ts)
+        late_s = (now - due).total_seconds()
+        reason = "scheduled"
+        if late_s > self.config.engine.misfire_grace_s:
+            self._record_missed(name, due, now, schedule.count_between(due, now))
+            reason = "catch-up"
+        self._execute(name, reason, scheduled_for=due)
+
+    def _record_missed(self, name: str, due: datetime, now: datetime, count: int) -> None:
+        result = {"missed": count, "first_missed": due.isoformat()}
+        with self.store.atomic():
+            run_id = self.store.execute(
+                "INSERT INTO run (job, reason, scheduled_for, started_at, finished_at, duration_ms, status, result,"
+                " error, owner) VALUES (?, 'scheduled', ?, ?, ?, 0, 'missed', ?, ?, ?)",
+                (name, due.timestamp(), now.timestamp(), now.timestamp(), json.dumps(result),
+                 f"{count} run(s) missed since {due.isoformat(timespec='seconds')}; one catch-up run follows",
+                 self.owner),
+            ).lastrowid
+        self._publish("run_finished", name, self.run(run_id))
+
+    # -- leases ----------------------------------------------------------------
+
+    def _renew_leases(self) -> None:
+        with self._lock:
+            mine = list(self._running)
+        if not mine:
+            return
+        expires = self.clock().timestamp() + self.config.engine.lease_ttl_s
+        with self.store.atomic():
+            self.store.execute(
+                f"UPDATE job_state SET lease_expires_at = ? WHERE lease_owner = ? AND lease_run_id IN"
+                f" ({','.join('?' * len(mine))})", (expires, self.owner, *mine),
+            )
+
+    def recover_interrupted(self) -> int:
+        """Mark runs left ``running`` by a dead process as interrupted and free their leases."""
+        now = self.clock().timestamp()
+        host = socket.gethostname()
+        rows = self.store.execute(
+            "SELECT r.id, r.job, r.owner, s.lease_owner, s.lease_run_id, s.lease_expires_at FROM run r"
+            " LEFT JOIN job_state s ON s.name = r.job WHERE r.status = 'running'"
+        ).fetchall()
+        count = 0
+        for run_id, job, owner, lease_owner, lease_run_id, lease_expires in rows:
+            with self._lock:
+                if run_id in self._running:
+                    continue
+            holds_lease = lease_owner == owner and lease_run_id == run_id
+            owner_host, _, rest = owner.partition(":")
+            pid = rest.partition(":")[0]
+            dead_here = owner_host == host and pid.isdigit() and not _pid_alive(int(pid))
+            expired = holds_lease and (lease_expires or 0) < now
+            if not holds_lease or dead_here or expired:
+                self._interrupt(run_id, job, "the process running it stopped before it finished")
+                count += 1
+        return count
+
+    def _interrupt(self, run_id: int, job: str, why: str) -> None:
+        now = self.clock().timestamp()
+        with self.store.atomic():
+            cursor = self.store.execute(
+                "UPDATE run SET status = 'interrupted', finished_at = ?, error = ?,"
+                " duration_ms = CAST((? - started_at) * 1000 AS INTEGER) WHERE id = ? AND status = 'running'",
+                (now, why, now, run_id),
+            )
+            self.store.execute(
+                "UPDATE job_state SET lease_owner = NULL, lease_run_id = NULL, lease_expires_at = NULL,"
+                " last_status = 'interrupted' WHERE name = ? AND lease_run_id = ?", (job, run_id),
+            )
+        with self._idle:
+            self._running.pop(run_id, None)
+            self._idle.notify_all()
+        if cursor.rowcount:
+            self._publish("run_finished", job, self.run(run_id))
+
+    # -- executing -------------------------------------------------------------
+
+    def _execute(self, name: str, reason: str, scheduled_for: datetime | None = None) -> RunInfo:
+        """Run job ``name`` once under its lease and record everything about it."""
+        started = self.clock()
+        run_id, holder = self._begin_run(name, reason, scheduled_for, started)
+        if holder is not None:
+            info = self.run(run_id)
+            self._publish("run_finished", name, info)
+            return info
+        self._publish("run_started", name, self.run(run_id))
+        heartbeat = None if self.started else self._start_heartbeat()
+        status, result, error, trace = "success", {}, None, None
+        t0 = time.perf_counter()
+        try:
+            d = self._definition(name)
+            kind = KINDS.get(d.kind)
+            cfg = self._job_config(d)
+            ctx = JobContext(store=self.store, clock=self.clock, config=cfg, job=name, run_id=run_id,
+                             llm=self.config.llm, log=logging.getLogger(f"memtui.jobs.{name}"))
+            result = kind.run(ctx) or {}
+        except SkipRun as skip:
+            status, result, error = "skipped", skip.result, skip.reason
+        except Exception as exc:
+            status, error, trace = "failed", _one_line(exc), tb.format_exc()
+        duration_ms = int((time.perf_counter() - t0) * 1000)
+        if heartbeat is not None:
+            heartbeat.set()
+        self._finish_run(name, run_id, status, result, error, trace, duration_ms)
+        info = self.run(run_id)
+        self._publish("run_finished", name, info)
+        return info
+
+    def _begin_run(self, name: str, reason: str, scheduled_for: datetime | None, now: datetime):
+        """Take the lease and insert the run row; returns (run id, holder) — holder set when busy."""
+        ts = now.timestamp()
+        scheduled_ts = scheduled_for.timestamp() if scheduled_for else None
+        with self.store.atomic():
+            taken = self.store.execute(
+                "UPDATE job_state SET lease_owner = ?, lease_expires_at = ? WHERE name = ?"
+                " AND (lease_owner IS NULL OR lease_expires_at < ?)",
+                (self.owner, ts + self.config.engine.lease_ttl_s, name, ts),
+            ).rowcount == 1
+            if taken:
+                run_id = self.store.execute(
+                    "INSERT INTO run (job, reason, scheduled_for, started_at, status, owner)"
+                    " VALUES (?, ?, ?, ?, 'running', ?)", (name, reason, scheduled_ts, ts, self.owner),
+                ).lastrowid
+                self.store.execute("UPDATE job_state SET lease_run_id = ? WHERE name = ?", (run_id, name))
+                with self._lock:
+                    self._running[run_id] = name
+                return run_id, None
+            owner, since = self.store.execute(
+                "SELECT s.lease_owner, r.started_at FROM job_state s LEFT JOIN run r ON r.id = s.lease_run_id"
+                " WHERE s.name = ?", (name,)
+            ).fetchone()
+            where = "in this process" if owner == self.owner else f"in {owner}"
+            since_text = f" since {from_ts(since).isoformat(timespec='seconds')}" if since else ""
+            error = f"already running {where}{since_text}"
+            run_id = self.store.execute(
+                "INSERT INTO run (job, reason, scheduled_for, started_at, finished_at, duration_ms, status,"
+                " result, error, owner) VALUES (?, ?, ?, ?, ?, 0, 'skipped', ?, ?, ?)",
+                (name, reason, scheduled_ts, ts, ts, json.dumps({"busy": True, "holder": owner}), error,
+                 self.owner),
+            ).lastrowid
+            self.store.execute("UPDATE job_state SET runs = runs + 1, last_run_at = ?, last_status = 'skipped',"
+                               " last_duration_ms = 0 WHERE name = ?", (ts, name))
+            return run_id, owner
+
+    def _finish_run(self, name, run_id, status, result, error, trace, duration_ms) -> None:
+        now = self.clock()
+        ts = now.timestamp()
+        counters = KINDS[self._definition(name).kind].counters if status == "success" else ()
+        with self.store.atomic():
+            finished = self.store.execute(
+                "UPDATE run SET finished_at = ?, duration_ms = ?, status = ?, result = ?, error = ?, traceback = ?"
+                " WHERE id = ? AND status = 'running'",
+                (ts, duration_ms, status, json.dumps(result, default=str), error, trace, run_id),
+            ).rowcount == 1
+            if finished:
+                row = self.store.execute("SELECT consecutive_failures, totals FROM job_state WHERE name = ?",
+                                         (name,)).fetchone()
+                failures = row[0] + 1 if status == "failed" else 0
+                totals = json.loads(row[1] or "{}")
+                for key in counters:
+                    if isinstance(result.get(key), (int, float)):
+                        totals[key] = totals.get(key, 0) + result[key]
+                backoff = None
+                if failures:
+                    delay = min(self.config.engine.backoff_base_s * 2 ** (failures - 1),
+                                self.config.engine.backoff_cap_s)
+                    backoff = ts + delay
+                self.store.execute(
+                    "UPDATE job_state SET runs = runs + 1, errors = errors + ?, last_run_at = ?, last_status = ?,"
+                    " last_duration_ms = ?, consecutive_failures = ?, backoff_until = ?, totals = ?,"
+                    " next_run_at = CASE WHEN ? IS NOT NULL AND next_run_at IS NOT NULL"
+                    "   THEN MAX(next_run_at, ?) ELSE next_run_at END"
+                    " WHERE name = ?",
+                    (status == "failed", ts, status, duration_ms, failures, backoff,
+                     json.dumps(totals, sort_keys=True), backoff, backoff, name),
+                )
+            self.store.execute(
+                "UPDATE job_state SET lease_owner = NULL, lease_run_id = NULL, lease_expires_at = NULL"
+                " WHERE name = ? AND lease_owner = ? AND lease_run_id = ?", (name, self.owner, run_id),
+            )
+        with self._idle:
+            self._running.pop(run_id, None)
+            self._idle.notify_all()
+        if self.started:
+            self._apply_changes()
+
+    def _start_heartbeat(self) -> threading.Event:
+        """Renew this engine's leases while a run goes on without the sync loop (CLI runs)."""
+        done = threading.Event()
+        period = self.config.engine.lease_ttl_s / 3
+
+        def beat() -> None:
+            while not done.wait(period):
+                try:
+                    self._renew_leases()
+                except Exception:
+                    log.exception("lease renewal failed")
+
+        threading.Thread(target=beat, name="memtui-lease", daemon=True).start()
+        return done
+
+
+def open_engine(db_path: str | Path, config: Config | None = None, clock: Clock = system_clock) -> Engine:
+    return Engine(Store.open(db_path), config, clock)

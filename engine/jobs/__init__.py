@@ -1,0 +1,33 @@
+"""The job registry: every job kind by name, and the jobs seeded on first start.
+
+Adding a kind: write its module here, then add it to ``KINDS`` and, if it should
+exist by default, to ``DEFAULT_JOBS``.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from engine.config import ConfigError, build
+from engine.jobs import compact
+from engine.jobs.base import JobContext, JobKind, JobSpec, SkipRun
+
+KINDS: dict[str, JobKind] = {kind.name: kind for kind in (compact.KIND,)}
+
+DEFAULT_JOBS: dict[str, JobSpec] = {
+    spec.name: spec
+    for spec in (
+        JobSpec("compact", "compact", "0 4 * * 0"),
+    )
+}
+
+
+def config_for(name: str, params: Mapping[str, Any], where: str | None = None):
+    """The typed config of job ``name``: its seeded params overlaid with ``params``."""
+    spec = DEFAULT_JOBS.get(name)
+    if spec is None:
+        raise ConfigError(f"unknown job {name!r}")
+    merged = {**spec.params, **params}
+    return build(KINDS[spec.kind].config, merged, where or f"[jobs.{name}]")
+
+
+__all__ = ["KINDS", "DEFAULT_JOBS", "JobContext", "JobKind", "JobSpec", "SkipRun", "config_for"]

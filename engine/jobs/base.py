@@ -1,0 +1,75 @@
+"""What a job kind is: its typed config, its run function, and the context a run gets.
+
+A job kind is one module under engine/jobs/ that defines ``KIND = JobKind(...)``.
+``run(ctx)`` does the work and returns a small JSON-able dict (the run's result,
+whose numbers the engine also adds up into per-job totals), or raises
+``SkipRun`` to record the run as skipped with a reason. Any other exception
+fails the run; the engine records its message and traceback.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable
+
+from engine.clock import Clock
+from models import Store
+
+
+class SkipRun(Exception):
+    """Raised by a job that decided not to work this time (a gate said no)."""
+
+    def __init__(self, reason: str, result: dict | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.result = result or {}
+
+
+@dataclass
+class JobContext:
+    store: Store
+    clock: Clock
+    config: Any
+    job: str
+    run_id: int | None = None
+    dry_run: bool = False
+    llm: Any = None
+    log: logging.Logger = field(default_factory=lambda: logging.getLogger("memtui.jobs"))
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    def load_checkpoint(self) -> dict:
+        row = self.store.execute("SELECT value FROM job_checkpoint WHERE job = ?", (self.job,)).fetchone()
+        return json.loads(row[0]) if row else {}
+
+    def save_checkpoint(self, value: dict) -> None:
+        """Write the checkpoint; call inside the transaction that did the work it records."""
+        self.store.execute(
+            "INSERT INTO job_checkpoint (job, value, updated_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (job) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            (self.job, json.dumps(value, sort_keys=True), self.clock().timestamp()),
+        )
+
+
+@dataclass(frozen=True)
+class JobKind:
+    name: str
+    run: Callable[[JobContext], dict]
+    config: type
+    summary: str
+    counters: tuple[str, ...] = ()  # result keys the engine adds up into the job's totals
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """A job as seeded on first start: its name, its kind and default schedule."""
+
+    name: str
+    kind: str
+    schedule: str
+    jitter_s: int = 0
+    params: dict = field(default_factory=dict)
+    enabled: bool = True

@@ -1,0 +1,102 @@
+"""Plain dataclasses the engine hands out: jobs, runs, events, stats.
+
+Callers (the CLI, the dashboard, an agent) never see ORM rows, so nothing
+outside the engine can lazily touch the database from the wrong thread.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+RUN_STATUSES = ("running", "success", "failed", "skipped", "missed", "interrupted")
+RUN_REASONS = ("scheduled", "manual", "catch-up")
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    name: str
+    kind: str
+    enabled: bool
+    schedule: str
+    schedule_text: str
+    timezone: str | None
+    jitter_s: int
+    next_run: datetime | None
+    last_run: datetime | None
+    last_status: str | None
+    last_duration_ms: int | None
+    runs: int
+    errors: int
+    consecutive_failures: int
+    backoff_until: datetime | None
+    running: bool
+    paused: bool
+    totals: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    summary: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        iso = lambda d: d.isoformat() if d else None  # noqa: E731
+        return {
+            "name": self.name, "kind": self.kind, "enabled": self.enabled,
+            "schedule": self.schedule, "schedule_text": self.schedule_text,
+            "timezone": self.timezone, "jitter_s": self.jitter_s,
+            "next_run": iso(self.next_run), "last_run": iso(self.last_run),
+            "last_status": self.last_status, "last_duration_ms": self.last_duration_ms,
+            "runs": self.runs, "errors": self.errors,
+            "consecutive_failures": self.consecutive_failures,
+            "backoff_until": iso(self.backoff_until), "running": self.running,
+            "paused": self.paused, "totals": self.totals, "config": self.config,
+        }
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    id: int
+    job: str
+    reason: str
+    scheduled_for: datetime | None
+    started: datetime
+    finished: datetime | None
+    duration_ms: int | None
+    status: str
+    result: dict[str, Any] | None
+    error: str | None
+    traceback: str | None
+    owner: str
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "success"
+
+    def to_json(self) -> dict[str, Any]:
+        iso = lambda d: d.isoformat() if d else None  # noqa: E731
+        return {
+            "id": self.id, "job": self.job, "reason": self.reason,
+            "scheduled_for": iso(self.scheduled_for), "started": iso(self.started),
+            "finished": iso(self.finished), "duration_ms": self.duration_ms,
+            "status": self.status, "result": self.result, "error": self.error,
+            "traceback": self.traceback,
+        }
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something the engine did. ``kind`` is one of run_started, run_finished,
+    job_changed, paused, resumed, state_changed (another process changed the store)."""
+
+    kind: str
+    job: str | None = None
+    run: RunInfo | None = None
+    at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    at: datetime
+    action: str
+    job: str | None
+    old_value: str | None
+    new_value: str | None
+    source: str

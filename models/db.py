@@ -1,0 +1,132 @@
+"""Opening the memtui database: file checks, pragmas, migrations, bound models.
+
+``Store.open(path)`` is the only way in. It refuses a file that is not SQLite
+or whose schema is newer than this version knows, before writing a byte to it;
+it creates a new file owner-only (SQLite gives the -wal and -shm files the same
+mode); and every connection gets WAL, a busy timeout, foreign keys and
+synchronous=NORMAL. Write transactions begin IMMEDIATE, so a writer waits for
+the lock up front instead of failing with "database is locked" half-way.
+"""
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+from peewee import DatabaseError, OperationalError, SqliteDatabase
+from playhouse.migrations import Runner
+
+from models import schema
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+SQLITE_HEADER = b"SQLite format 3\x00"
+BUSY_TIMEOUT_S = 30.0
+PRAGMAS = {
+    "journal_mode": "wal",
+    "foreign_keys": 1,
+    "synchronous": "normal",
+    "busy_timeout": int(BUSY_TIMEOUT_S * 1000),
+}
+
+
+class StoreError(Exception):
+    """A database that cannot be used; the message is one line for the user."""
+
+
+def _check_path(path: Path) -> bool:
+    """Validate ``path`` without writing; return True when the file must be created."""
+    if path.is_dir():
+        raise StoreError(f"{path}: is a directory, not a database file")
+    if not path.exists():
+        return True
+    try:
+        with path.open("rb") as fh:
+            header = fh.read(len(SQLITE_HEADER))
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot read ({exc.strerror})") from None
+    if header and header != SQLITE_HEADER:
+        raise StoreError(f"{path}: not a SQLite database (left untouched)")
+    return False
+
+
+def _create_owner_only(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.close(fd)
+    except FileExistsError:
+        pass  # another process created it between our check and now
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot create database ({exc.strerror})") from None
+
+
+class Store:
+    """One open memtui database and its models bound to it."""
+
+    def __init__(self, path: Path, db: SqliteDatabase):
+        self.path = path
+        self.db = db
+        self.m = schema.bind(db)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, *, migrate: bool = True) -> "Store":
+        path = Path(path).expanduser()
+        if _check_path(path):
+            _create_owner_only(path)
+        db = SqliteDatabase(
+            str(path), pragmas=PRAGMAS, timeout=BUSY_TIMEOUT_S, lock_type="IMMEDIATE",
+            check_same_thread=False,
+        )
+        try:
+            db.connect()
+            # A read first: a corrupt file fails here, before any pragma writes.
+            db.execute_sql("SELECT count(*) FROM sqlite_master").fetchone()
+            if migrate:
+                _migrate(db, path)
+        except (DatabaseError, OperationalError, sqlite3.DatabaseError) as exc:
+            db.close()
+            raise StoreError(f"{path}: {_one_line(exc)}") from None
+        except StoreError:
+            db.close()
+            raise
+        return cls(path, db)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def atomic(self):
+        """One write transaction (BEGIN IMMEDIATE), committed whole or rolled back."""
+        return self.db.atomic()
+
+    def execute(self, sql: str, params=()):
+        return self.db.execute_sql(sql, params)
+
+    def setting(self, key: str, default: str | None = None) -> str | None:
+        row = self.execute("SELECT value FROM setting WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def set_setting(self, key: str, value: str) -> None:
+        self.execute(
+            "INSERT INTO setting (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+
+def _migrate(db: SqliteDatabase, path: Path) -> None:
+    runner = Runner(db, directory=str(MIGRATIONS_DIR))
+    with db.atomic():  # IMMEDIATE: two processes opening a new file migrate it once
+        status = runner.status()
+        unknown = [m.name for m in status if m.path is None]
+        if unknown:
+            raise StoreError(
+                f"{path}: schema is newer than this memtui knows "
+                f"(migration {unknown[-1]}); upgrade memtui (left untouched)"
+            )
+        if any(m.applied is None for m in status):
+            runner.up()
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

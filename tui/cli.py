@@ -1,0 +1,276 @@
+"""The ``memtui`` command line: the dashboard, headless mode, and job commands.
+
+Talks to the engine only through its public API. Textual is imported only when
+the dashboard opens, so ``memtui --no-ui`` and every subcommand stay light.
+Every user error is one line on stderr and exit status 2; a job that fails is
+exit status 1.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from datetime import datetime, timezone
+from typing import Sequence
+
+from engine import Config, ConfigError, Engine, EngineError, JobInfo, RunInfo, ScheduleError, load_config
+from engine.config import resolve_db_path
+from models import Store, StoreError
+
+try:
+    from importlib.metadata import version as _pkg_version
+
+    VERSION = _pkg_version("memtui")
+except Exception:  # running from a source tree that was never installed
+    VERSION = "0.1.0"
+
+
+class UsageError(Exception):
+    """Bad command-line input; printed as one line, exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line instead of argparse's usage dump
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+# -- formatting ---------------------------------------------------------------
+
+def fmt_time(when: datetime | None) -> str:
+    return when.astimezone().strftime("%Y-%m-%d %H:%M:%S") if when else "-"
+
+
+def fmt_delta(seconds: float) -> str:
+    seconds = int(abs(seconds))
+    for size, unit in ((86400, "d"), (3600, "h"), (60, "min")):
+        if seconds >= size:
+            rest = seconds % size
+            sub = {86400: 3600, 3600: 60, 60: 1}[size]
+            sub_unit = {86400: "h", 3600: "min", 60: "s"}[size]
+            return f"{seconds // size}{unit}" + (f" {rest // sub}{sub_unit}" if rest // sub else "")
+    return f"{seconds}s"
+
+
+def fmt_result(result: dict | None, limit: int = 60) -> str:
+    if not result:
+        return ""
+    text = " ".join(f"{k}={v}" for k, v in result.items() if not isinstance(v, (dict, list)))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def format_run_line(run: RunInfo) -> str:
+    """One readable line per run, for headless logs and ``memtui run``."""
+    parts = [run.job, run.status]
+    if run.reason != "scheduled":
+        parts.append(f"({run.reason})")
+    if run.duration_ms is not None:
+        parts.append(f"{run.duration_ms} ms")
+    detail = run.error if run.status != "success" and run.error else fmt_result(run.result)
+    if detail:
+        parts.append("— " + detail)
+    return " ".join(parts)
+
+
+def _table(headers: Sequence[str], rows: list[Sequence[str]]) -> str:
+    widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows)]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in [headers, *rows]]
+    return "\n".join(lines)
+
+
+def jobs_table(jobs: list[JobInfo], now: datetime) -> str:
+    rows = []
+    for j in jobs:
+        left = fmt_delta((j.next_run - now).total_seconds()) if j.next_run else "-"
+        state = "yes" if j.enabled else "no"
+        if j.paused:
+            state += " (paused)"
+        status = j.last_status or "-"
+        if j.running:
+            status = "running"
+        if j.backoff_until:
+            status += f" (backoff {fmt_delta((j.backoff_until - now).total_seconds())})"
+        rows.append([j.name, state, j.schedule_text, fmt_time(j.next_run), left, fmt_time(j.last_run),
+                     status, str(j.runs), str(j.errors)])
+    return _table(["NAME", "ENABLED", "SCHEDULE", "NEXT", "LEFT", "LAST", "STATUS", "RUNS", "ERRORS"], rows)
+
+
+def history_table(runs: list[RunInfo]) -> str:
+    rows = [[str(r.id), r.job, r.status, r.reason, fmt_time(r.started),
+             f"{r.duration_ms} ms" if r.duration_ms is not None else "-",
+             (r.error if r.status != "success" and r.error else fmt_result(r.result, 50)) or ""]
+            for r in runs]
+    return _table(["ID", "JOB", "STATUS", "REASON", "STARTED", "DURATION", "RESULT"], rows)
+
+
+# -- argument parsing -----------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _Parser(add_help=False)
+    common.add_argument("--db", metavar="PATH", default=argparse.SUPPRESS,
+                        help="database file (default: $MEMTUI_DB or memtui.db in the user data dir)")
+    common.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
+                        help="config file (default: $MEMTUI_CONFIG or config.toml in the user config dir)")
+    parser = _Parser(prog="memtui", parents=[common],
+                     description="Keep an AI agent's memory healthy: scheduled memory jobs and a live dashboard.")
+    parser.add_argument("--version", action="version", version=f"memtui {VERSION}")
+    parser.add_argument("--no-ui", action="store_true", help="run the engine headless (a service)")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+
+    p = sub.add_parser("jobs", parents=[common], help="list jobs and their state")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p = sub.add_parser("run", parents=[common], help="run one job now, in this process")
+    p.add_argument("name")
+    p.add_argument("--json", action="store_true", help="print the run as JSON")
+    for verb in ("enable", "disable"):
+        p = sub.add_parser(verb, parents=[common], help=f"{verb} a job")
+        p.add_argument("name")
+    p = sub.add_parser("retime", parents=[common], help="give a job a new schedule")
+    p.add_argument("name")
+    p.add_argument("spec", help="interval (30s, 5m, 1h30m) or 5-field cron expression")
+    p.add_argument("--tz", metavar="ZONE", help="IANA time zone for cron schedules (default: keep)")
+    p = sub.add_parser("history", parents=[common], help="recent runs, newest first")
+    p.add_argument("name", nargs="?")
+    p.add_argument("--limit", type=_positive_int, default=20)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    sub.add_parser("pause", parents=[common], help="pause every job (each job's enabled flag is kept)")
+    sub.add_parser("resume", parents=[common], help="resume the jobs that are enabled")
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
+    return value
+
+
+# -- commands -------------------------------------------------------------------
+
+def _open_engine(args) -> Engine:
+    config = load_config(getattr(args, "config", None))
+    store = Store.open(resolve_db_path(getattr(args, "db", None)))
+    return Engine(store, config)
+
+
+def cmd_jobs(engine: Engine, args) -> int:
+    jobs = engine.jobs()
+    if args.json:
+        print(json.dumps([j.to_json() for j in jobs], indent=2))
+    else:
+        print(jobs_table(jobs, engine.clock()))
+    return 0
+
+
+def cmd_run(engine: Engine, args) -> int:
+    run = engine.run_job(args.name)
+    if args.json:
+        print(json.dumps(run.to_json(), indent=2))
+    else:
+        print(format_run_line(run))
+    if run.status == "skipped" and (run.result or {}).get("busy"):
+        if args.json:
+            print(f"memtui: {args.name} is {run.error}", file=sys.stderr)
+        return 1
+    return 1 if run.status == "failed" else 0
+
+
+def cmd_toggle(engine: Engine, args) -> int:
+    job = engine.enable(args.name, "cli") if args.command == "enable" else engine.disable(args.name, "cli")
+    print(jobs_table([job], engine.clock()))
+    return 0
+
+
+def cmd_retime(engine: Engine, args) -> int:
+    job = engine.retime(args.name, args.spec, args.tz, source="cli")
+    print(jobs_table([job], engine.clock()))
+    return 0
+
+
+def cmd_history(engine: Engine, args) -> int:
+    runs = engine.history(args.name, args.limit)
+    if args.json:
+        print(json.dumps([r.to_json() for r in runs], indent=2))
+    else:
+        print(history_table(runs) if runs else "no runs yet")
+    return 0
+
+
+def cmd_pause(engine: Engine, args) -> int:
+    (engine.pause_all if args.command == "pause" else engine.resume_all)("cli")
+    print(jobs_table(engine.jobs(), engine.clock()))
+    return 0
+
+
+COMMANDS = {
+    "jobs": cmd_jobs, "run": cmd_run, "enable": cmd_toggle, "disable": cmd_toggle,
+    "retime": cmd_retime, "history": cmd_history, "pause": cmd_pause, "resume": cmd_pause,
+}
+
+
+def run_headless(engine: Engine, stop: threading.Event | None = None) -> int:
+    """Run the engine until SIGINT/SIGTERM; one log line per run on stderr."""
+    stop = stop or threading.Event()
+    logger = logging.getLogger("memtui")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+    def on_event(event) -> None:
+        if event.kind == "run_finished" and event.run is not None:
+            logger.info(format_run_line(event.run))
+        elif event.kind in ("paused", "resumed"):
+            logger.info("all jobs %s", event.kind)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    engine.subscribe(on_event)
+    engine.start()
+    enabled = [j.name for j in engine.jobs() if j.enabled]
+    logger.info("engine running on %s: %d jobs enabled (%s)%s", engine.store.path, len(enabled),
+                ", ".join(enabled), " — paused" if engine.paused else "")
+    while not stop.wait(0.5):
+        pass
+    running = engine.running_jobs()
+    timeout = engine.config.engine.stop_timeout_s
+    if running:
+        logger.info("stopping: waiting up to %g s for %s", timeout, ", ".join(running))
+    clean = engine.stop(timeout)
+    logger.info("stopped" if clean else "stopped; unfinished runs were marked interrupted")
+    handler.flush()
+    if not clean:
+        sys.stderr.flush()
+        os._exit(0)  # job threads still running cannot be joined; their runs are already recorded
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command is None and not args.no_ui:
+            from tui.app import run_dashboard  # imports Textual only here
+
+            return run_dashboard(args)
+        engine = _open_engine(args)
+        if args.command is None:
+            return run_headless(engine)
+        return COMMANDS[args.command](engine, args)
+    except (UsageError, StoreError, ConfigError, EngineError, ScheduleError) as exc:
+        print(f"memtui: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
