@@ -9,6 +9,7 @@ the lock up front instead of failing with "database is locked" half-way.
 """
 from __future__ import annotations
 
+import math
 import os
 import sqlite3
 from pathlib import Path
@@ -81,6 +82,7 @@ class Store:
             db.connect()
             # A read first: a corrupt file fails here, before any pragma writes.
             db.execute_sql("SELECT count(*) FROM sqlite_master").fetchone()
+            _ensure_math_functions(db)
             if migrate:
                 _migrate(db, path)
         except (DatabaseError, OperationalError, sqlite3.DatabaseError) as exc:
@@ -111,6 +113,16 @@ class Store:
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
+
+
+def _ensure_math_functions(db: SqliteDatabase) -> None:
+    """promote scores with pow(); some SQLite builds lack the math functions."""
+    try:
+        db.execute_sql("SELECT pow(2, 2)").fetchone()
+    except OperationalError:
+        db.register_function(math.pow, "pow", 2, deterministic=True)
+        db.close()
+        db.connect()
 
 
 def _migrate(db: SqliteDatabase, path: Path) -> None:

@@ -8,14 +8,19 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from engine.config import ConfigError, build
-from engine.jobs import compact
+from engine.jobs import compact, consolidate, decay, promote
 from engine.jobs.base import JobContext, JobKind, JobSpec, SkipRun
 
-KINDS: dict[str, JobKind] = {kind.name: kind for kind in (compact.KIND,)}
+KINDS: dict[str, JobKind] = {
+    kind.name: kind for kind in (promote.KIND, consolidate.KIND, decay.KIND, compact.KIND)
+}
 
 DEFAULT_JOBS: dict[str, JobSpec] = {
     spec.name: spec
     for spec in (
+        JobSpec("promote", "promote", "30s"),
+        JobSpec("consolidate", "consolidate", "10m"),
+        JobSpec("decay", "decay", "1h"),
         JobSpec("compact", "compact", "0 4 * * 0"),
     )
 }

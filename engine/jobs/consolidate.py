@@ -1,0 +1,120 @@
+"""consolidate: prune old messages and excess outcomes, behind three gates (every 10 min).
+
+From kernex-memory's Consolidator. The schedule only asks; the gates decide:
+- time gate: at least ``min_hours_between`` since the last consolidation,
+- session gate: at least ``min_new_conversations`` conversations started since then,
+- lock gate: never two at once — this is the engine's job lease, which also
+  holds across processes; a run that finds it taken is recorded as skipped.
+A gate that says no makes the run ``skipped`` with the gate and its reason.
+
+When all pass: delete the messages of *closed* conversations last updated more
+than ``message_retention_days`` ago, keep the newest ``outcomes_per_sender``
+outcomes per sender, then store the consolidation time as the fact
+``last_consolidation`` under sender ``__system__``. That fact is written last,
+so a run cut short is simply redone. A clock before 1970 writes no timestamp
+(kernex-memory's guard against poisoning the time gate) and logs why.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from engine.config import setting
+from engine.jobs.base import JobContext, JobKind, SkipRun
+
+SYSTEM_SENDER = "__system__"
+LAST_KEY = "last_consolidation"
+
+
+@dataclass(frozen=True)
+class ConsolidateConfig:
+    min_hours_between: float = setting(24.0, min=0.0, doc="time gate")
+    min_new_conversations: int = setting(5, min=0, doc="session gate")
+    message_retention_days: float = setting(30.0, min=0.0, doc="messages of closed conversations older than this go")
+    outcomes_per_sender: int = setting(100, min=0, doc="newest outcomes kept per sender")
+    batch_size: int = setting(5000, min=1, max=100_000, doc="rows deleted per transaction")
+
+
+def last_consolidation(ctx: JobContext) -> datetime | None:
+    row = ctx.store.execute("SELECT value FROM fact WHERE sender = ? AND key = ?", (SYSTEM_SENDER, LAST_KEY)).fetchone()
+    if not row:
+        return None
+    try:
+        return datetime.fromisoformat(row[0])
+    except ValueError:
+        ctx.log.warning("ignoring unreadable %s fact %r", LAST_KEY, row[0])
+        return None
+
+
+def check_gates(ctx: JobContext, cfg: ConsolidateConfig, now: datetime) -> None:
+    """Raise SkipRun naming the first gate that rejects."""
+    last = last_consolidation(ctx)
+    if last is not None:
+        hours = (now - last).total_seconds() / 3600
+        if hours < cfg.min_hours_between:
+            raise SkipRun(
+                f"time gate: last consolidation {hours:.1f} h ago, needs {cfg.min_hours_between:g} h",
+                {"gate": "time", "hours_since_last": round(hours, 2)},
+            )
+    since = last.timestamp() if last else float("-inf")
+    new = ctx.store.execute("SELECT count(*) FROM conversation WHERE started_at > ?", (since,)).fetchone()[0]
+    if new < cfg.min_new_conversations:
+        raise SkipRun(
+            f"session gate: {new} new conversation(s) since the last consolidation, needs {cfg.min_new_conversations}",
+            {"gate": "session", "new_conversations": new},
+        )
+
+
+def _delete_ids(ctx: JobContext, table: str, column: str, ids: list[int], batch: int) -> int:
+    deleted = 0
+    for start in range(0, len(ids), batch):
+        chunk = ids[start:start + batch]
+        with ctx.store.atomic():
+            deleted += ctx.store.execute(
+                f"DELETE FROM {table} WHERE {column} IN ({','.join('?' * len(chunk))})", chunk
+            ).rowcount
+    return deleted
+
+
+def prune_messages(ctx: JobContext, cfg: ConsolidateConfig, now_ts: float) -> int:
+    cutoff = now_ts - cfg.message_retention_days * 86400
+    conversations = [r[0] for r in ctx.store.execute(
+        "SELECT id FROM conversation c WHERE status = 'closed' AND updated_at < ?"
+        " AND EXISTS (SELECT 1 FROM message m WHERE m.conversation_id = c.id)", (cutoff,))]
+    # Conversations hold ~tens of messages; a tenth of the batch keeps each transaction bounded.
+    return _delete_ids(ctx, "message", "conversation_id", conversations, max(1, cfg.batch_size // 10))
+
+
+def prune_outcomes(ctx: JobContext, cfg: ConsolidateConfig) -> int:
+    ids = [r[0] for r in ctx.store.execute(
+        "SELECT id FROM (SELECT id, row_number() OVER (PARTITION BY sender ORDER BY created_at DESC, id DESC) AS rank"
+        " FROM outcome) WHERE rank > ?", (cfg.outcomes_per_sender,))]
+    return _delete_ids(ctx, "outcome", "id", ids, cfg.batch_size)
+
+
+def run(ctx: JobContext) -> dict:
+    cfg: ConsolidateConfig = ctx.config
+    now = ctx.now()
+    check_gates(ctx, cfg, now)
+    messages = prune_messages(ctx, cfg, now.timestamp())
+    outcomes = prune_outcomes(ctx, cfg)
+    written = now >= datetime(1970, 1, 1, tzinfo=timezone.utc)
+    if written:
+        with ctx.store.atomic():
+            ctx.store.execute(
+                "INSERT INTO fact (sender, key, value, updated_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (sender, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                (SYSTEM_SENDER, LAST_KEY, now.isoformat(), now.timestamp()),
+            )
+    else:
+        ctx.log.warning("system clock reads %s, before 1970: consolidation time not stored", now.isoformat())
+    return {"messages_pruned": messages, "outcomes_pruned": outcomes, "timestamp_written": written}
+
+
+KIND = JobKind(
+    name="consolidate",
+    run=run,
+    config=ConsolidateConfig,
+    summary="prune old messages and excess outcomes once enough has happened",
+    counters=("messages_pruned", "outcomes_pruned"),
+)
