@@ -5,7 +5,8 @@ Generative Agents): score = w_r·recency + w_f·frequency + w_c·confidence +
 w_i·importance, each term in [0, 1], with recency = 0.995^(hours since last
 access), frequency = min(accesses / 10, 1) and importance = importance / 10.
 Memories at or above the threshold promote highest score first, up to a per-run
-cap; a memory marked "remember" always promotes, first. Pending memories older
+cap; a memory marked "remember" always promotes, first, and arrives pinned
+(it was explicitly asked to be kept, so decay must not drop it). Pending memories older
 than the TTL that did not promote expire.
 
 The scoring is one set-based query in SQLite; the moves then go in batches of

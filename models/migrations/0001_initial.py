@@ -2,13 +2,15 @@
 
 Frozen DDL, independent of the Peewee models in models/schema.py (a test checks
 the two agree). Every time is REAL unix seconds, UTC, so agents written in any
-language can read and write it with plain SQL.
+language can read and write it with plain SQL. Tables whose ids an agent holds
+on to use AUTOINCREMENT: SQLite would otherwise hand a deleted row's id to the
+next insert, and an old id would then name a different memory.
 """
 
 STATEMENTS = [
     # -- memory store -------------------------------------------------------
     """CREATE TABLE conversation (
-        id INTEGER PRIMARY KEY,
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
         channel TEXT NOT NULL DEFAULT '',
         sender TEXT NOT NULL,
         status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'closed')),
@@ -26,7 +28,7 @@ STATEMENTS = [
     "CREATE INDEX message_conversation ON message (conversation_id)",
     "CREATE INDEX message_created ON message (created_at)",
     """CREATE TABLE pending_memory (
-        id INTEGER PRIMARY KEY,
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
         content TEXT NOT NULL,
         kind TEXT NOT NULL DEFAULT 'note',
         sender TEXT NOT NULL DEFAULT '',
@@ -39,7 +41,7 @@ STATEMENTS = [
         created_at REAL NOT NULL)""",
     "CREATE INDEX pending_memory_created ON pending_memory (created_at)",
     """CREATE TABLE long_term_memory (
-        id INTEGER PRIMARY KEY,
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
         content TEXT NOT NULL,
         kind TEXT NOT NULL DEFAULT 'note',
         sender TEXT NOT NULL DEFAULT '',
@@ -69,7 +71,7 @@ STATEMENTS = [
         created_at REAL NOT NULL)""",
     "CREATE INDEX outcome_sender_created ON outcome (sender, created_at)",
     """CREATE TABLE profile_attribute (
-        id INTEGER PRIMARY KEY,
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
         entity TEXT NOT NULL,
         category TEXT NOT NULL DEFAULT 'other',
         key TEXT NOT NULL,

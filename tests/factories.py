@@ -1,0 +1,55 @@
+"""Rows for tests, written with plain SQL the way an agent in any language would."""
+from __future__ import annotations
+
+from datetime import datetime
+
+
+def ts(when: datetime) -> float:
+    return when.timestamp()
+
+
+def add_pending(store, now: datetime, *, content="note", importance=5.0, confidence=0.5, accesses=0,
+                last_access: datetime | None = None, created: datetime | None = None, remember=False,
+                sender="alice") -> int:
+    created = created or now
+    return store.execute(
+        "INSERT INTO pending_memory (content, kind, sender, importance, confidence, access_count, last_access_at,"
+        " remember, created_at) VALUES (?, 'note', ?, ?, ?, ?, ?, ?, ?)",
+        (content, sender, importance, confidence, accesses, ts(last_access) if last_access else None,
+         remember, ts(created)),
+    ).lastrowid
+
+
+def add_long_term(store, *, created: datetime, reinforced: datetime | None = None, importance=5.0, recalls=0,
+                  pinned=False, deleted: datetime | None = None, content="lt") -> int:
+    return store.execute(
+        "INSERT INTO long_term_memory (content, kind, sender, importance, confidence, created_at,"
+        " last_reinforced_at, recall_count, pinned, deleted_at) VALUES (?, 'note', 'alice', ?, 0.5, ?, ?, ?, ?, ?)",
+        (content, importance, ts(created), ts(reinforced or created), recalls, pinned,
+         ts(deleted) if deleted else None),
+    ).lastrowid
+
+
+def add_conversation(store, *, sender="alice", status="closed", started: datetime, updated: datetime | None = None,
+                     messages=3) -> int:
+    cid = store.execute(
+        "INSERT INTO conversation (channel, sender, status, started_at, updated_at) VALUES ('chat', ?, ?, ?, ?)",
+        (sender, status, ts(started), ts(updated or started)),
+    ).lastrowid
+    for i in range(messages):
+        store.execute(
+            "INSERT INTO message (conversation_id, sender, role, content, created_at) VALUES (?, ?, 'user', ?, ?)",
+            (cid, sender, f"message {i}", ts(started)),
+        )
+    return cid
+
+
+def add_outcome(store, *, sender: str, created: datetime, lesson="lesson") -> int:
+    return store.execute(
+        "INSERT INTO outcome (sender, domain, score, lesson, created_at) VALUES (?, 'general', 1.0, ?, ?)",
+        (sender, lesson, ts(created)),
+    ).lastrowid
+
+
+def count(store, table: str, where: str = "1", params=()) -> int:
+    return store.execute(f"SELECT count(*) FROM {table} WHERE {where}", params).fetchone()[0]

@@ -1,0 +1,186 @@
+"""The promote job: scoring, threshold and cap edges, remember, TTL, stats, atomicity."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from engine import Engine
+from engine.config import Config, ConfigError, parse_config
+from engine.jobs.promote import PromoteConfig
+from tests.factories import add_pending, count
+
+
+def make_engine(store, clock, **params) -> Engine:
+    return Engine(store, Config(jobs={"promote": params} if params else {}), clock)
+
+
+def exactly_threshold(store, now, **kw) -> int:
+    # 0.20·1 (accessed now) + 0.30·1 (10 accesses) + 0.25·0 + 0.25·0.4 = 0.6
+    return add_pending(store, now, importance=4.0, confidence=0.0, accesses=10, last_access=now, **kw)
+
+
+def test_score_exactly_at_threshold_promotes_and_just_below_does_not(store, clock):
+    now = clock()
+    at = exactly_threshold(store, now)
+    below = add_pending(store, now, importance=3.99, confidence=0.0, accesses=10, last_access=now)
+    run = make_engine(store, clock).run_job("promote")
+    assert run.status == "success"
+    assert run.result["promoted"] == 1
+    assert count(store, "long_term_memory", "source_pending_id = ?", (at,)) == 1
+    assert count(store, "pending_memory", "id = ?", (below,)) == 1
+
+
+def test_recency_decays_with_hours_since_last_access(store, clock):
+    now = clock()
+    # Same memory as exactly_threshold but accessed 10 h ago: recency 0.995^10 < 1, score < 0.6.
+    stale = add_pending(store, now, importance=4.0, confidence=0.0, accesses=10, last_access=now - timedelta(hours=10))
+    # Never accessed: recency counts from creation.
+    fresh = add_pending(store, now, importance=4.0, confidence=0.0, accesses=10, last_access=None, created=now)
+    make_engine(store, clock).run_job("promote")
+    assert count(store, "pending_memory", "id = ?", (stale,)) == 1
+    assert count(store, "long_term_memory", "source_pending_id = ?", (fresh,)) == 1
+
+
+def test_remember_always_promotes_even_with_a_low_score(store, clock):
+    now = clock()
+    kept = add_pending(store, now, importance=0, confidence=0, accesses=0, remember=True,
+                       last_access=now - timedelta(days=3))
+    make_engine(store, clock).run_job("promote")
+    row = store.execute("SELECT pinned FROM long_term_memory WHERE source_pending_id = ?", (kept,)).fetchone()
+    assert row is not None
+    assert row[0] == 1  # an explicit "remember" arrives pinned, so decay never drops it
+
+
+def test_cap_promotes_highest_scores_first_with_remember_ahead(store, clock):
+    now = clock()
+    low = exactly_threshold(store, now)
+    mid = add_pending(store, now, importance=8, confidence=0.8, accesses=10, last_access=now)
+    high = add_pending(store, now, importance=10, confidence=1.0, accesses=10, last_access=now)
+    kept = add_pending(store, now, importance=0, confidence=0, remember=True)
+    run = make_engine(store, clock, cap=2).run_job("promote")
+    assert run.result["promoted"] == 2
+    promoted = {r[0] for r in store.execute("SELECT source_pending_id FROM long_term_memory")}
+    assert promoted == {kept, high}
+    assert count(store, "pending_memory", "id IN (?, ?)", (low, mid)) == 2
+    run = make_engine(store, clock, cap=2).run_job("promote")
+    assert {r[0] for r in store.execute("SELECT source_pending_id FROM long_term_memory")} == {kept, high, mid, low}
+
+
+def test_cap_zero_means_no_cap(store, clock):
+    now = clock()
+    for _ in range(30):
+        exactly_threshold(store, now)
+    run = make_engine(store, clock, cap=0, batch_size=7).run_job("promote")
+    assert run.result["promoted"] == 30
+    assert count(store, "pending_memory") == 0
+
+
+def test_promoted_memory_carries_its_fields_and_leaves_pending(store, clock):
+    now = clock()
+    pid = store.execute(
+        "INSERT INTO pending_memory (content, kind, sender, importance, confidence, access_count, last_access_at,"
+        " remember, created_at) VALUES ('likes tea', 'preference', 'bob', 9, 0.9, 10, ?, 0, ?)",
+        (now.timestamp(), (now - timedelta(hours=1)).timestamp()),
+    ).lastrowid
+    make_engine(store, clock).run_job("promote")
+    row = store.execute(
+        "SELECT content, kind, sender, importance, confidence, created_at, promoted_at, source_pending_id"
+        " FROM long_term_memory").fetchone()
+    assert row == ("likes tea", "preference", "bob", 9.0, 0.9, (now - timedelta(hours=1)).timestamp(),
+                   now.timestamp(), pid)
+    assert count(store, "pending_memory") == 0
+
+
+def test_ttl_expires_old_unpromoted_memories_only(store, clock):
+    now = clock()
+    old_low = add_pending(store, now, importance=1, created=now - timedelta(days=8), last_access=None)
+    young_low = add_pending(store, now, importance=1, created=now - timedelta(days=6), last_access=None)
+    old_kept = add_pending(store, now, importance=1, created=now - timedelta(days=30), remember=True)
+    old_high = add_pending(store, now, importance=10, confidence=1, accesses=10, last_access=now,
+                           created=now - timedelta(days=9))
+    run = make_engine(store, clock).run_job("promote")
+    assert run.result == {"promoted": 2, "expired": 1, "top_score": pytest.approx(1.0)}
+    assert count(store, "pending_memory", "id = ?", (old_low,)) == 0
+    assert count(store, "pending_memory", "id = ?", (young_low,)) == 1
+    assert count(store, "long_term_memory", "source_pending_id IN (?, ?)", (old_kept, old_high)) == 2
+
+
+def test_stats_survive_a_restart(db_path, clock):
+    engine = Engine(db_path, Config(), clock)
+    now = clock()
+    for _ in range(3):
+        exactly_threshold(engine.store, now)
+    engine.run_job("promote")
+    clock.advance(seconds=30)
+    exactly_threshold(engine.store, clock())
+    add_pending(engine.store, clock(), importance=1)
+    engine.run_job("promote")
+    engine.close()
+
+    again = Engine(db_path, Config(), clock)
+    stats = again.promotion_stats()
+    assert stats.runs == 2
+    assert stats.total_promoted == 4
+    assert stats.last_promoted == 1
+    assert stats.last_run == clock()
+    assert stats.pending == 1
+    assert stats.long_term == 4
+    assert stats.recent == [3, 1]
+    assert stats.enabled is True
+    assert stats.schedule_text == "every 30 s"
+
+
+def test_record_access_bumps_count_and_time_then_follows_promotion(engine, clock):
+    mid = engine.remember("the user's cat is called Miso", importance=4, confidence=0.0)
+    clock.advance(hours=2)
+    for _ in range(10):
+        assert engine.record_access(mid) == "pending"
+    row = engine.store.execute("SELECT access_count, last_access_at FROM pending_memory WHERE id = ?",
+                               (mid,)).fetchone()
+    assert row == (10, clock().timestamp())
+    assert engine.run_job("promote").result["promoted"] == 1  # 0.2 + 0.3 + 0 + 0.1 = 0.6
+    clock.advance(hours=1)
+    assert engine.record_access(mid) == "long_term"
+    row = engine.store.execute("SELECT recall_count, last_reinforced_at FROM long_term_memory").fetchone()
+    assert row == (1, clock().timestamp())
+
+
+def test_a_failing_batch_rolls_back_whole_and_the_run_says_why(store, clock):
+    now = clock()
+    ids = [exactly_threshold(store, now, content=f"m{i}") for i in range(6)]
+    store.execute("UPDATE pending_memory SET content = 'poison' WHERE id = ?", (ids[3],))
+    store.execute(
+        "CREATE TRIGGER refuse_poison BEFORE INSERT ON long_term_memory WHEN NEW.content = 'poison'"
+        " BEGIN SELECT RAISE(ABORT, 'poisoned row'); END")
+    run = make_engine(store, clock, batch_size=2).run_job("promote")
+    assert run.status == "failed"
+    assert "poisoned row" in run.error
+    assert run.traceback and "Traceback" in run.traceback
+    # Batches before the failing one committed; the failing batch left no trace.
+    assert count(store, "long_term_memory") == 2
+    assert count(store, "pending_memory") == 4
+    pending = {r[0] for r in store.execute("SELECT id FROM pending_memory")}
+    moved = {r[0] for r in store.execute("SELECT source_pending_id FROM long_term_memory")}
+    assert pending | moved == set(ids) and not pending & moved
+
+
+@pytest.mark.parametrize("key, value", [
+    ("w_recency", -0.1), ("w_importance", 1.5), ("threshold", 1.2), ("threshold", -0.01),
+    ("cap", -1), ("ttl_days", -3), ("batch_size", 0),
+])
+def test_out_of_range_config_is_rejected_naming_the_key(key, value):
+    with pytest.raises(ConfigError) as err:
+        parse_config({"jobs": {"promote": {key: value}}})
+    assert f"[jobs.promote] {key}" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_config_file_parameters_apply_on_every_run(store, clock):
+    config = parse_config({"jobs": {"promote": {"threshold": 0.2, "schedule": "45s"}}})
+    engine = Engine(store, config, clock)
+    add_pending(store, clock(), importance=5, confidence=0.5, accesses=0, last_access=clock())
+    assert engine.run_job("promote").result["promoted"] == 1
+    assert engine.job("promote").schedule == "45s"
+    assert engine.job("promote").config["threshold"] == 0.2
+    assert PromoteConfig().threshold == 0.6
