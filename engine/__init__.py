@@ -4,11 +4,12 @@ Never imports Textual, and imports litellm only inside an LLM call.
 """
 from engine.clock import FakeClock, system_clock
 from engine.config import Config, ConfigError, load_config
-from engine.engine import Engine, EngineError
+from engine.engine import Engine, EngineError, open_engine
 from engine.schedule import Schedule, ScheduleError
 from engine.types import AuditEntry, Event, JobInfo, RunInfo
+from models import StoreError
 
 __all__ = [
     "AuditEntry", "Config", "ConfigError", "Engine", "EngineError", "Event", "FakeClock", "JobInfo",
-    "RunInfo", "Schedule", "ScheduleError", "load_config", "system_clock",
+    "RunInfo", "Schedule", "ScheduleError", "StoreError", "load_config", "open_engine", "system_clock",
 ]

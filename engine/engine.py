@@ -340,6 +340,8 @@ class Engine:
             " s.consecutive_failures, s.backoff_until, s.totals, s.lease_owner, s.lease_expires_at"
             " FROM job_definition d LEFT JOIN job_state s ON s.name = d.name ORDER BY d.name"
         ).fetchall()
+        order = {name: i for i, name in enumerate(DEFAULT_JOBS)}
+        rows.sort(key=lambda r: (order.get(r[0], len(order)), r[0]))
         out = []
         for r in rows:
             d = _Definition(*r[:7])

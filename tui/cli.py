@@ -17,9 +17,10 @@ import threading
 from datetime import datetime, timezone
 from typing import Sequence
 
-from engine import Config, ConfigError, Engine, EngineError, JobInfo, RunInfo, ScheduleError, load_config
+from engine import (ConfigError, Engine, EngineError, JobInfo, RunInfo, ScheduleError, StoreError, load_config,
+                    open_engine)
 from engine.config import resolve_db_path
-from models import Store, StoreError
+from tui.format import fmt_delta, fmt_result, fmt_time
 
 try:
     from importlib.metadata import version as _pkg_version
@@ -39,28 +40,6 @@ class _Parser(argparse.ArgumentParser):
 
 
 # -- formatting ---------------------------------------------------------------
-
-def fmt_time(when: datetime | None) -> str:
-    return when.astimezone().strftime("%Y-%m-%d %H:%M:%S") if when else "-"
-
-
-def fmt_delta(seconds: float) -> str:
-    seconds = int(abs(seconds))
-    for size, unit in ((86400, "d"), (3600, "h"), (60, "min")):
-        if seconds >= size:
-            rest = seconds % size
-            sub = {86400: 3600, 3600: 60, 60: 1}[size]
-            sub_unit = {86400: "h", 3600: "min", 60: "s"}[size]
-            return f"{seconds // size}{unit}" + (f" {rest // sub}{sub_unit}" if rest // sub else "")
-    return f"{seconds}s"
-
-
-def fmt_result(result: dict | None, limit: int = 60) -> str:
-    if not result:
-        return ""
-    text = " ".join(f"{k}={v}" for k, v in result.items() if not isinstance(v, (dict, list)))
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
 
 def format_run_line(run: RunInfo) -> str:
     """One readable line per run, for headless logs and ``memtui run``."""
@@ -155,8 +134,7 @@ def _positive_int(text: str) -> int:
 
 def _open_engine(args) -> Engine:
     config = load_config(getattr(args, "config", None))
-    store = Store.open(resolve_db_path(getattr(args, "db", None)))
-    return Engine(store, config)
+    return open_engine(resolve_db_path(getattr(args, "db", None)), config)
 
 
 def cmd_jobs(engine: Engine, args) -> int:

@@ -1,0 +1,73 @@
+"""``python -m bench [--only promote,consolidate,contention] [--scale 0.1] ...``: run and print the report."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench import common
+
+BENCHES = ("promote", "consolidate", "contention")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p.add_argument("--only", default=",".join(BENCHES),
+                   help=f"comma-separated benches to run (default: all of {','.join(BENCHES)})")
+    p.add_argument("--scale", type=float, default=1.0,
+                   help="multiply every data size by this (1 = 1M pending memories, 1M messages; 0.05 for a quick run)")
+    p.add_argument("--seed", type=int, default=42, help="seed of the data generators (default 42)")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="runs of each memtui/raw contender on fresh copies; the report takes the median (default 1)")
+    p.add_argument("--writer-period-ms", type=float, default=5.0,
+                   help="contention: the writer inserts one pending memory this often (default 5)")
+    p.add_argument("--workdir", type=Path, default=None,
+                   help="where the databases go (default: a new temporary directory, removed afterwards)")
+    p.add_argument("--keep", action="store_true", help="keep the work directory (reuse it later with --workdir)")
+    p.add_argument("--json", type=Path, default=None, help="also write all raw figures to this JSON file")
+    args = p.parse_args(argv)
+    args.only = [b.strip() for b in args.only.split(",") if b.strip()]
+    unknown = set(args.only) - set(BENCHES)
+    if unknown:
+        p.error(f"unknown bench {sorted(unknown)[0]!r} (known: {', '.join(BENCHES)})")
+    if not 0 < args.scale <= 10:
+        p.error("--scale must be in (0, 10]")
+    if args.repeat < 1:
+        p.error("--repeat must be at least 1")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    t0 = time.perf_counter()
+    if args.workdir is not None:
+        workdir, owned = args.workdir.resolve(), False
+        workdir.mkdir(parents=True, exist_ok=True)
+    else:
+        workdir, owned = Path(tempfile.mkdtemp(prefix="memtui-bench-")), True
+    common.log(f"work directory {workdir}")
+    sections = []
+    try:
+        for name in BENCHES:
+            if name in args.only:
+                sections.append(importlib.import_module(f"bench.{name}").run(args, workdir))
+    finally:
+        if owned and not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    machine = common.machine_info()
+    run_text = (f"python -m bench --only {','.join(args.only)} --scale {args.scale:g} --seed {args.seed}"
+                f" --repeat {args.repeat}")
+    print(common.render_report(machine, run_text, sections, time.perf_counter() - t0))
+    if args.json:
+        args.json.write_text(json.dumps({"machine": machine, "args": vars(args),
+                                         "benches": {s.title: s.data for s in sections}}, indent=2, default=str))
+    return 0 if all(ok for s in sections for _, ok, _ in s.checks) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,389 @@
+"""Shared benchmark helpers: machine facts, data generation, copies, child processes, reporting.
+
+Every contender runs in a fresh Python process (``run_child``) so its time and
+its peak RSS (``ru_maxrss`` read in the child) are its own. The child entry
+point is this module: ``python -m bench.common CHILD module:function kwargs.json
+result.json``; the function returns a JSON-able dict, the child adds its RSS.
+
+Databases are built once per run in the work directory: the schema comes from
+``Store.open`` (so it is exactly memtui's), the rows from seeded generators via
+``executemany``; after a ``wal_checkpoint(TRUNCATE)`` the file is copied for each
+contender, so every contender starts from the same bytes.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import platform
+import resource
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)  # the fixed "now" of every bench
+NOW_TS = NOW.timestamp()
+DAY = 86400.0
+SHARED: dict = {}  # figures one bench leaves for a later one in the same run
+_T_START = time.perf_counter()
+
+# -- progress and machine ----------------------------------------------------------
+
+
+def log(msg: str) -> None:
+    """Progress on stderr, so the report on stdout stays clean."""
+    print(f"[{time.perf_counter() - _T_START:7.1f}s] {msg}", file=sys.stderr, flush=True)
+
+
+def machine_info() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        import peewee
+        peewee_version = peewee.__version__
+    except ImportError:  # pragma: no cover
+        peewee_version = "?"
+    try:
+        mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError, AttributeError):
+        mem_gb = float("nan")
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gb": round(mem_gb, 1),
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "peewee": peewee_version,
+        "platform": platform.platform(),
+    }
+
+
+# -- databases -----------------------------------------------------------------------
+
+PRAGMAS = ("PRAGMA journal_mode=wal", "PRAGMA synchronous=normal", "PRAGMA foreign_keys=1",
+           "PRAGMA busy_timeout=30000")
+
+
+def raw_connect(path: str | os.PathLike) -> sqlite3.Connection:
+    """A plain sqlite3 connection with the pragmas memtui's Store sets (autocommit; BEGIN by hand)."""
+    conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None)
+    for pragma in PRAGMAS:
+        conn.execute(pragma)
+    return conn
+
+
+def create_schema(path: Path) -> None:
+    """Create an empty memtui database at ``path`` exactly as memtui does."""
+    from models import Store
+    Store.open(path).close()
+
+
+def checkpoint(path: Path) -> None:
+    conn = sqlite3.connect(str(path))
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    conn.close()
+
+
+def cached_db(workdir: Path, name: str, fill, **params) -> Path:
+    """Build (once per work directory) a memtui database filled by ``fill(conn, **params)``."""
+    key = "-".join(f"{k}{v}" for k, v in sorted(params.items()))
+    path = workdir / f"{name}-{key}.db"
+    if path.exists():
+        return path
+    tmp = path.with_name(path.name + ".building")
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(tmp) + suffix).unlink(missing_ok=True)
+    t0 = time.perf_counter()
+    create_schema(tmp)
+    conn = raw_connect(tmp)
+    conn.execute("PRAGMA synchronous=off")  # building only; the benches use memtui's settings
+    conn.execute("BEGIN")
+    fill(conn, **params)
+    conn.execute("COMMIT")
+    conn.close()
+    checkpoint(tmp)
+    os.replace(tmp, path)
+    log(f"built {path.name} ({path.stat().st_size / 2**20:.0f} MiB) in {time.perf_counter() - t0:.1f} s")
+    return path
+
+
+def copy_db(src: Path, dst: Path) -> Path:
+    """A byte copy of a checkpointed database (no -wal/-shm travel with it)."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(dst) + suffix).unlink(missing_ok=True)
+    shutil.copyfile(src, dst)
+    return dst
+
+
+def remove_db(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+
+
+def scalar(path: Path, sql: str, params=()):
+    conn = sqlite3.connect(str(path), timeout=30.0)
+    try:
+        row = conn.execute(sql, params).fetchone()
+        return None if row is None else row[0]
+    finally:
+        conn.close()
+
+
+# -- data generation (seeded) ----------------------------------------------------------
+
+_WORDS = ("user prefers dark mode deploys friday staging server postgres migration budget meeting "
+          "allergic peanuts daughter birthday march project alpha deadline python rust editor vim "
+          "timezone berlin coffee oat milk flight booked hotel invoice overdue password manager "
+          "weekly report api key rotated backup nightly customer churn onboarding call notes").split()
+_KINDS = ("note", "fact", "preference", "event", "task")
+
+
+def _text(rng, low: int, high: int) -> str:
+    return " ".join(rng.choices(_WORDS, k=rng.randint(low, high)))
+
+
+def pending_rows(n: int, seed: int, now_ts: float = NOW_TS):
+    """``n`` pending memories with realistic spreads, as pending_memory INSERT tuples.
+
+    importance 0-10 skewed low (beta 2,4), confidence 0-1 skewed high (beta 4,2),
+    access_count mostly 0-3 with a Pareto tail, created_at uniform over the last
+    10 days, last_access_at after it (NULL for half the never-accessed), ~1 % remember.
+    """
+    import random
+    rng = random.Random(seed)
+    senders = [f"agent-{i}" for i in range(200)]
+    for _ in range(n):
+        created = now_ts - rng.random() * 10 * DAY
+        accesses = min(int(rng.paretovariate(1.5)) - 1, 1000)
+        if accesses == 0:
+            last = None if rng.random() < 0.5 else created
+        else:
+            last = rng.uniform(created, now_ts)
+        yield (
+            _text(rng, 4, 24), rng.choice(_KINDS), rng.choice(senders), f"s{rng.randrange(5000)}",
+            round(min(10.0, rng.betavariate(2, 4) * 10), 1), round(rng.betavariate(4, 2), 3),
+            accesses, last, 1 if rng.random() < 0.01 else 0, created,
+        )
+
+
+def fill_pending(conn: sqlite3.Connection, n: int, seed: int) -> None:
+    conn.executemany(
+        "INSERT INTO pending_memory (content, kind, sender, session, importance, confidence, access_count,"
+        " last_access_at, remember, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        pending_rows(n, seed),
+    )
+
+
+def fill_conversations(conn: sqlite3.Connection, conversations: int, messages: int, outcomes: int,
+                       senders: int, seed: int, now_ts: float = NOW_TS) -> None:
+    """Conversations (half closed) with messages, started/updated over 90 days; outcomes per sender.
+
+    Messages land on conversations at random (~messages/conversations each);
+    outcomes go to senders with a Pareto skew, so some senders keep all theirs
+    and a few have thousands."""
+    import random
+    rng = random.Random(seed)
+    agents = [f"user-{i}" for i in range(max(1, conversations // 50))]
+    conv = []
+    for cid in range(1, conversations + 1):
+        started = now_ts - rng.random() * 90 * DAY
+        updated = min(now_ts, started + rng.random() * 3 * DAY)
+        status = "closed" if rng.random() < 0.5 else "active"
+        conv.append((cid, rng.choice(("chat", "email", "slack")), rng.choice(agents), status, started, updated))
+    conn.executemany("INSERT INTO conversation (id, channel, sender, status, started_at, updated_at)"
+                     " VALUES (?, ?, ?, ?, ?, ?)", conv)
+    owners = sorted(rng.randrange(conversations) for _ in range(messages))
+
+    def message_rows():
+        for i in owners:
+            cid, _, sender, _, started, updated = conv[i]
+            role = "user" if rng.random() < 0.5 else "assistant"
+            yield cid, sender if role == "user" else "assistant", role, _text(rng, 5, 40), \
+                rng.uniform(started, updated)
+
+    conn.executemany("INSERT INTO message (conversation_id, sender, role, content, created_at)"
+                     " VALUES (?, ?, ?, ?, ?)", message_rows())
+    weights = [rng.paretovariate(1.2) for _ in range(senders)]
+    who = rng.choices(range(senders), weights=weights, k=outcomes)
+
+    def outcome_rows():
+        for s in who:
+            yield f"user-{s}", rng.choice(("code", "travel", "mail", "")), round(rng.uniform(-1, 1), 3), \
+                _text(rng, 5, 25), now_ts - rng.random() * 90 * DAY
+
+    conn.executemany("INSERT INTO outcome (sender, domain, score, lesson, created_at) VALUES (?, ?, ?, ?, ?)",
+                     outcome_rows())
+
+
+# -- timing and child processes ------------------------------------------------------------
+
+
+@contextmanager
+def timer():
+    """``with timer() as t: ...`` then ``t["s"]`` is the elapsed seconds (perf_counter)."""
+    box = {}
+    t0 = time.perf_counter()
+    try:
+        yield box
+    finally:
+        box["s"] = time.perf_counter() - t0
+
+
+def _child_env() -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+class Child:
+    """A contender running in its own Python process; ``result()`` waits and returns its dict."""
+
+    def __init__(self, target: str, workdir: Path, **kwargs):
+        self.target = target
+        stem = f"{target.replace(':', '.')}-{time.monotonic_ns()}"
+        self.args_file = workdir / f"{stem}.args.json"
+        self.result_file = workdir / f"{stem}.result.json"
+        self.args_file.write_text(json.dumps(kwargs, default=str))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.common", "CHILD", target, str(self.args_file), str(self.result_file)],
+            cwd=ROOT, env=_child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+
+    def result(self, timeout: float | None = None) -> dict:
+        out, err = self.proc.communicate(timeout=timeout)
+        self.args_file.unlink(missing_ok=True)
+        if self.proc.returncode != 0 or not self.result_file.exists():
+            raise RuntimeError(f"child {self.target} exited {self.proc.returncode}:\n{err[-4000:]}{out[-2000:]}")
+        data = json.loads(self.result_file.read_text())
+        self.result_file.unlink(missing_ok=True)
+        return data
+
+
+def run_child(target: str, workdir: Path, **kwargs) -> dict:
+    """Run ``module:function(**kwargs)`` in a fresh process; its dict plus ``rss_peak_mb``/``rss_base_mb``."""
+    return Child(target, workdir, **kwargs).result()
+
+
+def _child_main(target: str, args_file: str, result_file: str) -> None:
+    module_name, func_name = target.split(":")
+    func = getattr(importlib.import_module(module_name), func_name)
+    kwargs = json.loads(Path(args_file).read_text())
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    result = func(**kwargs)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    result["rss_base_mb"] = round(base / 1024, 1)
+    result["rss_peak_mb"] = round(peak / 1024, 1)
+    tmp = Path(result_file + ".tmp")
+    tmp.write_text(json.dumps(result, default=str))
+    os.replace(tmp, result_file)
+
+
+def memtui_job(path: str, job: str, jobs: dict | None = None) -> dict:
+    """Child: open ``path`` with memtui and run ``job`` synchronously at the fixed NOW; time it all."""
+    from engine import Engine, FakeClock
+    from engine.config import Config
+    from models import Store
+
+    t_start = time.time()
+    with timer() as t:
+        store = Store.open(path)
+        engine = Engine(store, Config(jobs=jobs or {}), FakeClock(NOW))
+        info = engine.run_job(job)
+    t_end = time.time()
+    store.close()
+    return {"wall_s": t["s"], "job_ms": info.duration_ms, "status": info.status, "result": info.result,
+            "error": info.error, "t_start": t_start, "t_end": t_end}
+
+
+def median(values):
+    return statistics.median(values) if values else float("nan")
+
+
+def percentile(values, p: float) -> float:
+    """Nearest-rank percentile (p in 0-100) of ``values``."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = max(0, min(len(ordered) - 1, int(-(-p * len(ordered) // 100)) - 1))
+    return ordered[k]
+
+
+# -- reporting -------------------------------------------------------------------------------
+
+
+class Section:
+    """One bench's part of the report: lines, a table, target checks, and raw data for --json."""
+
+    def __init__(self, title: str):
+        self.title = title
+        self.lines: list[str] = []
+        self.checks: list[tuple[str, bool, str]] = []
+        self.data: dict = {}
+
+    def line(self, text: str = "") -> None:
+        self.lines.append(text)
+
+    def table(self, header: list[str], rows: list[list]) -> None:
+        cells = [[str(c) for c in header]] + [[_fmt(c) for c in r] for r in rows]
+        widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+        for n, r in enumerate(cells):
+            self.lines.append("  " + "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                                               for i, (c, w) in enumerate(zip(r, widths))))
+            if n == 0:
+                self.lines.append("  " + "  ".join("-" * w for w in widths))
+
+    def check(self, label: str, ok: bool, detail: str) -> None:
+        self.checks.append((label, bool(ok), detail))
+
+    def render(self) -> str:
+        out = [f"== {self.title} " + "=" * max(0, 74 - len(self.title)), *self.lines]
+        if self.checks:
+            out.append("")
+            for label, ok, detail in self.checks:
+                out.append(f"  [{'PASS' if ok else 'MISS'}] {label}: {detail}")
+        return "\n".join(out)
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        if value != value:
+            return "-"
+        return f"{value:,.3f}" if abs(value) < 100 else f"{value:,.1f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return "-" if value is None else str(value)
+
+
+def render_report(machine: dict, args_text: str, sections: list[Section], wall_s: float) -> str:
+    head = [
+        "memtui benchmarks",
+        f"  machine : {machine['cpu']}, {machine['cores']} cores, {machine['memory_gb']} GiB RAM",
+        f"  software: Python {machine['python']}, SQLite {machine['sqlite']}, peewee {machine['peewee']}"
+        f" ({machine['platform']})",
+        f"  run     : {args_text}; suite wall time {wall_s:.0f} s",
+        "",
+    ]
+    body = "\n\n".join(s.render() for s in sections)
+    checks = [(s.title, *c) for s in sections for c in s.checks]
+    tail = ["", "== summary " + "=" * 64]
+    tail += [f"  [{'PASS' if ok else 'MISS'}] {title}: {label}" for title, label, ok, _ in checks]
+    return "\n".join(head) + "\n" + body + "\n" + "\n".join(tail)
+
+
+if __name__ == "__main__" and len(sys.argv) == 5 and sys.argv[1] == "CHILD":
+    _child_main(*sys.argv[2:])

@@ -1,0 +1,482 @@
+"""The memtui command line: every subcommand, JSON output, and bad input (one line, exit 2, nothing changed)."""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import stat
+import subprocess
+import sys
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from importlib.metadata import version
+from types import SimpleNamespace
+
+import pytest
+
+from engine.jobs import DEFAULT_JOBS, KINDS
+from engine.jobs.base import JobKind, JobSpec
+from models import Store
+from tui.cli import main
+
+MEMTUI = os.path.join(os.path.dirname(sys.executable), "memtui")
+JOB_KEYS = {"name", "kind", "enabled", "schedule", "next_run", "last_run", "last_status", "runs", "errors"}
+
+
+@pytest.fixture
+def cli(monkeypatch, capsys):
+    """Run ``main(argv)`` in-process; close every store it opened so the files settle (WAL checkpointed)."""
+    opened = []
+    real_open = Store.open.__func__
+
+    def tracking_open(cls, path, **kwargs):
+        store = real_open(cls, path, **kwargs)
+        opened.append(store)
+        return store
+
+    monkeypatch.setattr(Store, "open", classmethod(tracking_open))
+
+    def run(*argv):
+        capsys.readouterr()
+        try:
+            code = main([str(a) for a in argv])
+        finally:
+            for store in opened:
+                store.close()
+            opened.clear()
+        out, err = capsys.readouterr()
+        return SimpleNamespace(code=code, out=out, err=err)
+
+    return run
+
+
+@pytest.fixture
+def db(tmp_path, cli):
+    """A database created by the CLI itself."""
+    path = tmp_path / "cli.db"
+    assert cli("jobs", "--db", path).code == 0
+    return path
+
+
+def files(directory) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir()) if p.is_file()}
+
+
+def dump(path) -> dict:
+    con = sqlite3.connect(path)
+    try:
+        return {t: con.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall()
+                for t in ("job_definition", "job_state", "run", "audit_log", "setting")}
+    finally:
+        con.close()
+
+
+def jobs_json(cli, path) -> dict[str, dict]:
+    result = cli("jobs", "--json", "--db", path)
+    assert result.code == 0, result.err
+    assert result.err == ""
+    return {j["name"]: j for j in json.loads(result.out)}
+
+
+def parse_iso(text: str) -> datetime:
+    when = datetime.fromisoformat(text)
+    assert when.utcoffset() is not None, f"{text!r} has no UTC offset"
+    return when
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.code == 2, (result.out, result.err)
+    assert "Traceback" not in result.err
+    lines = result.err.splitlines()
+    assert len(lines) == 1, result.err
+    assert lines[0].startswith("memtui: ")
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+# -- jobs ------------------------------------------------------------------------------
+
+def test_jobs_text_lists_every_job(cli, db):
+    result = cli("jobs", "--db", db)
+    assert result.code == 0 and result.err == ""
+    lines = result.out.splitlines()
+    assert lines[0].split() == ["NAME", "ENABLED", "SCHEDULE", "NEXT", "LEFT", "LAST", "STATUS", "RUNS", "ERRORS"]
+    names = [line.split()[0] for line in lines[1:]]
+    assert sorted(names) == sorted(DEFAULT_JOBS)
+    compact = next(line for line in lines if line.startswith("compact "))
+    assert "at 04:00 on Sunday" in compact
+    assert compact.split()[-2:] == ["0", "0"]
+
+
+def test_jobs_json_has_the_documented_keys_and_offsets(cli, db):
+    before = datetime.now(timezone.utc)
+    jobs = jobs_json(cli, db)
+    assert sorted(jobs) == sorted(DEFAULT_JOBS)
+    for job in jobs.values():
+        assert JOB_KEYS <= set(job)
+    compact = jobs["compact"]
+    assert (compact["name"], compact["kind"], compact["enabled"], compact["schedule"]) == \
+        ("compact", "compact", True, "0 4 * * 0")
+    assert (compact["last_run"], compact["last_status"], compact["runs"], compact["errors"]) == (None, None, 0, 0)
+    next_run = parse_iso(compact["next_run"])
+    assert before < next_run <= before + timedelta(days=7, minutes=1)
+    assert next_run.astimezone().weekday() == 6 and next_run.astimezone().strftime("%H:%M") == "04:00"
+
+
+def test_db_option_works_before_and_after_the_subcommand(cli, tmp_path):
+    a, b = tmp_path / "a.db", tmp_path / "b.db"
+    assert cli("--db", a, "jobs").code == 0
+    assert cli("jobs", "--db", b).code == 0
+    assert a.is_file() and b.is_file()
+
+
+# -- run -----------------------------------------------------------------------------
+
+def test_run_prints_one_line_and_records_the_run(cli, db):
+    result = cli("run", "compact", "--db", db)
+    assert result.code == 0, result.err
+    assert result.err == ""
+    assert len(result.out.splitlines()) == 1
+    assert result.out.startswith("compact success (manual) ")
+    assert "runs_pruned_by_age=0" in result.out
+
+    compact = jobs_json(cli, db)["compact"]
+    assert (compact["runs"], compact["errors"], compact["last_status"]) == (1, 0, "success")
+    assert abs((parse_iso(compact["last_run"]) - datetime.now(timezone.utc)).total_seconds()) < 60
+
+
+def test_run_json(cli, db):
+    result = cli("run", "compact", "--json", "--db", db)
+    assert result.code == 0 and result.err == ""
+    run = json.loads(result.out)
+    assert (run["job"], run["status"], run["reason"], run["error"]) == ("compact", "success", "manual", None)
+    assert isinstance(run["id"], int) and isinstance(run["duration_ms"], int)
+    parse_iso(run["started"])
+    parse_iso(run["finished"])
+    assert run["result"]["runs_pruned_by_cap"] == 0
+
+
+@dataclass(frozen=True)
+class _NoConfig:
+    pass
+
+
+def _boom(ctx):
+    raise RuntimeError("kaboom")
+
+
+def test_run_of_a_failing_job_exits_1(cli, tmp_path, monkeypatch):
+    monkeypatch.setitem(KINDS, "boom", JobKind("boom", _boom, _NoConfig, "always fails"))
+    monkeypatch.setitem(DEFAULT_JOBS, "boom", JobSpec("boom", "boom", "30s"))
+    path = tmp_path / "boom.db"
+    result = cli("run", "boom", "--db", path)
+    assert result.code == 1
+    assert result.out.startswith("boom failed (manual) ")
+    assert "RuntimeError: kaboom" in result.out
+    result = cli("run", "boom", "--json", "--db", path)
+    assert result.code == 1
+    assert json.loads(result.out)["status"] == "failed"
+    assert "RuntimeError: kaboom" in json.loads(result.out)["traceback"]
+    boom = jobs_json(cli, path)["boom"]
+    assert (boom["runs"], boom["errors"], boom["last_status"]) == (2, 2, "failed")
+
+
+# -- enable / disable / retime ---------------------------------------------------------
+
+def test_disable_and_enable(cli, db):
+    result = cli("disable", "compact", "--db", db)
+    assert result.code == 0 and result.err == ""
+    assert result.out.splitlines()[1].split()[:2] == ["compact", "no"]
+    compact = jobs_json(cli, db)["compact"]
+    assert compact["enabled"] is False and compact["next_run"] is None
+
+    result = cli("enable", "compact", "--db", db)
+    assert result.code == 0
+    assert result.out.splitlines()[1].split()[:2] == ["compact", "yes"]
+    compact = jobs_json(cli, db)["compact"]
+    assert compact["enabled"] is True
+    assert parse_iso(compact["next_run"]) > datetime.now(timezone.utc)
+
+    audit = dump(db)["audit_log"]
+    assert [(a[2], a[3], a[4], a[5], a[6]) for a in audit] == [
+        ("disable", "compact", "True", "False", "cli"), ("enable", "compact", "False", "True", "cli"),
+    ]
+
+
+def test_retime(cli, db):
+    before = datetime.now(timezone.utc)
+    result = cli("retime", "compact", "2h", "--db", db)
+    assert result.code == 0 and result.err == ""
+    assert "every 2 h" in result.out
+    compact = jobs_json(cli, db)["compact"]
+    assert compact["schedule"] == "2h"
+    delta = (parse_iso(compact["next_run"]) - before).total_seconds()
+    assert 7200 - 5 < delta < 7200 + 60
+
+    result = cli("retime", "compact", "30 2 * * *", "--tz", "Europe/Berlin", "--db", db)
+    assert result.code == 0
+    assert "(Europe/Berlin)" in result.out
+    compact = jobs_json(cli, db)["compact"]
+    assert (compact["schedule"], compact["timezone"]) == ("30 2 * * *", "Europe/Berlin")
+    from zoneinfo import ZoneInfo
+    local = parse_iso(compact["next_run"]).astimezone(ZoneInfo("Europe/Berlin"))
+    assert local.strftime("%M") in ("30", "00")  # 02:30, or 03:00 on a spring-forward day
+    audit = dump(db)["audit_log"]
+    assert [(a[2], a[4], a[5], a[6]) for a in audit] == [
+        ("retime", "0 4 * * 0", "2h", "cli"), ("retime", "2h", "30 2 * * * Europe/Berlin", "cli"),
+    ]
+
+
+# -- history ----------------------------------------------------------------------------
+
+def test_history_text_and_json(cli, db):
+    result = cli("history", "--db", db)
+    assert (result.code, result.out.strip()) == (0, "no runs yet")
+    assert json.loads(cli("history", "compact", "--json", "--db", db).out) == []
+    assert cli("run", "compact", "--db", db).code == 0
+    assert cli("run", "compact", "--db", db).code == 0
+
+    result = cli("history", "--db", db)
+    assert result.code == 0
+    lines = result.out.splitlines()
+    assert lines[0].split() == ["ID", "JOB", "STATUS", "REASON", "STARTED", "DURATION", "RESULT"]
+    assert [line.split()[:4] for line in lines[1:]] == [["2", "compact", "success", "manual"],
+                                                          ["1", "compact", "success", "manual"]]
+
+    runs = json.loads(cli("history", "--json", "--db", db).out)
+    assert [(r["id"], r["job"], r["status"]) for r in runs] == [(2, "compact", "success"), (1, "compact", "success")]
+    runs = json.loads(cli("history", "compact", "--limit", "1", "--json", "--db", db).out)
+    assert [r["id"] for r in runs] == [2]
+
+
+# -- pause / resume -----------------------------------------------------------------------
+
+def test_pause_and_resume_keep_enabled_flags(cli, db):
+    assert cli("disable", "compact", "--db", db).code == 0
+    flags = {n: j["enabled"] for n, j in jobs_json(cli, db).items()}
+
+    result = cli("pause", "--db", db)
+    assert result.code == 0 and result.err == ""
+    assert "(paused)" in result.out
+    jobs = jobs_json(cli, db)
+    assert {n: j["enabled"] for n, j in jobs.items()} == flags
+    assert all(j["next_run"] is None for j in jobs.values())
+    assert all(j["paused"] is True for j in jobs.values())
+
+    result = cli("resume", "--db", db)
+    assert result.code == 0
+    assert "(paused)" not in result.out
+    jobs = jobs_json(cli, db)
+    assert {n: j["enabled"] for n, j in jobs.items()} == flags
+    assert jobs["compact"]["next_run"] is None
+    for name, job in jobs.items():
+        if job["enabled"]:
+            assert parse_iso(job["next_run"]) > datetime.now(timezone.utc), name
+    assert [a[2] for a in dump(db)["audit_log"]] == ["disable", "pause_all", "resume_all"]
+
+
+# -- where the database is --------------------------------------------------------------------
+
+def test_memtui_db_environment_variable(cli, tmp_path, monkeypatch):
+    env_db = tmp_path / "from-env" / "env.db"
+    monkeypatch.setenv("MEMTUI_DB", str(env_db))
+    assert cli("jobs").code == 0
+    assert env_db.is_file()
+    assert stat.S_IMODE(env_db.stat().st_mode) == 0o600
+
+    flag_db = tmp_path / "flag.db"
+    assert cli("disable", "compact", "--db", flag_db).code == 0  # --db wins over MEMTUI_DB
+    assert jobs_json(cli, flag_db)["compact"]["enabled"] is False
+    env_jobs = {j["name"]: j for j in json.loads(cli("jobs", "--json").out)}
+    assert env_jobs["compact"]["enabled"] is True  # the env database was not the one disabled
+    assert [a[2] for a in dump(env_db)["audit_log"]] == []
+
+
+def test_default_database_goes_to_the_xdg_data_dir_owner_only(cli, tmp_path):
+    result = cli("jobs")
+    assert result.code == 0, result.err
+    path = tmp_path / "xdg-data" / "memtui" / "memtui.db"
+    assert path.is_file()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert "compact" in result.out
+
+
+def test_config_file_applies_on_first_start(cli, tmp_path):
+    cfg = tmp_path / "memtui.toml"
+    cfg.write_text('[jobs.compact]\nschedule = "6h"\ntimezone = "UTC"\nruns_per_job = 50\n')
+    path = tmp_path / "c.db"
+    jobs = json.loads(cli("jobs", "--json", "--db", path, "--config", cfg).out)
+    compact = {j["name"]: j for j in jobs}["compact"]
+    assert (compact["schedule"], compact["timezone"]) == ("6h", "UTC")
+    assert compact["config"]["runs_per_job"] == 50
+
+
+def test_memtui_config_environment_variable(cli, tmp_path, monkeypatch):
+    cfg = tmp_path / "env.toml"
+    cfg.write_text('[jobs.compact]\nschedule = "3h"\n')
+    monkeypatch.setenv("MEMTUI_CONFIG", str(cfg))
+    path = tmp_path / "e.db"
+    assert jobs_json(cli, path)["compact"]["schedule"] == "3h"
+
+
+# -- version and help ------------------------------------------------------------------------
+
+def test_version():
+    proc = subprocess.run([MEMTUI, "--version"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0
+    assert proc.stdout.strip() == f"memtui {version('memtui')}"
+    assert proc.stderr == ""
+
+
+def test_help_lists_the_subcommands(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("jobs", "run", "enable", "disable", "retime", "history", "pause", "resume", "--no-ui", "--db",
+                    "--config", "--version"):
+        assert command in out
+
+
+# -- bad input: one line, exit 2, nothing changed ----------------------------------------------
+
+BAD_INPUT = [
+    # unknown job
+    (["enable", "nosuch"], ["unknown job 'nosuch'", "compact"]),
+    (["disable", "nosuch"], ["unknown job 'nosuch'"]),
+    (["run", "nosuch"], ["unknown job 'nosuch'"]),
+    (["retime", "nosuch", "5m"], ["unknown job 'nosuch'"]),
+    (["history", "nosuch"], ["unknown job 'nosuch'"]),
+    # bad spec
+    (["retime", "compact", "0s"], ["longer than zero"]),
+    (["retime", "compact", "--", "-5m"], ["5-field cron"]),
+    (["retime", "compact", "every day"], ["5-field cron"]),
+    (["retime", "compact", "61 * * * *"], ["minute"]),
+    (["retime", "compact", "400d"], ["366 days"]),
+    (["retime", "compact", ""], ["empty schedule"]),
+    (["retime", "compact", "9" * 5000 + "s"], []),
+    # bad time zone
+    (["retime", "compact", "0 3 * * *", "--tz", "Mars/Olympus_Mons"], ["unknown time zone 'Mars/Olympus_Mons'"]),
+    (["retime", "compact", "5m", "--tz", "Europe/Berlinn"], ["unknown time zone"]),
+    # unknown argument / bad usage
+    (["jobs", "--bogus"], ["--bogus"]),
+    (["--bogus"], ["--bogus"]),
+    (["frobnicate"], ["frobnicate"]),
+    (["run"], ["name"]),
+    (["retime", "compact"], ["spec"]),
+    (["history", "--limit", "0"], ["--limit"]),
+    (["history", "--limit", "many"], ["--limit"]),
+    (["run", "compact", "extra"], ["extra"]),
+]
+
+
+@pytest.mark.parametrize("argv, fragments", BAD_INPUT, ids=lambda v: " ".join(v)[:40] if isinstance(v, list) else "")
+def test_bad_input_is_one_line_exit_2_and_changes_nothing(cli, db, argv, fragments):
+    before_files, before_rows = files(db.parent), dump(db)
+    result = cli("--db", db, *argv)
+    assert_one_line_error(result, *fragments)
+    assert result.out == ""
+    assert files(db.parent) == before_files
+    assert dump(db) == before_rows
+
+
+def _bad_configs(tmp_path):
+    cases = {
+        "not-toml.toml": ("[engine\npoll_interval_s = 1\n", "not valid TOML"),
+        "negative.toml": ("[engine]\nbackoff_base_s = -1\n", "backoff_base_s"),
+        "too-big.toml": ("[engine]\nmax_workers = 1000\n", "max_workers"),
+        "wrong-type.toml": ('[engine]\npoll_interval_s = "fast"\n', "poll_interval_s"),
+        "unknown-key.toml": ("[engine]\nturbo = true\n", "turbo"),
+        "unknown-table.toml": ("[server]\nport = 1\n", "server"),
+        "unknown-job.toml": ("[jobs.nosuch]\nschedule = \"5m\"\n", "nosuch"),
+        "bad-schedule.toml": ('[jobs.compact]\nschedule = "0s"\n', "schedule"),
+        "bad-zone.toml": ('[jobs.compact]\ntimezone = "Mars/Olympus_Mons"\n', "time zone"),
+        "bad-param.toml": ("[jobs.compact]\nruns_per_job = 1\n", "runs_per_job"),
+    }
+    out = []
+    for name, (text, fragment) in cases.items():
+        path = tmp_path / "configs" / name
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text)
+        out.append((path, fragment))
+    return out
+
+
+def test_malformed_config_is_one_line_naming_the_file_and_key(cli, db, tmp_path):
+    before_files, before_rows = files(db.parent), dump(db)
+    for path, fragment in _bad_configs(tmp_path):
+        for argv in (["jobs"], ["run", "compact"], ["disable", "compact"], ["pause"]):
+            result = cli(*argv, "--db", db, "--config", path)
+            assert_one_line_error(result, str(path), fragment)
+    missing = tmp_path / "nowhere.toml"
+    assert_one_line_error(cli("jobs", "--db", db, "--config", missing), str(missing), "not found")
+    assert files(db.parent) == before_files
+    assert dump(db) == before_rows
+
+
+def test_malformed_config_from_the_environment(cli, db, tmp_path, monkeypatch):
+    bad = tmp_path / "env-bad.toml"
+    bad.write_text("[engine]\nbackoff_base_s = -1\n")
+    monkeypatch.setenv("MEMTUI_CONFIG", str(bad))
+    assert_one_line_error(cli("jobs", "--db", db), str(bad), "backoff_base_s")
+
+
+def test_a_malformed_config_does_not_create_the_database(cli, tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[engine\n")
+    path = tmp_path / "never.db"
+    assert_one_line_error(cli("jobs", "--db", path, "--config", bad), str(bad))
+    assert not path.exists()
+
+
+def test_unusable_database_paths(cli, tmp_path):
+    directory = tmp_path / "a-directory"
+    directory.mkdir()
+    assert_one_line_error(cli("jobs", "--db", directory), str(directory), "is a directory")
+    assert list(directory.iterdir()) == []
+
+    text = tmp_path / "notes.txt"
+    text.write_text("my notes, not a database\n" * 10)
+    before = files(tmp_path)
+    for argv in (["jobs"], ["run", "compact"], ["pause"], ["enable", "compact"]):
+        assert_one_line_error(cli(*argv, "--db", text), str(text), "not a SQLite database")
+    assert files(tmp_path) == before
+
+    under_file = text / "memtui.db"
+    assert_one_line_error(cli("jobs", "--db", under_file), str(under_file))
+    assert files(tmp_path) == before
+
+
+def test_newer_schema_database_is_refused_unchanged(cli, db):
+    con = sqlite3.connect(db)
+    with con:
+        con.execute("INSERT INTO schema_migration (name, applied) VALUES ('9999_future', '2030-01-01')")
+    con.close()
+    before = files(db.parent)
+    assert_one_line_error(cli("jobs", "--db", db), "newer", "9999_future")
+    assert_one_line_error(cli("run", "compact", "--db", db), "newer")
+    assert files(db.parent) == before
+
+
+@pytest.mark.parametrize("case", ["unknown job", "bad spec", "bad tz", "directory db", "bad config", "unknown arg"])
+def test_bad_input_in_a_real_process_prints_no_traceback(tmp_path, case):
+    db = tmp_path / "p.db"
+    subprocess.run([MEMTUI, "jobs", "--db", db], capture_output=True, check=True, timeout=60)
+    bad_cfg = tmp_path / "bad.toml"
+    bad_cfg.write_text("[engine]\nbackoff_base_s = -1\n")
+    argv = {
+        "unknown job": ["run", "nosuch", "--db", db],
+        "bad spec": ["retime", "compact", "0m", "--db", db],
+        "bad tz": ["retime", "compact", "0 3 * * *", "--tz", "Nowhere/Land", "--db", db],
+        "directory db": ["jobs", "--db", tmp_path],
+        "bad config": ["jobs", "--db", db, "--config", bad_cfg],
+        "unknown arg": ["jobs", "--frobnicate", "--db", db],
+    }[case]
+    before = files(tmp_path)
+    proc = subprocess.run([MEMTUI, *map(str, argv)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("memtui: ")
+    assert files(tmp_path) == before

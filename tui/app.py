@@ -1,0 +1,280 @@
+"""The Textual dashboard: live job status, run history, promotion stats, and keys to steer the jobs.
+
+The engine runs in its own threads; it reports through ``Engine.subscribe``,
+whose callback only posts a message (``post_message`` is thread-safe and never
+blocks). Consecutive ``EngineUpdate`` messages collapse into one, so a job
+firing every second cannot flood the UI; each update re-reads the few rows it
+shows and diffs them into the tables. A half-second tick moves countdowns and
+spinners from the data already in hand, without touching the database.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Iterable
+
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer
+
+from engine import Engine, EngineError, Event, JobInfo, RunInfo
+from tui.format import fmt_result
+from tui.screens import DetailsScreen, HelpScreen, RetimeRequest, RetimeScreen
+from tui.widgets import HistoryTable, JobsTable, StatsPanel, StatusLine
+
+
+class EngineUpdate(Message):
+    """Something changed in the engine or the store; re-read and redraw."""
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, EngineUpdate)
+
+
+class RunNotice(Message):
+    """A run started from the keyboard finished; tell the person how it went."""
+
+    def __init__(self, run: RunInfo):
+        super().__init__()
+        self.run = run
+
+
+class MemtuiApp(App):
+    TITLE = "memtui"
+    CSS_PATH = "app.tcss"
+    # key, action, footer label, what it does (for help and the command palette)
+    KEYS = [
+        ("space", "toggle", "On/off", "Toggle job: turn the selected job on or off"),
+        ("e", "enable", "Enable", "Enable job: let the selected job run on its schedule"),
+        ("d", "disable", "Disable", "Disable job: stop the selected job from running"),
+        ("t", "retime", "Retime", "Retime job: interval (45s, 5m, 1h30m) or cron, with a preview"),
+        ("r", "run_now", "Run", "Run job now: run the selected job now; its schedule is not shifted"),
+        ("p", "pause", "Pause", "Pause or resume all: each job's own on/off is kept"),
+        ("enter", "details", "Details", "Job details: config, last error with traceback, recent results"),
+        ("question_mark", "help", "Help", "Help: every key"),
+        ("q", "quit", "Quit", "Quit: stop the engine, waiting for running jobs"),
+    ]
+    BINDINGS = [Binding(key, action, label, show=key != "enter") for key, action, label, _ in KEYS]
+
+    def __init__(self, engine: Engine, *, model: str = "offline fallback", tick_s: float = 0.5,
+                 stop_timeout_s: float | None = None):
+        super().__init__()
+        self.engine = engine
+        self.model = model
+        self.tick_s = tick_s
+        self.stop_timeout_s = stop_timeout_s
+        self.jobs: list[JobInfo] = []
+        self.paused = False
+        self.frame = 0
+        self.stopping: str | None = None
+        self._unsubscribe = None
+
+    # -- layout ------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield StatusLine(id="status")
+        yield JobsTable(id="jobs")
+        with Horizontal(id="lower"):
+            yield HistoryTable(id="history")
+            yield StatsPanel(id="stats")
+        yield Footer(compact=True)
+
+    @property
+    def jobs_table(self) -> JobsTable:
+        return self.query_one("#jobs", JobsTable)
+
+    @property
+    def history_table(self) -> HistoryTable:
+        return self.query_one("#history", HistoryTable)
+
+    def on_mount(self) -> None:
+        self.query_one("#jobs").border_title = "jobs"
+        self.query_one("#stats").border_title = "promotion"
+        self._unsubscribe = self.engine.subscribe(self._on_engine_event)
+        self.refresh_all()
+        self.jobs_table.focus()
+        self.set_interval(self.tick_s, self._tick)
+
+    def on_unmount(self) -> None:
+        if self._unsubscribe:
+            self._unsubscribe()
+
+    # -- engine → UI ---------------------------------------------------------------
+
+    def _on_engine_event(self, event: Event) -> None:
+        """Called on engine threads: only post messages from here."""
+        self.post_message(EngineUpdate())
+        if event.kind == "run_finished" and event.run is not None and event.run.reason == "manual":
+            self.post_message(RunNotice(event.run))
+
+    def on_engine_update(self, _: EngineUpdate) -> None:
+        self.refresh_all()
+
+    def on_run_notice(self, message: RunNotice) -> None:
+        run = message.run
+        if run.status == "success":
+            self.notify(f"{run.job}: done in {run.duration_ms} ms. {fmt_result(run.result)}", title="run finished")
+        elif run.status == "skipped":
+            self.notify(f"{run.job}: skipped — {run.error}", title="run skipped", severity="warning")
+        else:
+            self.notify(f"{run.job}: {run.status} — {run.error}", title="run failed", severity="error")
+
+    def refresh_all(self) -> None:
+        now = self.engine.clock()
+        self.jobs = self.engine.jobs()
+        self.paused = self.engine.paused
+        self.jobs_table.show(self.jobs, now, self.frame)
+        self._refresh_history(now)
+        self.query_one("#stats", StatsPanel).show(self.engine.promotion_stats(), now)
+        self._refresh_status()
+
+    def _refresh_status(self) -> None:
+        self.query_one("#status", StatusLine).show(
+            running=self.engine.started, paused=self.paused, stopping=self.stopping,
+            db_path=str(self.engine.store.path), model=self.model,
+        )
+
+    def _refresh_history(self, now: datetime) -> None:
+        table = self.history_table
+        job = self.selected_job_name
+        if job != table.job:
+            table.start(job)
+        if job is not None:
+            table.merge(self.engine.history(job, table.PAGE if table.row_count == 0 else 50), now)
+
+    def _tick(self) -> None:
+        self.frame += 1
+        self.jobs_table.show(self.jobs, self.engine.clock(), self.frame)
+
+    # -- selection -----------------------------------------------------------------
+
+    @property
+    def selected_job_name(self) -> str | None:
+        return self.jobs_table.selected_key
+
+    @property
+    def selected_job(self) -> JobInfo | None:
+        name = self.selected_job_name
+        return next((j for j in self.jobs if j.name == name), None)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.data_table.id == "jobs":
+            self._refresh_history(self.engine.clock())
+        elif event.data_table.id == "history":
+            table = self.history_table
+            if table.job and table.wants_more():
+                older = self.engine.history(table.job, table.PAGE, before_id=table.oldest_id)
+                table.merge(older, self.engine.clock(), older=True)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if event.data_table.id == "jobs":
+            self.action_details()
+
+    # -- actions ---------------------------------------------------------------------
+
+    def _change(self, what: str, change) -> None:
+        job = self.selected_job
+        if job is None:
+            return
+        try:
+            info = change(job.name)
+        except EngineError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.refresh_all()
+        if info is not None:
+            self.notify(f"{job.name}: {what}")
+
+    def action_toggle(self) -> None:
+        job = self.selected_job
+        if job is not None:
+            self._change("disabled" if job.enabled else "enabled", lambda n: self.engine.toggle(n, source="ui"))
+
+    def action_enable(self) -> None:
+        self._change("enabled", lambda n: self.engine.enable(n, source="ui"))
+
+    def action_disable(self) -> None:
+        self._change("disabled", lambda n: self.engine.disable(n, source="ui"))
+
+    def action_run_now(self) -> None:
+        job = self.selected_job
+        if job is None:
+            return
+        self.engine.run_now(job.name, source="ui")
+        self.notify(f"{job.name}: starting now")
+
+    def action_pause(self) -> None:
+        if self.paused:
+            self.engine.resume_all(source="ui")
+            self.notify("resumed: enabled jobs are scheduled again")
+        else:
+            self.engine.pause_all(source="ui")
+            self.notify("paused: no job will fire until you resume")
+        self.refresh_all()
+
+    def action_retime(self) -> None:
+        job = self.selected_job
+        if job is None:
+            return
+
+        def apply(request: RetimeRequest | None) -> None:
+            if request is None:
+                return
+            self._change(f"now {request.spec}", lambda n: self.engine.retime(
+                n, request.spec, request.timezone or "", source="ui"))
+
+        self.push_screen(RetimeScreen(job, self.engine.clock), apply)
+
+    def action_details(self) -> None:
+        job = self.selected_job
+        if job is not None:
+            self.push_screen(DetailsScreen(job, self.engine.history(job.name, 30), self.engine.clock()))
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(self.key_help()))
+
+    def key_help(self) -> list[tuple[str, str]]:
+        names = {"question_mark": "?"}
+        return [(names.get(key, key), text.split(": ", 1)[1]) for key, _, _, text in self.KEYS] + [
+            ("↑ ↓", "select a job; tab moves to the run history"),
+        ]
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for _, action, _, text in self.KEYS:
+            if action != "quit":
+                title, help_text = text.split(": ", 1)
+                yield SystemCommand(title, help_text, getattr(self, f"action_{action}"))
+
+    async def action_quit(self) -> None:
+        """Stop the engine (waiting for running jobs, shown on screen), then exit."""
+        if self.stopping is not None:
+            return
+        running = self.engine.running_jobs()
+        self.stopping = f"stopping: waiting for {', '.join(running)}" if running else "stopping"
+        self._refresh_status()
+        self.run_worker(self._stop_engine, thread=True, exclusive=True, group="quit")
+
+    def _stop_engine(self) -> None:
+        self.engine.stop(self.stop_timeout_s)
+        self.call_from_thread(self.exit)
+
+
+def model_label(model: str | None) -> str:
+    return model or "offline fallback"
+
+
+def run_dashboard(args) -> int:
+    """Open the dashboard on the configured database, with the engine running in this process."""
+    from engine import load_config, open_engine
+    from engine.config import resolve_db_path
+
+    config = load_config(getattr(args, "config", None))
+    engine = open_engine(resolve_db_path(getattr(args, "db", None)), config)
+    engine.start()
+    try:
+        MemtuiApp(engine, model=model_label(config.llm.model)).run()
+    finally:
+        engine.stop()
+    return 0

@@ -1,0 +1,147 @@
+"""The dashboard's modal screens: retime (validated as you type), job details, help.
+
+Input modals are ``ModalScreen[Result | None]``: they return a typed result, or
+None when cancelled, and change nothing themselves.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Callable
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.validation import ValidationResult, Validator
+from textual.widgets import Input, Label, Static
+
+from engine import JobInfo, RunInfo, Schedule, ScheduleError
+from tui.widgets import details_text
+
+
+@dataclass(frozen=True)
+class RetimeRequest:
+    spec: str
+    timezone: str | None
+
+
+class ScheduleValidator(Validator):
+    """Accepts exactly what the engine's retime accepts, in the modal's current time zone."""
+
+    def __init__(self, zone: Callable[[], str | None]):
+        super().__init__()
+        self.zone = zone
+
+    def validate(self, value: str) -> ValidationResult:
+        try:
+            Schedule.parse(value, self.zone())
+        except ScheduleError as exc:
+            return self.failure(str(exc))
+        return self.success()
+
+
+class RetimeScreen(ModalScreen[RetimeRequest | None]):
+    """Ask for a new schedule; show it in words and its next three fire times."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, job: JobInfo, now: Callable[[], datetime]):
+        super().__init__()
+        self.job = job
+        self.now = now
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Label(f"Retime [b]{self.job.name}[/b]  (now: {self.job.schedule_text})")
+            yield Input(value=self.job.schedule, placeholder="45s, 5m, 1h30m or cron: 0 2 * * 0",
+                        validators=[ScheduleValidator(self._zone)], id="spec")
+            yield Input(value=self.job.timezone or "", placeholder="time zone, e.g. Europe/Berlin (blank: local)",
+                        id="tz")
+            yield Static(id="preview")
+            yield Static(id="problem")
+            yield Label("[dim]enter apply · escape cancel[/dim]")
+
+    def on_mount(self) -> None:
+        self._update()
+
+    def _zone(self) -> str | None:
+        inputs = self.query("#tz")  # empty while the screen is still being composed
+        value = inputs.first(Input).value if inputs else (self.job.timezone or "")
+        return value.strip() or None
+
+    def _parse(self) -> Schedule:
+        return Schedule.parse(self.query_one("#spec", Input).value, self._zone())
+
+    def _update(self) -> bool:
+        preview, problem = self.query_one("#preview", Static), self.query_one("#problem", Static)
+        try:
+            schedule = self._parse()
+        except ScheduleError as exc:
+            preview.update("")
+            problem.update(Text(str(exc), style="bold red"))
+            return False
+        times = schedule.preview(self.now(), 3)
+        lines = Text(schedule.describe(), style="bold green")
+        for when in times:
+            lines.append(f"\n  {when.strftime('%a %Y-%m-%d %H:%M:%S %Z')}")
+        preview.update(lines)
+        problem.update("")
+        return True
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "tz":
+            self.query_one("#spec", Input).validate(self.query_one("#spec", Input).value)
+        self._update()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        if not self._update():
+            self.app.bell()
+            return
+        schedule = self._parse()
+        self.dismiss(RetimeRequest(schedule.spec, self._zone()))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class DetailsScreen(ModalScreen[None]):
+    """A job's config, totals, last error with its full traceback, and recent results."""
+
+    BINDINGS = [Binding("escape", "close", "Close"), Binding("enter", "close", "Close", show=False)]
+
+    def __init__(self, job: JobInfo, runs: list[RunInfo], now: datetime):
+        super().__init__()
+        self.job, self.runs, self.now = job, runs, now
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="dialog"):
+            yield Static(details_text(self.job, self.runs, self.now), id="details")
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+class HelpScreen(ModalScreen[None]):
+    """Every key the dashboard knows."""
+
+    BINDINGS = [Binding("escape", "close", "Close"), Binding("question_mark", "close", "Close", show=False)]
+
+    def __init__(self, bindings: list[tuple[str, str]]):
+        super().__init__()
+        self.keys = bindings
+
+    def compose(self) -> ComposeResult:
+        text = Text("memtui keys\n\n", style="bold")
+        for key, description in self.keys:
+            text.append(f"  {key:<10}", style="bold cyan")
+            text.append(f"{description}\n")
+        text.append("\nctrl+p opens the command palette with every action.\n", style="dim")
+        text.append("Changes from the CLI or another engine appear within 2 seconds.", style="dim")
+        with Vertical(id="dialog"):
+            yield Static(text, id="help")
+
+    def action_close(self) -> None:
+        self.dismiss(None)
