@@ -58,10 +58,11 @@ class MemtuiApp(App):
     BINDINGS = [Binding(key, action, label, show=key != "enter") for key, action, label, _ in KEYS]
 
     def __init__(self, engine: Engine, *, model: str = "offline fallback", tick_s: float = 0.5,
-                 stop_timeout_s: float | None = None):
+                 stop_timeout_s: float | None = None, db_label: str | None = None):
         super().__init__()
         self.engine = engine
         self.model = model
+        self.db_label = db_label or str(engine.store.path)
         self.tick_s = tick_s
         self.stop_timeout_s = stop_timeout_s
         self.jobs: list[JobInfo] = []
@@ -132,7 +133,7 @@ class MemtuiApp(App):
     def _refresh_status(self) -> None:
         self.query_one("#status", StatusLine).show(
             running=self.engine.started, paused=self.paused, stopping=self.stopping,
-            db_path=str(self.engine.store.path), model=self.model,
+            db_path=self.db_label, model=self.model,
         )
 
     def _refresh_history(self, now: datetime) -> None:
