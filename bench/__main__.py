@@ -22,6 +22,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--scale", type=float, default=1.0,
                    help="multiply every data size by this (1 = 1M pending memories, 1M messages; 0.05 for a quick run)")
     p.add_argument("--seed", type=int, default=42, help="seed of the data generators (default 42)")
+    p.add_argument("--order", choices=("time", "random"), default="time",
+                   help="row ids follow each table's time column as when written live (time, default),"
+                        " or are independent of it, as after an import or merge (random)")
     p.add_argument("--repeat", type=int, default=1,
                    help="runs of each memtui/raw contender on fresh copies; the report takes the median (default 1)")
     p.add_argument("--writer-period-ms", type=float, default=5.0,
@@ -61,7 +64,7 @@ def main(argv=None) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
     machine = common.machine_info()
     run_text = (f"python -m bench --only {','.join(args.only)} --scale {args.scale:g} --seed {args.seed}"
-                f" --repeat {args.repeat}")
+                f" --order {args.order} --repeat {args.repeat}")
     print(common.render_report(machine, run_text, sections, time.perf_counter() - t0))
     if args.json:
         args.json.write_text(json.dumps({"machine": machine, "args": vars(args),

@@ -155,7 +155,18 @@ def _text(rng, low: int, high: int) -> str:
     return " ".join(rng.choices(_WORDS, k=rng.randint(low, high)))
 
 
-def pending_rows(n: int, seed: int, now_ts: float = NOW_TS):
+def _times(rng, n: int, span_s: float, order: str, now_ts: float) -> list[float]:
+    """``n`` times uniform over the ``span_s`` before now: ascending when ``order`` is "time"
+    (rows are written as things happen, so ids follow time), shuffled when "random"."""
+    times = [now_ts - rng.random() * span_s for _ in range(n)]
+    if order == "time":
+        times.sort()
+    elif order != "random":
+        raise ValueError(f"unknown order {order!r}")
+    return times
+
+
+def pending_rows(n: int, seed: int, order: str = "time", now_ts: float = NOW_TS):
     """``n`` pending memories with realistic spreads, as pending_memory INSERT tuples.
 
     importance 0-10 skewed low (beta 2,4), confidence 0-1 skewed high (beta 4,2),
@@ -165,8 +176,7 @@ def pending_rows(n: int, seed: int, now_ts: float = NOW_TS):
     import random
     rng = random.Random(seed)
     senders = [f"agent-{i}" for i in range(200)]
-    for _ in range(n):
-        created = now_ts - rng.random() * 10 * DAY
+    for created in _times(rng, n, 10 * DAY, order, now_ts):
         accesses = min(int(rng.paretovariate(1.5)) - 1, 1000)
         if accesses == 0:
             last = None if rng.random() < 0.5 else created
@@ -179,50 +189,54 @@ def pending_rows(n: int, seed: int, now_ts: float = NOW_TS):
         )
 
 
-def fill_pending(conn: sqlite3.Connection, n: int, seed: int) -> None:
+def fill_pending(conn: sqlite3.Connection, n: int, seed: int, order: str) -> None:
     conn.executemany(
         "INSERT INTO pending_memory (content, kind, sender, session, importance, confidence, access_count,"
         " last_access_at, remember, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        pending_rows(n, seed),
+        pending_rows(n, seed, order),
     )
 
 
 def fill_conversations(conn: sqlite3.Connection, conversations: int, messages: int, outcomes: int,
-                       senders: int, seed: int, now_ts: float = NOW_TS) -> None:
-    """Conversations (half closed) with messages, started/updated over 90 days; outcomes per sender.
-
-    Messages land on conversations at random (~messages/conversations each);
-    outcomes go to senders with a Pareto skew, so some senders keep all theirs
-    and a few have thousands."""
+                       senders: int, seed: int, order: str, now_ts: float = NOW_TS) -> None:
+    """Conversations (half closed) started over 90 days, each active for up to 3 days, with messages
+    at random times inside it; outcomes over 90 days, spread over senders with a Pareto skew (some
+    senders keep all theirs, a few have thousands). With ``order`` "time" every table's ids follow
+    its time column, as when rows are written as things happen."""
     import random
     rng = random.Random(seed)
     agents = [f"user-{i}" for i in range(max(1, conversations // 50))]
     conv = []
-    for cid in range(1, conversations + 1):
-        started = now_ts - rng.random() * 90 * DAY
+    for cid, started in enumerate(_times(rng, conversations, 90 * DAY, order, now_ts), start=1):
         updated = min(now_ts, started + rng.random() * 3 * DAY)
         status = "closed" if rng.random() < 0.5 else "active"
         conv.append((cid, rng.choice(("chat", "email", "slack")), rng.choice(agents), status, started, updated))
     conn.executemany("INSERT INTO conversation (id, channel, sender, status, started_at, updated_at)"
                      " VALUES (?, ?, ?, ?, ?, ?)", conv)
-    owners = sorted(rng.randrange(conversations) for _ in range(messages))
+    msgs = []
+    for _ in range(messages):
+        cid, _, _, _, started, updated = conv[rng.randrange(conversations)]
+        msgs.append((rng.uniform(started, updated), cid))
+    if order == "time":
+        msgs.sort()
+    else:
+        rng.shuffle(msgs)
 
     def message_rows():
-        for i in owners:
-            cid, _, sender, _, started, updated = conv[i]
+        for created, cid in msgs:
             role = "user" if rng.random() < 0.5 else "assistant"
-            yield cid, sender if role == "user" else "assistant", role, _text(rng, 5, 40), \
-                rng.uniform(started, updated)
+            yield cid, conv[cid - 1][2] if role == "user" else "assistant", role, _text(rng, 5, 40), created
 
     conn.executemany("INSERT INTO message (conversation_id, sender, role, content, created_at)"
                      " VALUES (?, ?, ?, ?, ?)", message_rows())
+    del msgs
     weights = [rng.paretovariate(1.2) for _ in range(senders)]
     who = rng.choices(range(senders), weights=weights, k=outcomes)
 
     def outcome_rows():
-        for s in who:
+        for s, created in zip(who, _times(rng, outcomes, 90 * DAY, order, now_ts)):
             yield f"user-{s}", rng.choice(("code", "travel", "mail", "")), round(rng.uniform(-1, 1), 3), \
-                _text(rng, 5, 25), now_ts - rng.random() * 90 * DAY
+                _text(rng, 5, 25), created
 
     conn.executemany("INSERT INTO outcome (sender, domain, score, lesson, created_at) VALUES (?, ?, ?, ?, ?)",
                      outcome_rows())

@@ -64,7 +64,8 @@ def run(args, workdir: Path) -> Section:
         "senders": max(5, int(SENDERS * args.scale)),
     }
     sec = Section(f"consolidate: {sizes['messages']:,} messages, {sizes['outcomes']:,} outcomes")
-    db = common.cached_db(workdir, "consolidate", common.fill_conversations, seed=args.seed, **sizes)
+    db = common.cached_db(workdir, "consolidate", common.fill_conversations, seed=args.seed,
+                          order=args.order, **sizes)
     before = state(db)
     closed_old = common.scalar(db, "SELECT count(*) FROM conversation WHERE status = 'closed' AND updated_at < ?",
                                (NOW_TS - RETENTION_S,))
@@ -72,8 +73,8 @@ def run(args, workdir: Path) -> Section:
     runs = {"memtui": [], "raw": []}
     states = {}
     for rep in range(args.repeat):
-        order = ("memtui", "raw") if rep % 2 == 0 else ("raw", "memtui")
-        for who in order:
+        sequence = ("memtui", "raw") if rep % 2 == 0 else ("raw", "memtui")
+        for who in sequence:
             log(f"consolidate: {who} (run {rep + 1}/{args.repeat})")
             copy = common.copy_db(db, workdir / f"consolidate-{who}.db")
             if who == "memtui":
@@ -96,8 +97,8 @@ def run(args, workdir: Path) -> Section:
     t_raw = median([r["wall_s"] for r in runs["raw"]])
     m0, r0 = runs["memtui"][0], runs["raw"][0]
     rep_note = f" (median of {args.repeat})" if args.repeat > 1 else ""
-    sec.line(f"  data: seed {args.seed}; {sizes['conversations']:,} conversations ({closed_old:,} closed and"
-             f" idle > 30 days), {before['messages']:,} messages, {before['outcomes']:,} outcomes over"
+    sec.line(f"  data: seed {args.seed}, ids in {args.order} order; {sizes['conversations']:,} conversations"
+             f" ({closed_old:,} closed and idle > 30 days), {before['messages']:,} messages, {before['outcomes']:,} outcomes over"
              f" {sizes['senders']:,} senders")
     sec.line()
     sec.table(

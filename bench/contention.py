@@ -69,7 +69,7 @@ def run(args, workdir: Path) -> Section:
     rows = max(1000, int(1_000_000 * args.scale))
     period = args.writer_period_ms / 1000
     sec = Section(f"contention: writer every {args.writer_period_ms:g} ms during promote of {rows:,} rows")
-    big = common.cached_db(workdir, "pending", common.fill_pending, n=rows, seed=args.seed)
+    big = common.cached_db(workdir, "pending", common.fill_pending, n=rows, seed=args.seed, order=args.order)
     copy = common.copy_db(big, workdir / "contention.db")
     stop, ready = workdir / "writer.stop", workdir / "writer.ready"
     for f in (stop, ready):

@@ -122,14 +122,14 @@ def run(args, workdir: Path) -> Section:
     sample = max(100, int(SAMPLE * args.scale))
     factor = rows / sample
     sec = Section(f"promote: {rows:,} pending memories")
-    big = common.cached_db(workdir, "pending", common.fill_pending, n=rows, seed=args.seed)
-    small = common.cached_db(workdir, "pending", common.fill_pending, n=sample, seed=args.seed)
+    big = common.cached_db(workdir, "pending", common.fill_pending, n=rows, seed=args.seed, order=args.order)
+    small = common.cached_db(workdir, "pending", common.fill_pending, n=sample, seed=args.seed, order=args.order)
 
     runs = {"memtui": [], "raw": []}
     states = {}
     for rep in range(args.repeat):
-        order = ("memtui", "raw") if rep % 2 == 0 else ("raw", "memtui")
-        for who in order:
+        sequence = ("memtui", "raw") if rep % 2 == 0 else ("raw", "memtui")
+        for who in sequence:
             log(f"promote: {who} on {rows:,} rows (run {rep + 1}/{args.repeat})")
             if who == "memtui":
                 res, after = memtui_promote(big, workdir, "promote-memtui.db")
@@ -156,7 +156,7 @@ def run(args, workdir: Path) -> Section:
         (loop["promoted"], loop["expired"]) == (small_memtui["promoted"], small_memtui["expired"])
 
     rep_note = f" (median of {args.repeat})" if args.repeat > 1 else ""
-    sec.line(f"  data: seed {args.seed}; now = {common.NOW.isoformat()}; {m0['promoted']:,} promote, "
+    sec.line(f"  data: seed {args.seed}, ids in {args.order} order; now = {common.NOW.isoformat()}; {m0['promoted']:,} promote, "
              f"{m0['expired']:,} expire, {states['memtui']['pending']:,} stay pending")
     sec.line()
     sec.table(

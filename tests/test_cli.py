@@ -16,6 +16,7 @@ import pytest
 
 from engine.jobs import DEFAULT_JOBS, KINDS
 from engine.jobs.base import JobKind, JobSpec
+from engine import Config, Engine
 from models import Store
 from tui.cli import main
 
@@ -461,7 +462,9 @@ def test_newer_schema_database_is_refused_unchanged(cli, db):
 @pytest.mark.parametrize("case", ["unknown job", "bad spec", "bad tz", "directory db", "bad config", "unknown arg"])
 def test_bad_input_in_a_real_process_prints_no_traceback(tmp_path, case):
     db = tmp_path / "p.db"
-    subprocess.run([MEMTUI, "jobs", "--db", db], capture_output=True, check=True, timeout=60)
+    store = Store.open(db)
+    Engine(store, Config())
+    store.close()
     bad_cfg = tmp_path / "bad.toml"
     bad_cfg.write_text("[engine]\nbackoff_base_s = -1\n")
     argv = {

@@ -796,3 +796,13 @@ def test_control_changes_publish_job_changed(eng, kinds):
     recorder.events.clear()
     eng.retime("block", "3h")
     assert [(e.kind, e.job) for e in recorder.events] == [("job_changed", "block")]
+
+
+def test_pause_and_resume_publish_events_even_as_the_first_call(store, clock):
+    engine = Engine(store, Config(engine=SETTINGS), clock)  # fresh: nothing has been applied yet
+    recorder = Recorder()
+    engine.subscribe(recorder)
+    engine.pause_all()
+    assert "paused" in recorder.kinds()
+    engine.resume_all()
+    assert "resumed" in recorder.kinds()

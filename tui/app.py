@@ -67,6 +67,7 @@ class MemtuiApp(App):
         self.stop_timeout_s = stop_timeout_s
         self.jobs: list[JobInfo] = []
         self.paused = False
+        self.stats = None
         self.frame = 0
         self.stopping: str | None = None
         self._unsubscribe = None
@@ -127,7 +128,8 @@ class MemtuiApp(App):
         self.paused = self.engine.paused
         self.jobs_table.show(self.jobs, now, self.frame)
         self._refresh_history(now)
-        self.query_one("#stats", StatsPanel).show(self.engine.promotion_stats(), now)
+        self.stats = self.engine.promotion_stats()
+        self.query_one("#stats", StatsPanel).show(self.stats, now)
         self._refresh_status()
 
     def _refresh_status(self) -> None:
@@ -146,7 +148,10 @@ class MemtuiApp(App):
 
     def _tick(self) -> None:
         self.frame += 1
-        self.jobs_table.show(self.jobs, self.engine.clock(), self.frame)
+        now = self.engine.clock()
+        self.jobs_table.show(self.jobs, now, self.frame)
+        if self.stats is not None and self.frame % 2 == 0:
+            self.query_one("#stats", StatsPanel).show(self.stats, now)
 
     # -- selection -----------------------------------------------------------------
 
@@ -267,15 +272,31 @@ def model_label(model: str | None) -> str:
 
 
 def run_dashboard(args) -> int:
-    """Open the dashboard on the configured database, with the engine running in this process."""
+    """Open the dashboard with the engine running in this process.
+
+    ``--demo`` uses a fresh demo database in a temporary folder and runs the
+    memory jobs once at start, so there is activity to see at once."""
+    import tempfile
+
     from engine import load_config, open_engine
     from engine.config import resolve_db_path
+    from engine.demo import fill
 
     config = load_config(getattr(args, "config", None))
-    engine = open_engine(resolve_db_path(getattr(args, "db", None)), config)
-    engine.start()
-    try:
-        MemtuiApp(engine, model=model_label(config.llm.model)).run()
-    finally:
-        engine.stop()
+    with tempfile.TemporaryDirectory(prefix="memtui-demo-") as scratch:
+        db_path = resolve_db_path(None if args.demo else getattr(args, "db", None))
+        if args.demo:
+            db_path = f"{scratch}/demo.db"
+        engine = open_engine(db_path, config)
+        if args.demo:
+            fill(engine.store, engine.clock())
+        engine.start()
+        if args.demo:
+            for name in ("promote", "decay", "consolidate"):
+                engine.run_now(name, source="ui")
+        try:
+            MemtuiApp(engine, model=model_label(config.llm.model)).run()
+        finally:
+            engine.stop()
+            engine.close()
     return 0

@@ -20,6 +20,7 @@ from typing import Sequence
 from engine import (ConfigError, Engine, EngineError, JobInfo, RunInfo, ScheduleError, StoreError, load_config,
                     open_engine)
 from engine.config import resolve_db_path
+from engine.memory import MemoryInputError
 from tui.format import fmt_delta, fmt_result, fmt_time
 
 try:
@@ -97,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
                      description="Keep an AI agent's memory healthy: scheduled memory jobs and a live dashboard.")
     parser.add_argument("--version", action="version", version=f"memtui {VERSION}")
     parser.add_argument("--no-ui", action="store_true", help="run the engine headless (a service)")
+    parser.add_argument("--demo", action="store_true",
+                        help="open the dashboard on a fresh demo database in a temporary folder")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
 
     p = sub.add_parser("jobs", parents=[common], help="list jobs and their state")
@@ -115,6 +118,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", nargs="?")
     p.add_argument("--limit", type=_positive_int, default=20)
     p.add_argument("--json", action="store_true", help="print JSON")
+    p = sub.add_parser("remember", parents=[common], help="add a short-term memory; prints its id")
+    p.add_argument("text")
+    p.add_argument("--sender", default="")
+    p.add_argument("--kind", default="note")
+    p.add_argument("--importance", type=float, default=5.0, help="0-10 (default 5)")
+    p.add_argument("--confidence", type=float, default=0.5, help="0-1 (default 0.5)")
+    p.add_argument("--keep", action="store_true", help="promote it whatever its score")
+    p = sub.add_parser("import", parents=[common], help="import JSON Lines (a file, or - for stdin)")
+    p.add_argument("file")
+    p.add_argument("--skip-invalid", action="store_true", help="write the valid lines, list the rest")
+    p = sub.add_parser("demo", parents=[common], help="fill a database with a realistic sample")
+    p.add_argument("--reset", action="store_true", help="replace what the database holds")
     sub.add_parser("pause", parents=[common], help="pause every job (each job's enabled flag is kept)")
     sub.add_parser("resume", parents=[common], help="resume the jobs that are enabled")
     return parser
@@ -186,7 +201,51 @@ def cmd_pause(engine: Engine, args) -> int:
     return 0
 
 
+def cmd_remember(engine: Engine, args) -> int:
+    mid = engine.remember(args.text, sender=args.sender, kind=args.kind, importance=args.importance,
+                          confidence=args.confidence, keep=args.keep)
+    print(mid)
+    return 0
+
+
+def cmd_import(engine: Engine, args) -> int:
+    from engine.importer import import_lines
+
+    try:
+        handle = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"{args.file}: cannot read ({exc.strerror})") from None
+    try:
+        with handle:
+            report = import_lines(engine.store, handle, engine.clock(), skip_invalid=args.skip_invalid)
+    except UnicodeDecodeError:
+        raise UsageError(f"{args.file}: not UTF-8 text") from None
+    for error in report.invalid:
+        print(f"memtui: {args.file}: {error}", file=sys.stderr)
+    if report.invalid and not args.skip_invalid:
+        print(f"memtui: {len(report.invalid)} invalid line(s); nothing was imported "
+              "(fix them, or use --skip-invalid)", file=sys.stderr)
+        return 2
+    written = ", ".join(f"{n} {kind}" for kind, n in sorted(report.written.items())) or "nothing"
+    skipped = f"; skipped {len(report.invalid)} invalid line(s)" if report.invalid else ""
+    print(f"imported {written}{skipped}")
+    return 0
+
+
+def cmd_demo(engine: Engine, args) -> int:
+    from engine.demo import DemoRefused, fill
+
+    try:
+        summary = fill(engine.store, engine.clock(), force=args.reset)
+    except DemoRefused as exc:
+        raise UsageError(str(exc)) from None
+    print(f"demo data in {engine.store.path}: " + ", ".join(f"{v} {k.replace('_', ' ')}"
+                                                            for k, v in vars(summary).items()))
+    return 0
+
+
 COMMANDS = {
+    "remember": cmd_remember, "import": cmd_import, "demo": cmd_demo,
     "jobs": cmd_jobs, "run": cmd_run, "enable": cmd_toggle, "disable": cmd_toggle,
     "retime": cmd_retime, "history": cmd_history, "pause": cmd_pause, "resume": cmd_pause,
 }
@@ -241,7 +300,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             return run_headless(engine)
         return COMMANDS[args.command](engine, args)
-    except (UsageError, StoreError, ConfigError, EngineError, ScheduleError) as exc:
+    except (UsageError, StoreError, ConfigError, EngineError, ScheduleError, MemoryInputError) as exc:
         print(f"memtui: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -93,7 +93,7 @@ def run(ctx: JobContext) -> dict:
         if deleted < cfg.batch_size:
             break
     top = max((row[1] for row in candidates), default=None)
-    return {"promoted": promoted, "expired": expired, "top_score": top}
+    return {"promoted": promoted, "expired": expired, "top_score": None if top is None else round(top, 3)}
 
 
 KIND = JobKind(

@@ -1,0 +1,143 @@
+"""The agent's Python API: a small, stable surface over the memory store.
+
+    from engine.agent import Memory
+
+    with Memory.open() as memory:                 # or Memory.open("/path/to/memtui.db")
+        mid = memory.remember("Alice prefers aisle seats", sender="alice", importance=7)
+        memory.record_access(mid)                 # the agent used it: it scores higher
+        for hit in memory.recall("aisle seats", sender="alice"):
+            print(hit.content)                    # recall reinforces what it returns
+
+Everything here is a short transaction, safe beside a running memtui engine in
+another process. The engine's jobs take it from there: promotion, decay,
+consolidation, rollups and profile clean-up.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime
+
+from engine import memory as ops
+from engine.clock import Clock, from_ts, system_clock
+from engine.config import resolve_db_path
+from models import Store
+
+
+@dataclass(frozen=True)
+class Recalled:
+    id: int
+    content: str
+    kind: str
+    sender: str
+    importance: float
+    tier: str  # "long_term" or "pending"
+    last_used: datetime | None
+
+
+class Memory:
+    """An agent's handle on a memtui store."""
+
+    def __init__(self, store: Store, clock: Clock = system_clock):
+        self.store = store
+        self.clock = clock
+
+    @classmethod
+    def open(cls, path: str | os.PathLike | None = None, clock: Clock = system_clock) -> "Memory":
+        """Open (creating if needed) the store at ``path``, $MEMTUI_DB, or the default location."""
+        return cls(Store.open(resolve_db_path(str(path) if path else None)), clock)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> "Memory":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- short-term memories -----------------------------------------------------
+
+    def remember(self, content: str, *, sender: str = "", kind: str = "note", session: str = "",
+                 importance: float = 5.0, confidence: float = 0.5, keep: bool = False) -> int:
+        """Add a pending memory; ``keep=True`` promotes it whatever its score. Returns its id."""
+        return ops.remember(self.store, self.clock(), content, sender=sender, kind=kind, session=session,
+                            importance=importance, confidence=confidence, keep=keep)
+
+    def record_access(self, memory_id: int) -> str:
+        """The agent used memory ``memory_id``; returns which tier it was found in."""
+        return ops.record_access(self.store, self.clock(), memory_id)
+
+    def recall(self, query: str, *, sender: str | None = None, limit: int = 10,
+               reinforce: bool = True) -> list[Recalled]:
+        """Memories whose text holds every word of ``query``, long-term first, most important first.
+
+        Returned long-term memories are reinforced and pending ones get an access,
+        because being recalled is what keeps a memory alive."""
+        words = [w for w in query.lower().split() if w]
+        if not words:
+            return []
+        where = " AND ".join("instr(lower(content), ?) > 0" for _ in words)
+        params: list = list(words)
+        if sender is not None:
+            where += " AND sender = ?"
+            params.append(sender)
+        rows = self.store.execute(
+            f"SELECT id, content, kind, sender, importance, 'long_term', last_reinforced_at FROM long_term_memory"
+            f" WHERE deleted_at IS NULL AND {where}"
+            f" UNION ALL SELECT id, content, kind, sender, importance, 'pending', last_access_at FROM pending_memory"
+            f" WHERE {where} ORDER BY 6, 5 DESC, 7 DESC LIMIT ?", (*params, *params, limit),
+        ).fetchall()
+        hits = [Recalled(r[0], r[1], r[2], r[3], r[4], r[5], from_ts(r[6])) for r in rows]
+        if reinforce:
+            for hit in hits:
+                if hit.tier == "long_term":
+                    ops.reinforce(self.store, self.clock(), hit.id)
+                else:
+                    ops.record_access(self.store, self.clock(), hit.id)
+        return hits
+
+    # -- conversations, facts, outcomes, profile -----------------------------------
+
+    def start_conversation(self, sender: str, channel: str = "chat") -> int:
+        ts = self.clock().timestamp()
+        with self.store.atomic():
+            return self.store.execute(
+                "INSERT INTO conversation (channel, sender, status, started_at, updated_at)"
+                " VALUES (?, ?, 'active', ?, ?)", (channel, sender, ts, ts)).lastrowid
+
+    def add_message(self, conversation_id: int, sender: str, content: str, role: str = "user") -> int:
+        ts = self.clock().timestamp()
+        with self.store.atomic():
+            mid = self.store.execute(
+                "INSERT INTO message (conversation_id, sender, role, content, created_at) VALUES (?, ?, ?, ?, ?)",
+                (conversation_id, sender, role, content, ts)).lastrowid
+            self.store.execute("UPDATE conversation SET updated_at = ? WHERE id = ?", (ts, conversation_id))
+        return mid
+
+    def close_conversation(self, conversation_id: int) -> None:
+        with self.store.atomic():
+            self.store.execute("UPDATE conversation SET status = 'closed', updated_at = ? WHERE id = ?",
+                               (self.clock().timestamp(), conversation_id))
+
+    def set_fact(self, sender: str, key: str, value: str) -> None:
+        with self.store.atomic():
+            self.store.execute(
+                "INSERT INTO fact (sender, key, value, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (sender, key)"
+                " DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                (sender, key, value, self.clock().timestamp()))
+
+    def add_outcome(self, sender: str, lesson: str, *, domain: str = "", score: float = 0.0) -> int:
+        with self.store.atomic():
+            return self.store.execute(
+                "INSERT INTO outcome (sender, domain, score, lesson, created_at) VALUES (?, ?, ?, ?, ?)",
+                (sender, domain, score, lesson, self.clock().timestamp())).lastrowid
+
+    def set_profile(self, entity: str, key: str, value: str, *, category: str = "other",
+                    confidence: float = 0.5, source: str = "agent") -> int:
+        """Record an attribute; duplicates and contradictions are the profile job's to resolve."""
+        with self.store.atomic():
+            return self.store.execute(
+                "INSERT INTO profile_attribute (entity, category, key, value, confidence, source, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (entity, category, key, value, confidence, source, self.clock().timestamp())).lastrowid

@@ -1,0 +1,173 @@
+"""A realistic, deterministic sample store for ``memtui demo`` and ``memtui --demo``.
+
+Seeded random over fixed vocabularies: a few senders, conversations open and
+closed across the last 90 days with messages, pending memories with varied
+importance, confidence and access patterns, long-term memories of varied ages
+(some pinned, some about to decay), facts, outcomes beyond the per-sender cap,
+and profile attributes with duplicates and contradictions — so every job has
+real work on its first run. Times are relative to ``now``, so the same seed and
+the same ``now`` give the same store.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime
+
+from models import Store
+
+DEMO_FLAG = "demo"
+SENDERS = ("alice", "bob", "carol", "dev-agent")
+CHANNELS = ("chat", "email", "slack", "cli")
+TOPICS = (
+    ("travel", ["booked a flight to Lisbon", "prefers aisle seats", "hotel near the old town",
+                "the conference is in May", "needs a visa for the trip"]),
+    ("food", ["is vegetarian", "likes green tea in the morning", "allergic to peanuts",
+              "favourite restaurant is Sora", "drinks coffee black"]),
+    ("work", ["is migrating the billing service", "standup is at 09:30", "prefers short answers",
+              "the deploy freeze starts Friday", "owns the search team roadmap"]),
+    ("health", ["runs three times a week", "training for a half marathon", "sleeps badly before deadlines"]),
+    ("family", ["has a daughter called Mia", "sister lives in Porto", "cat is called Miso"]),
+)
+LESSONS = (
+    "summaries work better with bullet points", "ask before booking anything paid",
+    "double-check time zones for meetings", "short answers get better feedback",
+    "cite the source when quoting numbers", "confirm the recipient before sending email",
+)
+PROFILE = {
+    "alice": [("location", "city", "Berlin", 80), ("location", "city", "Munich", 3),
+              ("preference", "favorite drink", "green tea", 40), ("preference", "Favorite Drink", "Green tea", 10),
+              ("identity", "name", "Alice Moreau", 60), ("identity", "name", "alice moreau", 20),
+              ("work", "employer", "Acme GmbH", 30)],
+    "bob": [("preference", "diet", "vegetarian", 50), ("preference", "diet", "vegan", 2),
+            ("contact", "email", "bob@example.com", 70), ("contact", "e-mail", "bob@example.com ", 15),
+            ("work", "role", "SRE", 25)],
+    "carol": [("location", "timezone", "Europe/Lisbon", 45), ("location", "time zone", "Europe/Lisbon", 5),
+              ("preference", "meeting time", "mornings", 12)],
+}
+
+
+@dataclass(frozen=True)
+class DemoSummary:
+    conversations: int
+    messages: int
+    pending: int
+    long_term: int
+    facts: int
+    outcomes: int
+    profile_attributes: int
+
+
+class DemoRefused(Exception):
+    """The database holds data that is not demo data; the message says what to do."""
+
+
+def holds_user_data(store: Store) -> bool:
+    if store.setting(DEMO_FLAG) == "1":
+        return False
+    for table in ("conversation", "pending_memory", "long_term_memory", "fact", "outcome", "profile_attribute"):
+        if store.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone():
+            return True
+    return False
+
+
+MEMORY_TABLES = ("message", "conversation", "pending_memory", "long_term_memory", "fact", "outcome",
+                 "profile_attribute", "profile_attribute_history", "summary", "job_checkpoint")
+
+
+def reset(store: Store) -> None:
+    """Empty the memory store and the run history; job definitions stay."""
+    with store.atomic():
+        for table in MEMORY_TABLES + ("run", "audit_log"):
+            store.execute(f"DELETE FROM {table}")
+        store.execute(
+            "UPDATE job_state SET last_run_at = NULL, last_status = NULL, last_duration_ms = NULL, runs = 0,"
+            " errors = 0, consecutive_failures = 0, backoff_until = NULL, totals = '{}'")
+        store.execute("DELETE FROM setting WHERE key = ?", (DEMO_FLAG,))
+
+
+def fill(store: Store, now: datetime, *, seed: int = 7, scale: int = 1, force: bool = False) -> DemoSummary:
+    """Write the sample into ``store``. Refuses a store with non-demo data unless ``force``."""
+    if holds_user_data(store) and not force:
+        raise DemoRefused(f"{store.path} already holds memory data that is not from the demo; "
+                          "use --reset to replace it, or --db to pick another file")
+    reset(store)
+    rng = random.Random(seed)
+    ts = now.timestamp()
+    day = 86400.0
+    counts = dict.fromkeys(("conversations", "messages", "pending", "long_term", "facts", "outcomes",
+                            "profile_attributes"), 0)
+
+    def facts_of(topic_index: int) -> list[str]:
+        return TOPICS[topic_index % len(TOPICS)][1]
+
+    with store.atomic():
+        for i in range(120 * scale):
+            sender = rng.choice(SENDERS)
+            started = ts - rng.uniform(0, 90) * day
+            updated = min(ts, started + rng.uniform(0.01, 2) * day)
+            closed = ts - updated > 2 * day or rng.random() < 0.3
+            cid = store.execute(
+                "INSERT INTO conversation (channel, sender, status, started_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+                (rng.choice(CHANNELS), sender, "closed" if closed else "active", started, updated),
+            ).lastrowid
+            counts["conversations"] += 1
+            topic, lines = TOPICS[rng.randrange(len(TOPICS))]
+            for m in range(rng.randint(3, 12)):
+                role = "user" if m % 2 == 0 else "assistant"
+                text = (f"About {topic}: {sender} {rng.choice(lines)}." if role == "user"
+                        else f"Noted — I'll remember that {sender} {rng.choice(lines)}.")
+                store.execute(
+                    "INSERT INTO message (conversation_id, sender, role, content, created_at) VALUES (?, ?, ?, ?, ?)",
+                    (cid, sender, role, text, started + (updated - started) * m / 12),
+                )
+                counts["messages"] += 1
+        for i in range(300 * scale):
+            sender = rng.choice(SENDERS)
+            created = ts - rng.uniform(0, 9) * day
+            accesses = min(int(rng.expovariate(0.35)), 40)
+            last = None if accesses == 0 else min(ts, created + rng.uniform(0, 3) * day)
+            store.execute(
+                "INSERT INTO pending_memory (content, kind, sender, session, importance, confidence, access_count,"
+                " last_access_at, remember, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (f"{sender} {rng.choice(facts_of(i))}", rng.choice(("note", "preference", "fact", "plan")),
+                 sender, f"s{rng.randint(1, 40)}", round(min(10, max(0, rng.gauss(5, 2.5))), 1),
+                 round(rng.betavariate(4, 2), 2), accesses, last, rng.random() < 0.02, created),
+            )
+            counts["pending"] += 1
+        for i in range(200 * scale):
+            sender = rng.choice(SENDERS)
+            created = ts - rng.uniform(1, 240) * day
+            reinforced = min(ts, created + rng.uniform(0, 30) * day)
+            store.execute(
+                "INSERT INTO long_term_memory (content, kind, sender, importance, confidence, created_at,"
+                " promoted_at, last_reinforced_at, recall_count, pinned) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (f"{sender} {rng.choice(facts_of(i + 2))}", "note", sender, round(rng.uniform(0, 10), 1),
+                 round(rng.uniform(0.4, 1), 2), created, created, reinforced, int(rng.expovariate(0.8)),
+                 rng.random() < 0.08),
+            )
+            counts["long_term"] += 1
+        for sender in SENDERS:
+            for key, value in (("language", rng.choice(("en", "de", "pt"))), ("verbosity", "short"),
+                               ("timezone", rng.choice(("Europe/Berlin", "Europe/Lisbon", "UTC")))):
+                store.execute("INSERT INTO fact (sender, key, value, updated_at) VALUES (?, ?, ?, ?)",
+                              (sender, key, value, ts - rng.uniform(0, 30) * day))
+                counts["facts"] += 1
+            for _ in range(rng.randint(110, 160) * scale):
+                store.execute(
+                    "INSERT INTO outcome (sender, domain, score, lesson, created_at) VALUES (?, ?, ?, ?, ?)",
+                    (sender, rng.choice(("email", "travel", "code", "search")), round(rng.uniform(-1, 1), 2),
+                     rng.choice(LESSONS), ts - rng.uniform(0, 90) * day),
+                )
+                counts["outcomes"] += 1
+        for entity, attributes in PROFILE.items():
+            for category, key, value, age_days in attributes:
+                store.execute(
+                    "INSERT INTO profile_attribute (entity, category, key, value, confidence, source, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, 'demo', ?)",
+                    (entity, category, key, value, round(rng.uniform(0.5, 0.95), 2), ts - age_days * day),
+                )
+                counts["profile_attributes"] += 1
+        store.set_setting(DEMO_FLAG, "1")
+    return DemoSummary(**counts)
+
