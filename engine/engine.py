@@ -99,10 +99,10 @@ class Engine:
         self._alarms: dict[str, tuple[str, float]] = {}  # job -> (aps job id, due ts)
         self._running: dict[int, str] = {}  # run id -> job, runs this engine holds
         self._seen: dict[str, tuple] = {}
-        self._seen_paused: bool | None = None
         self._stop = threading.Event()
         self._sync_thread: threading.Thread | None = None
         self._seed()
+        self._seen_paused = self.paused
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -454,7 +454,7 @@ class Engine:
         paused = self.paused
         changed, state_changed = [], []
         with self._lock:
-            if paused != self._seen_paused and self._seen_paused is not None:
+            if paused != self._seen_paused:
                 self._publish("paused" if paused else "resumed")
             self._seen_paused = paused
             for name, d in definitions.items():

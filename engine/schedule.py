@@ -59,6 +59,8 @@ def parse_interval(spec: str) -> int | None:
     match = _INTERVAL.match(spec)
     if not match or not any(match.groups()):
         return None
+    if any(g and len(g) > 9 for g in match.groups()):
+        return MAX_INTERVAL_S + 1  # absurdly long; also keeps int() away from huge digit strings
     return sum(int(v or 0) * mult for v, mult in zip(match.groups(), (86400, 3600, 60, 1)))
 
 

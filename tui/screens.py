@@ -54,7 +54,7 @@ class RetimeScreen(ModalScreen[RetimeRequest | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Label(f"Retime [b]{self.job.name}[/b]  (now: {self.job.schedule_text})")
+            yield Label(Text.assemble("Retime ", (self.job.name, "bold"), f" — now {self.job.schedule_text}"))
             yield Input(value=self.job.schedule, placeholder="45s, 5m, 1h30m or cron: 0 2 * * 0",
                         validators=[ScheduleValidator(self._zone)], id="spec")
             yield Input(value=self.job.timezone or "", placeholder="time zone, e.g. Europe/Berlin (blank: local)",

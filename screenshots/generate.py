@@ -1,0 +1,70 @@
+"""Regenerate screenshots/*.svg from the demo database: python screenshots/generate.py
+
+Runs the dashboard headless with ``run_test()`` on a demo store at a fixed
+time, presses the keys a person would, and saves each screen with
+``save_screenshot()``.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+os.environ["TZ"] = "UTC"
+time.tzset()
+
+from engine import Engine, FakeClock  # noqa: E402
+from engine.config import Config  # noqa: E402
+from engine.demo import fill  # noqa: E402
+from tui.app import MemtuiApp  # noqa: E402
+
+NOW = datetime(2026, 11, 22, 9, 41, 0, tzinfo=timezone.utc)
+SHOTS = {
+    "main": [],
+    "retime": ["t", "ctrl+u", *"1h30m"],
+    "details": ["down", "enter"],
+    "help": ["question_mark"],
+}
+
+
+def demo_engine(folder: str) -> Engine:
+    clock = FakeClock(NOW)
+    engine = Engine(f"{folder}/demo.db", Config(), clock)
+    fill(engine.store, clock())
+    for minutes, job in ((0, "decay"), (1, "consolidate"), (2, "promote"), (3, "promote")):
+        clock.set(NOW.replace(minute=minutes))
+        engine.run_job(job)
+        engine.remember("alice asked for a window seat this time", sender="alice", importance=8, confidence=0.9)
+    clock.set(NOW)
+    return engine
+
+
+async def shoot(name: str, keys: list[str], size=(110, 32)) -> Path:
+    with tempfile.TemporaryDirectory() as folder:
+        engine = demo_engine(folder)
+        engine.start()  # alarms sit on the fake clock's timeline: nothing fires while we shoot
+        app = MemtuiApp(engine, db_label="~/.local/share/memtui/memtui.db")
+        async with app.run_test(size=size) as pilot:
+            await pilot.pause()
+            for key in keys:
+                await pilot.press(key)
+            await pilot.pause()
+            path = app.save_screenshot(filename=f"{name}.svg", path=str(HERE))
+        engine.stop()
+        engine.close()
+    return Path(path)
+
+
+async def main() -> None:
+    for name, keys in SHOTS.items():
+        print(await shoot(name, keys))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
