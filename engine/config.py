@@ -60,7 +60,10 @@ def build(cls, data: Mapping[str, Any], where: str):
             known = ", ".join(sorted(fields)) or "none"
             raise ConfigError(f"{where}: unknown key {key!r} (known: {known})")
         values[key] = _check_value(f, value, f"{where} {key}")
-    return cls(**values)
+    try:
+        return cls(**values)
+    except ConfigError as exc:  # a check across fields, in __post_init__
+        raise ConfigError(f"{where} {exc}") from None
 
 
 def _check_value(f: dataclasses.Field, value, where: str):
@@ -68,6 +71,10 @@ def _check_value(f: dataclasses.Field, value, where: str):
     optional = isinstance(f.type, str) and "None" in f.type
     if value is None and optional:
         return None
+    if expected is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where}: must be a table")
+        return dict(value)
     if expected is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: must be a number (got {value!r})")
@@ -90,6 +97,8 @@ def _check_value(f: dataclasses.Field, value, where: str):
 
 
 def _type_from_name(name: str):
+    if name.startswith("dict"):
+        return dict
     for candidate in (bool, int, float, str):
         if candidate.__name__ in name:
             return candidate
@@ -111,9 +120,16 @@ class EngineSettings:
 class LLMSettings:
     model: str | None = None
     api_base: str | None = None
-    timeout_s: float = setting(60.0, min=1.0, max=3600.0)
-    retries: int = setting(2, min=0, max=10)
-    token_budget: int = setting(50_000, min=0, max=10_000_000)
+    timeout_s: float = setting(60.0, min=0.01, max=3600.0, doc="per call")
+    retries: int = setting(2, min=0, max=10, doc="extra tries after a rate limit, timeout or connection error")
+    retry_backoff_s: float = setting(2.0, min=0.0, max=600.0, doc="first retry delay; doubles per retry")
+    token_budget: int = setting(50_000, min=0, max=10_000_000, doc="tokens one run may spend; 0 = no limit")
+    options: dict[str, Any] = field(default_factory=dict)  # extra litellm.completion arguments
+
+    def __post_init__(self):
+        if self.options and any(k in self.options for k in ("api_key", "model", "messages")):
+            raise ConfigError("options: api_key, model and messages cannot be set here "
+                              "(keys come from the environment)")
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ from engine.clock import Clock, from_ts, system_clock
 from engine.config import Config, ConfigError
 from engine import memory
 from engine.jobs import DEFAULT_JOBS, KINDS, JobContext, SkipRun, config_for
+from engine.redact import redact
 from engine.schedule import Schedule, ScheduleError
 from engine.types import AuditEntry, Event, JobInfo, RunInfo
 from models import Store
@@ -322,6 +323,23 @@ class Engine:
         """Run job ``name`` in the calling thread and return its run record."""
         self._definition(name)
         return self._execute(name, reason)
+
+    def dry_run(self, name: str) -> dict:
+        """What job ``name`` would do now, computed without writing anything (no run row either)."""
+        d = self._definition(name)
+        kind = KINDS.get(d.kind)
+        if kind is None or not kind.dry_run:
+            raise EngineError(f"job {name!r} has no dry run (jobs that do: "
+                              f"{', '.join(n for n, k in self._kinds_by_job().items() if k.dry_run)})")
+        return kind.run(self._context(d, run_id=None, dry_run=True))
+
+    def _kinds_by_job(self) -> dict:
+        return {name: KINDS[d.kind] for name, d in self._definitions().items() if d.kind in KINDS}
+
+    def _context(self, d: _Definition, run_id: int | None, dry_run: bool = False) -> JobContext:
+        return JobContext(store=self.store, clock=self.clock, config=self._job_config(d), job=d.name,
+                          run_id=run_id, dry_run=dry_run, llm=self.config.llm, tz=d.parsed().tz,
+                          log=logging.getLogger(f"memtui.jobs.{d.name}"))
 
     # -- reading ---------------------------------------------------------------
 
@@ -614,15 +632,12 @@ class Engine:
         t0 = time.perf_counter()
         try:
             d = self._definition(name)
-            kind = KINDS.get(d.kind)
-            cfg = self._job_config(d)
-            ctx = JobContext(store=self.store, clock=self.clock, config=cfg, job=name, run_id=run_id,
-                             llm=self.config.llm, log=logging.getLogger(f"memtui.jobs.{name}"))
-            result = kind.run(ctx) or {}
+            ctx = self._context(d, run_id)
+            result = KINDS[d.kind].run(ctx) or {}
         except SkipRun as skip:
             status, result, error = "skipped", skip.result, skip.reason
         except Exception as exc:
-            status, error, trace = "failed", _one_line(exc), tb.format_exc()
+            status, error, trace = "failed", redact(_one_line(exc)), redact(tb.format_exc())
         duration_ms = int((time.perf_counter() - t0) * 1000)
         if heartbeat is not None:
             heartbeat.set()

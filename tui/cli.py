@@ -107,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", parents=[common], help="run one job now, in this process")
     p.add_argument("name")
     p.add_argument("--json", action="store_true", help="print the run as JSON")
+    p.add_argument("--dry-run", action="store_true", help="show what it would change; write nothing")
     for verb in ("enable", "disable"):
         p = sub.add_parser(verb, parents=[common], help=f"{verb} a job")
         p.add_argument("name")
@@ -161,7 +162,28 @@ def cmd_jobs(engine: Engine, args) -> int:
     return 0
 
 
+def print_dry_run(name: str, result: dict) -> None:
+    plan = result.pop("plan", None)
+    planned = result.pop("would_write", None)
+    print(f"{name} (dry run, nothing written): {fmt_result(result, 200)}")
+    for entity, lines in (plan or {}).items():
+        print(f"  {entity}:")
+        for line in lines:
+            print(f"    {line}")
+    for item in planned or []:
+        print(f"  would summarize {item['period']} for {item['sender']} from {item['sources']} source(s)")
+    for rejection in result.get("rejections", []):
+        print(f"  rejected {rejection['entity']}: {rejection['reason']}")
+
+
 def cmd_run(engine: Engine, args) -> int:
+    if args.dry_run:
+        result = engine.dry_run(args.name)
+        if args.json:
+            print(json.dumps(result, indent=2, default=str))
+        else:
+            print_dry_run(args.name, result)
+        return 0
     run = engine.run_job(args.name)
     if args.json:
         print(json.dumps(run.to_json(), indent=2))

@@ -8,11 +8,12 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from engine.config import ConfigError, build
-from engine.jobs import compact, consolidate, decay, promote
+from engine.jobs import compact, consolidate, decay, profile, promote, rollup
 from engine.jobs.base import JobContext, JobKind, JobSpec, SkipRun
 
 KINDS: dict[str, JobKind] = {
-    kind.name: kind for kind in (promote.KIND, consolidate.KIND, decay.KIND, compact.KIND)
+    kind.name: kind
+    for kind in (promote.KIND, consolidate.KIND, decay.KIND, rollup.KIND, profile.KIND, compact.KIND)
 }
 
 DEFAULT_JOBS: dict[str, JobSpec] = {
@@ -21,6 +22,10 @@ DEFAULT_JOBS: dict[str, JobSpec] = {
         JobSpec("promote", "promote", "30s"),
         JobSpec("consolidate", "consolidate", "10m"),
         JobSpec("decay", "decay", "1h"),
+        JobSpec("rollup-day", "rollup", "0 1 * * *", jitter_s=300, params={"level": "day"}),
+        JobSpec("rollup-week", "rollup", "0 2 * * 0", jitter_s=300, params={"level": "week"}),
+        JobSpec("rollup-month", "rollup", "0 3 1 * *", jitter_s=300, params={"level": "month"}),
+        JobSpec("profile", "profile", "1h"),
         JobSpec("compact", "compact", "0 4 * * 0"),
     )
 }

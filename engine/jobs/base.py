@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone, tzinfo
 from typing import Any, Callable
 
 from engine.clock import Clock
@@ -35,7 +35,8 @@ class JobContext:
     job: str
     run_id: int | None = None
     dry_run: bool = False
-    llm: Any = None
+    llm: Any = None  # LLMSettings
+    tz: tzinfo = timezone.utc  # the job's schedule time zone
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("memtui.jobs"))
 
     def now(self) -> datetime:
@@ -61,6 +62,7 @@ class JobKind:
     config: type
     summary: str
     counters: tuple[str, ...] = ()  # result keys the engine adds up into the job's totals
+    dry_run: bool = False  # run(ctx) honours ctx.dry_run: computes, reports, writes nothing
 
 
 @dataclass(frozen=True)

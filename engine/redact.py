@@ -1,0 +1,33 @@
+"""Masking secrets before text reaches the database, a log or the screen.
+
+Error messages and tracebacks can carry an API key (a provider echoing it back,
+a URL with a token). Everything memtui records about a failure passes through
+``redact``: it masks the values of environment variables whose names say they
+are secrets, and strings shaped like common API keys.
+"""
+from __future__ import annotations
+
+import os
+import re
+
+SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.I)
+KEY_SHAPES = re.compile(
+    r"\b(sk-[A-Za-z0-9_\-]{8,}|sk-ant-[A-Za-z0-9_\-]{8,}|AIza[0-9A-Za-z_\-]{20,}|gh[pousr]_[A-Za-z0-9]{20,}"
+    r"|xox[abpr]-[A-Za-z0-9\-]{10,}|(?:Bearer|bearer)\s+[A-Za-z0-9._\-]{12,})"
+)
+MASK = "[redacted]"
+
+
+def secret_values() -> list[str]:
+    """Values of secret-named environment variables, longest first (so no prefix is left behind)."""
+    values = {v for k, v in os.environ.items() if SECRET_NAME.search(k) and len(v) >= 6}
+    return sorted(values, key=len, reverse=True)
+
+
+def redact(text: str | None) -> str | None:
+    if not text:
+        return text
+    for value in secret_values():
+        if value in text:
+            text = text.replace(value, MASK)
+    return KEY_SHAPES.sub(MASK, text)
