@@ -113,7 +113,7 @@ class EngineSettings:
     lease_ttl_s: float = setting(60.0, min=5.0, max=86400.0, doc="how long a dead engine's lease blocks a job")
     poll_interval_s: float = setting(1.0, min=0.1, max=60.0, doc="how often changes from other processes are read")
     stop_timeout_s: float = setting(30.0, min=0.0, max=3600.0, doc="how long stop waits for running jobs")
-    max_workers: int = setting(4, min=1, max=64, doc="jobs that may run at the same time")
+    job_timeout_s: float = setting(3600.0, min=1.0, max=7 * 86400.0, doc="a run longer than this is failed")
 
 
 @dataclass(frozen=True)

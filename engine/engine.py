@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import socket
+import sqlite3
 import threading
 import time
 import traceback as tb
@@ -37,6 +38,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
+from peewee import DatabaseError, OperationalError
 
 from engine.clock import Clock, from_ts, system_clock
 from engine.config import Config, ConfigError
@@ -69,6 +71,18 @@ class _Definition:
         return Schedule.parse(self.schedule, self.timezone, self.jitter_s)
 
 
+@dataclass
+class _Active:
+    """A run this engine is executing: its job, start (clock seconds) and stop flag."""
+
+    job: str
+    started_ts: float
+    cancel: threading.Event
+
+
+DB_ERRORS = (OperationalError, DatabaseError, sqlite3.Error)
+
+
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
@@ -98,7 +112,8 @@ class Engine:
         self._subscribers: list[Callable[[Event], None]] = []
         self._scheduler: BackgroundScheduler | None = None
         self._alarms: dict[str, tuple[str, float]] = {}  # job -> (aps job id, due ts)
-        self._running: dict[int, str] = {}  # run id -> job, runs this engine holds
+        self._running: dict[int, _Active] = {}  # runs this engine holds, by run id
+        self.problem: str | None = None  # why jobs are held (database gone, read-only, full)
         self._seen: dict[str, tuple] = {}
         self._stop = threading.Event()
         self._sync_thread: threading.Thread | None = None
@@ -116,8 +131,10 @@ class Engine:
         if self._scheduler is not None:
             return
         self.recover_interrupted()
+        # The pool only handles alarms; every run gets a thread of its own (see _spawn),
+        # so a job that hangs can never starve the others of workers.
         self._scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(self.config.engine.max_workers)},
+            executors={"default": ThreadPoolExecutor(2)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone=UTC,
         )
@@ -143,14 +160,18 @@ class Engine:
         with self._idle:
             while self._running and time.monotonic() < deadline:
                 self._idle.wait(timeout=max(0.0, min(0.2, deadline - time.monotonic())))
-            leftover = dict(self._running)
+            leftover = {run_id: active.job for run_id, active in self._running.items()}
         for run_id, name in leftover.items():
+            with self._lock:
+                active = self._running.get(run_id)
+            if active is not None:
+                active.cancel.set()
             self._interrupt(run_id, name, f"engine stopped after waiting {timeout:g} s for the run to finish")
         return not leftover
 
     def running_jobs(self) -> list[str]:
         with self._lock:
-            return sorted(set(self._running.values()))
+            return sorted({active.job for active in self._running.values()})
 
     def close(self) -> None:
         self.store.close()
@@ -311,13 +332,20 @@ class Engine:
         self._definition(name)
         with self.store.atomic():
             self._audit("run_now", name, None, None, source)
-        if self.started:
-            try:
-                self._scheduler.add_job(self._execute, args=(name, "manual"), id=f"{name}:manual:{uuid.uuid4().hex}")
-                return
-            except Exception:  # scheduler shutting down: run on a plain thread instead
-                pass
-        threading.Thread(target=self._execute, args=(name, "manual"), daemon=True).start()
+        self._spawn(name, "manual")
+
+    def _spawn(self, name: str, reason: str, scheduled_for: datetime | None = None) -> None:
+        threading.Thread(target=self._execute_guarded, args=(name, reason, scheduled_for),
+                         name=f"memtui-run-{name}", daemon=True).start()
+
+    def _execute_guarded(self, name: str, reason: str, scheduled_for: datetime | None) -> None:
+        """A background run: a database failure becomes the engine's problem, not a dead thread."""
+        try:
+            self._execute(name, reason, scheduled_for)
+        except DB_ERRORS as exc:
+            self._set_problem(_db_problem(self.store.path, exc))
+        except Exception:
+            log.exception("run of %s could not be recorded", name)
 
     def run_job(self, name: str, reason: str = "manual") -> RunInfo:
         """Run job ``name`` in the calling thread and return its run record."""
@@ -336,10 +364,11 @@ class Engine:
     def _kinds_by_job(self) -> dict:
         return {name: KINDS[d.kind] for name, d in self._definitions().items() if d.kind in KINDS}
 
-    def _context(self, d: _Definition, run_id: int | None, dry_run: bool = False) -> JobContext:
+    def _context(self, d: _Definition, run_id: int | None, dry_run: bool = False,
+                 cancel: threading.Event | None = None) -> JobContext:
         return JobContext(store=self.store, clock=self.clock, config=self._job_config(d), job=d.name,
                           run_id=run_id, dry_run=dry_run, llm=self.config.llm, tz=d.parsed().tz,
-                          log=logging.getLogger(f"memtui.jobs.{d.name}"))
+                          log=logging.getLogger(f"memtui.jobs.{d.name}"), cancel=cancel or threading.Event())
 
     # -- reading ---------------------------------------------------------------
 
@@ -458,10 +487,82 @@ class Engine:
                 log.exception("sync with the database failed; retrying")
 
     def sync(self) -> None:
-        """Adopt definition and cursor changes from any process, renew leases, recover dead runs."""
-        self._renew_leases()
-        self.recover_interrupted()
-        self._apply_changes()
+        """Adopt definition and cursor changes from any process, renew leases, recover dead runs,
+        enforce run timeouts, repair cursors after a clock jump — or, if the database can't be
+        used, say why and hold the jobs until it can."""
+        try:
+            self._check_database()
+            self._renew_leases()
+            self._enforce_timeouts()
+            self.recover_interrupted()
+            self._repair_cursors()
+            self._apply_changes()
+        except DB_ERRORS as exc:
+            self._set_problem(_db_problem(self.store.path, exc))
+
+    # -- health ------------------------------------------------------------------
+
+    def _check_database(self) -> None:
+        """Raise if the file is gone or replaced; when a problem is set, probe with a real write."""
+        try:
+            current = os.stat(self.store.path)
+        except FileNotFoundError:
+            raise sqlite3.OperationalError("the database file was deleted or moved") from None
+        if (current.st_dev, current.st_ino) != self.store.identity:
+            self.store.reopen()  # restored from a backup, say: read the file that is there now
+        if self.problem is not None:
+            with self.store.atomic():
+                self.store.set_setting("last_probe", str(self.clock().timestamp()))
+            self._set_problem(None)
+
+    def _set_problem(self, problem: str | None) -> None:
+        if problem == self.problem:
+            return
+        previous, self.problem = self.problem, problem
+        if problem:
+            log.error("jobs held: %s", problem)
+            with self._lock:
+                for name in list(self._alarms):
+                    self._set_alarm(name, None)
+        else:
+            log.warning("database usable again (%s); jobs resume", previous)
+        self._publish("health")
+
+    def _enforce_timeouts(self) -> None:
+        limit = self.config.engine.job_timeout_s
+        now = self.clock().timestamp()
+        with self._lock:
+            overdue = [(run_id, a) for run_id, a in self._running.items() if now - a.started_ts > limit]
+        for run_id, active in overdue:
+            active.cancel.set()  # a job that checks ctx.check() stops at its next batch
+            self._abandon(run_id, active.job, "failed",
+                          f"timed out after {limit:g} s (engine.job_timeout_s); the run was told to stop",
+                          count_failure=True)
+
+    def _repair_cursors(self) -> None:
+        """After the clock jumps back, a cursor can sit far in the future: bring it back."""
+        now = self.clock()
+        cap = now.timestamp() + self.config.engine.backoff_cap_s
+        for d in self._definitions().values():
+            if not d.enabled or d.kind not in KINDS:
+                continue
+            row = self.store.execute("SELECT next_run_at, backoff_until FROM job_state WHERE name = ?",
+                                     (d.name,)).fetchone()
+            if not row or row[0] is None:
+                continue
+            schedule = d.parsed()
+            natural = schedule.next_after(now, jitter=False)
+            if natural is None:
+                continue
+            latest = max(natural.timestamp() + schedule.jitter_s, min(row[1] or 0, cap)) + 1
+            if row[0] > latest:
+                log.warning("%s was due at %s, beyond its schedule: the clock went back; rescheduling",
+                            d.name, from_ts(row[0]).isoformat(timespec="seconds"))
+                with self.store.atomic():
+                    self.store.execute(
+                        "UPDATE job_state SET next_run_at = ?, backoff_until = MIN(backoff_until, ?)"
+                        " WHERE name = ? AND next_run_at = ?",
+                        (self._first_due(schedule, now), cap, d.name, row[0]))
 
     def _apply_changes(self) -> None:
         """Make alarms match the stored definitions and cursors; publish what changed."""
@@ -485,7 +586,8 @@ class Engine:
                     state_changed.append(name)
                 self._seen[name] = (key, state)
                 if self.started:
-                    self._set_alarm(name, state[0] if d.enabled and not paused and d.kind in KINDS else None)
+                    schedulable = d.enabled and not paused and d.kind in KINDS and self.problem is None
+                    self._set_alarm(name, state[0] if schedulable else None)
         for name in changed:
             self._publish("job_changed", name)
         for name in state_changed:
@@ -517,7 +619,13 @@ class Engine:
 
     def _fire(self, name: str, due_ts: float) -> None:
         """An alarm went off: claim this due time, record a miss if late, run."""
-        if self._stop.is_set():
+        try:
+            self._claim_and_run(name, due_ts)
+        except DB_ERRORS as exc:
+            self._set_problem(_db_problem(self.store.path, exc))
+
+    def _claim_and_run(self, name: str, due_ts: float) -> None:
+        if self._stop.is_set() or self.problem is not None:
             return
         with self._lock:
             if self._alarms.get(name, (None, None))[1] == due_ts:
@@ -547,7 +655,7 @@ class Engine:
         if late_s > self.config.engine.misfire_grace_s:
             self._record_missed(name, due, now, schedule.count_between(due, now))
             reason = "catch-up"
-        self._execute(name, reason, scheduled_for=due)
+        self._spawn(name, reason, due)
 
     def _record_missed(self, name: str, due: datetime, now: datetime, count: int) -> None:
         result = {"missed": count, "first_missed": due.isoformat()}
@@ -599,21 +707,27 @@ class Engine:
         return count
 
     def _interrupt(self, run_id: int, job: str, why: str) -> None:
+        self._abandon(run_id, job, "interrupted", why)
+
+    def _abandon(self, run_id: int, job: str, status: str, why: str, count_failure: bool = False) -> None:
+        """End a run that will not finish by itself (process gone, stopped, timed out); free its job."""
         now = self.clock().timestamp()
         with self.store.atomic():
-            cursor = self.store.execute(
-                "UPDATE run SET status = 'interrupted', finished_at = ?, error = ?,"
+            ended = self.store.execute(
+                "UPDATE run SET status = ?, finished_at = ?, error = ?,"
                 " duration_ms = CAST((? - started_at) * 1000 AS INTEGER) WHERE id = ? AND status = 'running'",
-                (now, why, now, run_id),
-            )
+                (status, now, why, now, run_id),
+            ).rowcount
             self.store.execute(
                 "UPDATE job_state SET lease_owner = NULL, lease_run_id = NULL, lease_expires_at = NULL,"
-                " last_status = 'interrupted' WHERE name = ? AND lease_run_id = ?", (job, run_id),
+                " last_status = ? WHERE name = ? AND lease_run_id = ?", (status, job, run_id),
             )
+            if ended and count_failure:
+                self._count_outcome(job, "failed", now, None, {}, ())
         with self._idle:
             self._running.pop(run_id, None)
             self._idle.notify_all()
-        if cursor.rowcount:
+        if ended:
             self._publish("run_finished", job, self.run(run_id))
 
     # -- executing -------------------------------------------------------------
@@ -630,9 +744,11 @@ class Engine:
         heartbeat = None if self.started else self._start_heartbeat()
         status, result, error, trace = "success", {}, None, None
         t0 = time.perf_counter()
+        with self._lock:
+            cancel = self._running[run_id].cancel
         try:
             d = self._definition(name)
-            ctx = self._context(d, run_id)
+            ctx = self._context(d, run_id, cancel=cancel)
             result = KINDS[d.kind].run(ctx) or {}
         except SkipRun as skip:
             status, result, error = "skipped", skip.result, skip.reason
@@ -663,7 +779,7 @@ class Engine:
                 ).lastrowid
                 self.store.execute("UPDATE job_state SET lease_run_id = ? WHERE name = ?", (run_id, name))
                 with self._lock:
-                    self._running[run_id] = name
+                    self._running[run_id] = _Active(name, ts, threading.Event())
                 return run_id, None
             owner, since = self.store.execute(
                 "SELECT s.lease_owner, r.started_at FROM job_state s LEFT JOIN run r ON r.id = s.lease_run_id"
@@ -693,27 +809,7 @@ class Engine:
                 (ts, duration_ms, status, json.dumps(result, default=str), error, trace, run_id),
             ).rowcount == 1
             if finished:
-                row = self.store.execute("SELECT consecutive_failures, totals FROM job_state WHERE name = ?",
-                                         (name,)).fetchone()
-                failures = row[0] + 1 if status == "failed" else 0
-                totals = json.loads(row[1] or "{}")
-                for key in counters:
-                    if isinstance(result.get(key), (int, float)):
-                        totals[key] = totals.get(key, 0) + result[key]
-                backoff = None
-                if failures:
-                    delay = min(self.config.engine.backoff_base_s * 2 ** (failures - 1),
-                                self.config.engine.backoff_cap_s)
-                    backoff = ts + delay
-                self.store.execute(
-                    "UPDATE job_state SET runs = runs + 1, errors = errors + ?, last_run_at = ?, last_status = ?,"
-                    " last_duration_ms = ?, consecutive_failures = ?, backoff_until = ?, totals = ?,"
-                    " next_run_at = CASE WHEN ? IS NOT NULL AND next_run_at IS NOT NULL"
-                    "   THEN MAX(next_run_at, ?) ELSE next_run_at END"
-                    " WHERE name = ?",
-                    (status == "failed", ts, status, duration_ms, failures, backoff,
-                     json.dumps(totals, sort_keys=True), backoff, backoff, name),
-                )
+                self._count_outcome(name, status, ts, duration_ms, result, counters)
             self.store.execute(
                 "UPDATE job_state SET lease_owner = NULL, lease_run_id = NULL, lease_expires_at = NULL"
                 " WHERE name = ? AND lease_owner = ? AND lease_run_id = ?", (name, self.owner, run_id),
@@ -723,6 +819,30 @@ class Engine:
             self._idle.notify_all()
         if self.started:
             self._apply_changes()
+
+    def _count_outcome(self, name: str, status: str, ts: float, duration_ms: int | None, result: dict,
+                       counters: tuple[str, ...]) -> None:
+        """Counters, totals and failure backoff for a finished run; inside the caller's transaction."""
+        row = self.store.execute("SELECT consecutive_failures, totals FROM job_state WHERE name = ?",
+                                 (name,)).fetchone()
+        failures = row[0] + 1 if status == "failed" else 0
+        totals = json.loads(row[1] or "{}")
+        for key in counters:
+            if isinstance(result.get(key), (int, float)):
+                totals[key] = totals.get(key, 0) + result[key]
+        backoff = None
+        if failures:
+            delay = min(self.config.engine.backoff_base_s * 2 ** (failures - 1), self.config.engine.backoff_cap_s)
+            backoff = ts + delay
+        self.store.execute(
+            "UPDATE job_state SET runs = runs + 1, errors = errors + ?, last_run_at = ?, last_status = ?,"
+            " last_duration_ms = ?, consecutive_failures = ?, backoff_until = ?, totals = ?,"
+            " next_run_at = CASE WHEN ? IS NOT NULL AND next_run_at IS NOT NULL"
+            "   THEN MAX(next_run_at, ?) ELSE next_run_at END"
+            " WHERE name = ?",
+            (status == "failed", ts, status, duration_ms, failures, backoff,
+             json.dumps(totals, sort_keys=True), backoff, backoff, name),
+        )
 
     def _start_heartbeat(self) -> threading.Event:
         """Renew this engine's leases while a run goes on without the sync loop (CLI runs)."""
@@ -738,6 +858,16 @@ class Engine:
 
         threading.Thread(target=beat, name="memtui-lease", daemon=True).start()
         return done
+
+
+def _db_problem(path, exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    hint = ""
+    if "readonly" in text or "read-only" in text:
+        hint = " (check the file's permissions)"
+    elif "full" in text:
+        hint = " (free some disk space)"
+    return f"{path}: {text}{hint}"
 
 
 def open_engine(db_path: str | Path, config: Config | None = None, clock: Clock = system_clock) -> Engine:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import sqlite3
 from pathlib import Path
 
@@ -68,6 +69,22 @@ class Store:
         self.path = path
         self.db = db
         self.m = schema.bind(db)
+        self.identity = _identity(path)
+        self._generation = 0
+        self._local = threading.local()
+
+    def reopen(self) -> None:
+        """The file at ``path`` was replaced: every thread reconnects before its next statement."""
+        self.identity = _identity(self.path)
+        self._generation += 1
+
+    def _fresh(self) -> None:
+        # Connections are per thread (Peewee's), so each thread notices a reopen itself.
+        if getattr(self._local, "generation", 0) != self._generation and not self.db.in_transaction():
+            if not self.db.is_closed():
+                self.db.close()
+            self.db.connect(reuse_if_open=True)
+            self._local.generation = self._generation
 
     @classmethod
     def open(cls, path: str | os.PathLike, *, migrate: bool = True) -> "Store":
@@ -98,9 +115,11 @@ class Store:
 
     def atomic(self):
         """One write transaction (BEGIN IMMEDIATE), committed whole or rolled back."""
+        self._fresh()
         return self.db.atomic()
 
     def execute(self, sql: str, params=()):
+        self._fresh()
         return self.db.execute_sql(sql, params)
 
     def setting(self, key: str, default: str | None = None) -> str | None:
@@ -113,6 +132,11 @@ class Store:
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
 
 
 def _ensure_math_functions(db: SqliteDatabase) -> None:

@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone, tzinfo
 from typing import Any, Callable
 
 from engine.clock import Clock
 from models import Store
+
+
+class JobCancelled(Exception):
+    """Raised by ``JobContext.check`` when the engine asked the run to stop (timeout, shutdown)."""
 
 
 class SkipRun(Exception):
@@ -38,6 +43,12 @@ class JobContext:
     llm: Any = None  # LLMSettings
     tz: tzinfo = timezone.utc  # the job's schedule time zone
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("memtui.jobs"))
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+    def check(self) -> None:
+        """Call between batches: stops the run here if the engine asked it to stop."""
+        if self.cancel.is_set():
+            raise JobCancelled("the engine asked this run to stop")
 
     def now(self) -> datetime:
         return self.clock()

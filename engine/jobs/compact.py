@@ -28,6 +28,7 @@ def _delete_batched(ctx: JobContext, where: str, params: tuple) -> int:
     """Delete finished run rows matching ``where`` in batches; returns the count."""
     total = 0
     while True:
+        ctx.check()
         with ctx.store.atomic():
             cursor = ctx.store.execute(
                 f"DELETE FROM run WHERE id IN (SELECT id FROM run WHERE status != 'running' AND {where} LIMIT ?)",

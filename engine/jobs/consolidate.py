@@ -69,6 +69,7 @@ def _delete_ids(ctx: JobContext, table: str, column: str, ids: list[int], batch:
     deleted = 0
     for start in range(0, len(ids), batch):
         chunk = ids[start:start + batch]
+        ctx.check()
         with ctx.store.atomic():
             deleted += ctx.store.execute(
                 f"DELETE FROM {table} WHERE {column} IN ({','.join('?' * len(chunk))})", chunk

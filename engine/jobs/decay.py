@@ -46,6 +46,7 @@ def _batched(ctx: JobContext, select_sql: str, params: tuple, change_sql: str, c
     changed = 0
     for start in range(0, len(ids), batch):
         chunk = ids[start:start + batch]
+        ctx.check()
         with ctx.store.atomic():
             changed += ctx.store.execute(
                 change_sql.format(ids=",".join("?" * len(chunk))), (*change_params, *chunk)

@@ -285,6 +285,7 @@ def run(ctx: JobContext) -> dict:
               "updated": 0, "merged": 0, "deleted": 0, "rejections": []}
     plans = []
     for entity in changed:  # plan everything first: a model error then changes nothing
+        ctx.check()
         attrs = _attributes(ctx, entity)
         if len(attrs) > cfg.max_attributes:
             result["skipped_too_big"] += 1
@@ -308,6 +309,7 @@ def run(ctx: JobContext) -> dict:
         described = {entity: describe_plan(attrs, ops) for entity, attrs, ops in plans}
         return {**result, "plan": {entity: lines for entity, lines in described.items() if lines}}
     for entity, attrs, ops in plans:
+        ctx.check()
         counts = apply(ctx, entity, current[entity], attrs, ops) if ops else {}
         if counts is None:
             result["skipped_changed"] += 1

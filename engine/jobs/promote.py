@@ -76,6 +76,7 @@ def run(ctx: JobContext) -> dict:
     candidates = select_candidates(ctx, cfg, now_ts)
     promoted = 0
     for start in range(0, len(candidates), cfg.batch_size):
+        ctx.check()
         ids = [row[0] for row in candidates[start:start + cfg.batch_size]]
         marks = ",".join("?" * len(ids))
         with store.atomic():
@@ -84,6 +85,7 @@ def run(ctx: JobContext) -> dict:
     expired = 0
     cutoff = now_ts - cfg.ttl_days * 86400
     while True:
+        ctx.check()
         with store.atomic():
             deleted = store.execute(
                 "DELETE FROM pending_memory WHERE id IN (SELECT id FROM pending_memory"

@@ -144,6 +144,7 @@ def run(ctx: JobContext) -> dict:
     period = start
     try:
         while period is not None and period < current:
+            ctx.check()
             end = period_end(cfg.level, period)
             if cfg.level != "day" and (coverage is None or end > coverage):
                 result["waiting_for"] = DAY_JOB
