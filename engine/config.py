@@ -138,6 +138,7 @@ class Config:
     engine: EngineSettings = EngineSettings()
     llm: LLMSettings = LLMSettings()
     jobs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
 
     def job_params(self, name: str) -> dict[str, Any]:
         """The job's own parameters from the file (definition keys left out)."""
@@ -163,12 +164,30 @@ def load_config(path: str | os.PathLike | None = None, *, explicit: bool | None 
             raise ConfigError(f"{path}: config file not found")
         return _with_env(Config())
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
-    return _with_env(parse_config(data, path))
+    config = parse_config(data, path)
+    return _with_env(dataclasses.replace(config, warnings=_exposure_warnings(path, text)))
+
+
+def _exposure_warnings(path: Path, text: str) -> tuple[str, ...]:
+    """A config that holds something secret-looking should be readable by its owner only."""
+    from engine.redact import KEY_SHAPES, SECRET_NAME
+
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return ()
+    secretish = KEY_SHAPES.search(text) or any(
+        SECRET_NAME.search(line.split("=", 1)[0]) for line in text.splitlines() if "=" in line)
+    if mode & 0o077 and secretish:
+        return (f"{path} is readable by other users and seems to hold a secret; "
+                f"run: chmod 600 {path} (better: keep API keys in the environment)",)
+    return ()
 
 
 def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:

@@ -123,6 +123,9 @@ class MemtuiApp(App):
             self.notify(f"{run.job}: {run.status} — {run.error}", title="run failed", severity="error")
 
     def refresh_all(self) -> None:
+        if self.engine.problem is not None:  # the database can't be read now; show why, keep the rest
+            self._refresh_status()
+            return
         now = self.engine.clock()
         self.jobs = self.engine.jobs()
         self.paused = self.engine.paused
@@ -135,7 +138,7 @@ class MemtuiApp(App):
     def _refresh_status(self) -> None:
         self.query_one("#status", StatusLine).show(
             running=self.engine.started, paused=self.paused, stopping=self.stopping,
-            db_path=self.db_label, model=self.model,
+            db_path=self.db_label, model=self.model, problem=self.engine.problem,
         )
 
     def _refresh_history(self, now: datetime) -> None:

@@ -64,7 +64,8 @@ def _table(headers: Sequence[str], rows: list[Sequence[str]]) -> str:
 def jobs_table(jobs: list[JobInfo], now: datetime) -> str:
     rows = []
     for j in jobs:
-        left = fmt_delta((j.next_run - now).total_seconds()) if j.next_run else "-"
+        seconds = (j.next_run - now).total_seconds() if j.next_run else None
+        left = "-" if seconds is None else fmt_delta(seconds) if seconds >= 0 else f"overdue {fmt_delta(seconds)}"
         state = "yes" if j.enabled else "no"
         if j.paused:
             state += " (paused)"
@@ -150,6 +151,8 @@ def _positive_int(text: str) -> int:
 
 def _open_engine(args) -> Engine:
     config = load_config(getattr(args, "config", None))
+    for warning in config.warnings:
+        print(f"memtui: warning: {warning}", file=sys.stderr)
     return open_engine(resolve_db_path(getattr(args, "db", None)), config)
 
 

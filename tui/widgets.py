@@ -223,8 +223,13 @@ class StatsPanel(Vertical):
 class StatusLine(Static):
     """Engine state, database path, model in use."""
 
-    def show(self, *, running: bool, paused: bool, stopping: str | None, db_path: str, model: str) -> None:
+    def show(self, *, running: bool, paused: bool, stopping: str | None, db_path: str, model: str,
+             problem: str | None = None) -> None:
         text = Text(" memtui ", style="bold reverse")
+        if problem is not None:
+            text.append(f" ■ jobs held: {problem} ", style="bold white on red")
+            self.update(text)
+            return
         if stopping is not None:
             text.append(f" ■ {stopping} ", style="bold yellow")
         elif not running:
