@@ -12,6 +12,7 @@ the key.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -37,8 +38,13 @@ def default_config_path() -> Path:
 
 
 def resolve_db_path(cli_value: str | None) -> Path:
-    value = cli_value or os.environ.get("MEMTUI_DB")
-    return Path(value).expanduser() if value else default_db_path()
+    """--db, else $MEMTUI_DB, else the default; an empty value is refused, never read as "unset"."""
+    value = cli_value if cli_value is not None else os.environ.get("MEMTUI_DB")
+    if value is None:
+        return default_db_path()
+    if not value.strip():
+        raise ConfigError("empty database path (give --db PATH, or unset MEMTUI_DB for the default)")
+    return Path(value).expanduser()
 
 
 def setting(default, *, min=None, max=None, doc: str = ""):
@@ -76,8 +82,8 @@ def _check_value(f: dataclasses.Field, value, where: str):
             raise ConfigError(f"{where}: must be a table")
         return dict(value)
     if expected is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: must be a number (got {value!r})")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ConfigError(f"{where}: must be a finite number (got {value!r})")
         value = float(value)
     elif expected is int:
         if isinstance(value, bool) or not isinstance(value, int):

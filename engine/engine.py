@@ -224,6 +224,8 @@ class Engine:
                 self.store.execute(
                     "INSERT OR IGNORE INTO job_state (name, next_run_at) VALUES (?, ?)", (spec.name, cursor)
                 )
+            # A definition written with plain SQL gets its state row too (no schedule until retimed).
+            self.store.execute("INSERT OR IGNORE INTO job_state (name) SELECT name FROM job_definition")
 
     def _definitions(self) -> dict[str, _Definition]:
         rows = self.store.execute(

@@ -16,7 +16,7 @@ import pytest
 
 from engine.jobs import DEFAULT_JOBS, KINDS
 from engine.jobs.base import JobKind, JobSpec
-from engine import Config, Engine
+from engine import Config, Engine, Schedule
 from models import Store
 from tui.cli import main
 
@@ -219,9 +219,8 @@ def test_retime(cli, db):
     assert "(Europe/Berlin)" in result.out
     compact = jobs_json(cli, db)["compact"]
     assert (compact["schedule"], compact["timezone"]) == ("30 2 * * *", "Europe/Berlin")
-    from zoneinfo import ZoneInfo
-    local = parse_iso(compact["next_run"]).astimezone(ZoneInfo("Europe/Berlin"))
-    assert local.strftime("%M") in ("30", "00")  # 02:30, or 03:00 on a spring-forward day
+    expected = Schedule.parse("30 2 * * *", "Europe/Berlin").next_after(before)
+    assert parse_iso(compact["next_run"]) == expected
     audit = dump(db)["audit_log"]
     assert [(a[2], a[4], a[5], a[6]) for a in audit] == [
         ("retime", "0 4 * * 0", "2h", "cli"), ("retime", "2h", "30 2 * * * Europe/Berlin", "cli"),
@@ -381,38 +380,47 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(cli, db, argv, fragmen
     assert dump(db) == before_rows
 
 
-def _bad_configs(tmp_path):
-    cases = {
-        "not-toml.toml": ("[engine\npoll_interval_s = 1\n", "not valid TOML"),
-        "negative.toml": ("[engine]\nbackoff_base_s = -1\n", "backoff_base_s"),
-        "too-big.toml": ("[engine]\nmax_workers = 1000\n", "max_workers"),
-        "wrong-type.toml": ('[engine]\npoll_interval_s = "fast"\n', "poll_interval_s"),
-        "unknown-key.toml": ("[engine]\nturbo = true\n", "turbo"),
-        "unknown-table.toml": ("[server]\nport = 1\n", "server"),
-        "unknown-job.toml": ("[jobs.nosuch]\nschedule = \"5m\"\n", "nosuch"),
-        "bad-schedule.toml": ('[jobs.compact]\nschedule = "0s"\n', "schedule"),
-        "bad-zone.toml": ('[jobs.compact]\ntimezone = "Mars/Olympus_Mons"\n', "time zone"),
-        "bad-param.toml": ("[jobs.compact]\nruns_per_job = 1\n", "runs_per_job"),
-    }
-    out = []
-    for name, (text, fragment) in cases.items():
-        path = tmp_path / "configs" / name
-        path.parent.mkdir(exist_ok=True)
-        path.write_text(text)
-        out.append((path, fragment))
-    return out
+BAD_CONFIGS = {
+    "not-toml": (b"[engine\npoll_interval_s = 1\n", "not valid TOML"),
+    "not-utf8": (b"\xff\xfe[engine]\n", "cannot read"),
+    "negative": (b"[engine]\nbackoff_base_s = -1\n", "backoff_base_s"),
+    "too-big": (b"[engine]\npoll_interval_s = 1000\n", "poll_interval_s"),
+    "infinite": (b"[engine]\nbackoff_cap_s = inf\n", "backoff_cap_s"),
+    "nan-poll": (b"[engine]\npoll_interval_s = nan\n", "poll_interval_s"),
+    "nan-grace": (b"[engine]\nmisfire_grace_s = nan\n", "misfire_grace_s"),
+    "nan-job-param": (b"[jobs.compact]\nvacuum_free_ratio = nan\n", "vacuum_free_ratio"),
+    "wrong-type": (b'[engine]\npoll_interval_s = "fast"\n', "poll_interval_s"),
+    "bool-for-number": (b"[engine]\nbackoff_cap_s = true\n", "backoff_cap_s"),
+    "unknown-key": (b"[engine]\nturbo = true\n", "turbo"),
+    "unknown-table": (b"[server]\nport = 1\n", "server"),
+    "unknown-job": (b'[jobs.nosuch]\nschedule = "5m"\n', "nosuch"),
+    "bad-schedule": (b'[jobs.compact]\nschedule = "0s"\n', "schedule"),
+    "bad-zone": (b'[jobs.compact]\ntimezone = "Mars/Olympus_Mons"\n', "time zone"),
+    "bad-enabled": (b'[jobs.compact]\nenabled = "yes"\n', "enabled"),
+    "bad-param": (b"[jobs.compact]\nruns_per_job = 1\n", "runs_per_job"),
+}
 
 
-def test_malformed_config_is_one_line_naming_the_file_and_key(cli, db, tmp_path):
+@pytest.mark.parametrize("case", sorted(BAD_CONFIGS))
+def test_malformed_config_is_one_line_naming_the_file_and_key(cli, db, tmp_path, case):
+    content, fragment = BAD_CONFIGS[case]
+    path = tmp_path / "configs" / f"{case}.toml"
+    path.parent.mkdir()
+    path.write_bytes(content)
     before_files, before_rows = files(db.parent), dump(db)
-    for path, fragment in _bad_configs(tmp_path):
-        for argv in (["jobs"], ["run", "compact"], ["disable", "compact"], ["pause"]):
-            result = cli(*argv, "--db", db, "--config", path)
-            assert_one_line_error(result, str(path), fragment)
-    missing = tmp_path / "nowhere.toml"
-    assert_one_line_error(cli("jobs", "--db", db, "--config", missing), str(missing), "not found")
+    for argv in (["jobs"], ["run", "compact"], ["disable", "compact"], ["pause"]):
+        result = cli(*argv, "--db", db, "--config", path)
+        assert_one_line_error(result, str(path), fragment)
     assert files(db.parent) == before_files
     assert dump(db) == before_rows
+
+
+def test_missing_or_unreadable_config_file(cli, db, tmp_path):
+    missing = tmp_path / "nowhere.toml"
+    assert_one_line_error(cli("jobs", "--db", db, "--config", missing), str(missing), "not found")
+    directory = tmp_path / "a-dir.toml"
+    directory.mkdir()
+    assert_one_line_error(cli("jobs", "--db", db, "--config", directory), str(directory))
 
 
 def test_malformed_config_from_the_environment(cli, db, tmp_path, monkeypatch):
@@ -446,6 +454,13 @@ def test_unusable_database_paths(cli, tmp_path):
     under_file = text / "memtui.db"
     assert_one_line_error(cli("jobs", "--db", under_file), str(under_file))
     assert files(tmp_path) == before
+
+
+def test_an_empty_db_path_is_refused_not_replaced_by_the_default(cli, tmp_path):
+    # `memtui --db "$UNSET_VAR" disable compact` must not quietly edit the user's real database
+    result = cli("disable", "compact", "--db", "")
+    assert_one_line_error(result)
+    assert not (tmp_path / "xdg-data" / "memtui" / "memtui.db").exists()
 
 
 def test_newer_schema_database_is_refused_unchanged(cli, db):

@@ -5,6 +5,7 @@ only waits are on threading.Events for runs started in the background right away
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -84,8 +85,8 @@ def kinds(monkeypatch):
     blocker.release.set()
 
 
-SETTINGS = EngineSettings(misfire_grace_s=60.0, backoff_base_s=30.0, backoff_cap_s=100.0,
-                          lease_ttl_s=60.0, poll_interval_s=60.0, stop_timeout_s=5.0, max_workers=4)
+SETTINGS = dataclasses.replace(EngineSettings(), misfire_grace_s=60.0, backoff_base_s=30.0, backoff_cap_s=100.0,
+                               lease_ttl_s=60.0, poll_interval_s=60.0, stop_timeout_s=5.0)
 
 
 @pytest.fixture
@@ -155,6 +156,25 @@ def set_cursor(store, name, when: datetime | None) -> None:
     with store.atomic():
         store.execute("UPDATE job_state SET next_run_at = ? WHERE name = ?",
                       (when.timestamp() if when else None, name))
+
+
+def fire(engine, name, due_ts) -> None:
+    """Let ``engine``'s alarm for ``name`` at ``due_ts`` go off now, and wait until whatever it started is done.
+
+    ``_fire`` claims the due time synchronously and runs the job on a thread of its own;
+    joining the threads it started keeps these tests free of sleeps."""
+    before = set(threading.enumerate())
+    engine._fire(name, due_ts)
+    for thread in set(threading.enumerate()) - before:
+        deadline = time.monotonic() + WAIT
+        while True:
+            try:
+                thread.join(max(0.0, deadline - time.monotonic()))
+                break
+            except RuntimeError:  # listed but not started yet
+                assert time.monotonic() < deadline, f"{thread.name} never started"
+                time.sleep(0.001)
+        assert not thread.is_alive(), f"{thread.name} still running after {WAIT} s"
 
 
 def dead_pid() -> int:
@@ -395,7 +415,7 @@ def test_a_scheduled_run_that_fails_pushes_the_next_cursor_past_the_backoff(eng,
     kinds.flaky.fail = True
     due = T0 + timedelta(seconds=10)
     clock.set(due)
-    eng._fire("flaky", due.timestamp())
+    fire(eng, "flaky", due.timestamp())
     [run] = runs(store, "flaky")
     assert (run["status"], run["reason"], run["scheduled_for"]) == ("failed", "scheduled", due.timestamp())
     s = state(store, "flaky")
@@ -404,7 +424,7 @@ def test_a_scheduled_run_that_fails_pushes_the_next_cursor_past_the_backoff(eng,
     assert s["next_run_at"] == (due + timedelta(seconds=30)).timestamp()
 
     clock.set(due + timedelta(seconds=30))
-    eng._fire("flaky", s["next_run_at"])
+    fire(eng, "flaky", s["next_run_at"])
     s = state(store, "flaky")
     assert s["consecutive_failures"] == 2
     assert s["next_run_at"] == (due + timedelta(seconds=30 + 60)).timestamp()
@@ -528,7 +548,7 @@ def test_late_fire_records_one_missed_row_and_one_catch_up_run(engine, store, cl
     due = T0 - timedelta(hours=3, minutes=30)  # 11:30 + 1h grid: 08:30, 09:30, 10:30, 11:30 missed
     set_cursor(store, "compact", due)
 
-    engine._fire("compact", due.timestamp())
+    fire(engine, "compact", due.timestamp())
 
     rows = runs(store, "compact")
     missed = [r for r in rows if r["status"] == "missed"]
@@ -570,7 +590,7 @@ def test_fire_within_the_grace_time_is_a_plain_scheduled_run(engine, store, cloc
     engine.retime("compact", "1h", tz="UTC")
     due = T0 + timedelta(hours=1)
     clock.set(due + timedelta(seconds=late_s))
-    engine._fire("compact", due.timestamp())
+    fire(engine, "compact", due.timestamp())
     rows = runs(store, "compact")
     assert rows[-1]["reason"] == reason
     assert rows[-1]["status"] == "success"
@@ -583,8 +603,8 @@ def test_firing_the_same_due_time_twice_runs_once(engine, store, clock):
     engine.retime("compact", "1h", tz="UTC")
     due = T0 + timedelta(hours=1)
     clock.set(due)
-    engine._fire("compact", due.timestamp())
-    engine._fire("compact", due.timestamp())
+    fire(engine, "compact", due.timestamp())
+    fire(engine, "compact", due.timestamp())
     assert len(runs(store, "compact")) == 1
     assert state(store, "compact")["next_run_at"] == (due + timedelta(hours=1)).timestamp()
 
@@ -594,7 +614,7 @@ def test_a_fire_for_a_stale_due_time_does_nothing(engine, store, clock):
     stale = T0 + timedelta(hours=1)
     engine.retime("compact", "2h", tz="UTC")  # the cursor moved meanwhile
     clock.set(stale)
-    engine._fire("compact", stale.timestamp())
+    fire(engine, "compact", stale.timestamp())
     assert runs(store, "compact") == []
     assert state(store, "compact")["next_run_at"] == (T0 + timedelta(hours=2)).timestamp()
 
@@ -607,8 +627,8 @@ def test_two_engines_on_one_database_never_both_run_a_due_time(db_path, store, c
         a.retime("compact", "1h", tz="UTC")
         due = T0 + timedelta(hours=1)
         clock.set(due)
-        a._fire("compact", due.timestamp())
-        b._fire("compact", due.timestamp())
+        fire(a, "compact", due.timestamp())
+        fire(b, "compact", due.timestamp())
         assert len(runs(store, "compact")) == 1
     finally:
         other.close()
@@ -666,7 +686,7 @@ def test_pause_and_resume_keep_each_jobs_enabled_flag(eng, kinds, store, clock):
 
 def test_a_paused_engine_fires_nothing(eng, kinds, store, clock):
     eng.pause_all()
-    eng._fire("flaky", (T0 + timedelta(seconds=10)).timestamp())  # a stray alarm
+    fire(eng, "flaky", (T0 + timedelta(seconds=10)).timestamp())  # a stray alarm
     assert runs(store, "flaky") == []
 
 

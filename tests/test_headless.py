@@ -188,3 +188,43 @@ def test_a_run_left_running_by_a_sigkilled_process_is_interrupted_at_the_next_st
     assert query(db, "SELECT lease_owner, lease_run_id, last_status FROM job_state WHERE name = 'compact'") == \
         [(None, None, "interrupted")]
     assert memtui("run", "compact", "--db", db).returncode == 0  # the job is free again
+
+
+HANGING_HEADLESS = textwrap.dedent("""
+    import sys, time
+    import engine.jobs as jobs
+    from engine.jobs.base import JobKind
+    from engine.jobs.compact import CompactConfig
+
+    def hang(ctx):
+        print("hanging", file=sys.stderr, flush=True)
+        time.sleep(120)
+
+    jobs.KINDS["compact"] = JobKind("compact", hang, CompactConfig, "hangs")
+    from tui.cli import main
+    sys.exit(main(sys.argv[1:]))
+""")
+
+
+def test_sigterm_with_a_job_still_running_marks_it_interrupted_and_exits_0(spawn, tmp_path):
+    db = tmp_path / "hang.db"
+    cfg = tmp_path / "hang.toml"
+    cfg.write_text("[engine]\npoll_interval_s = 0.2\nstop_timeout_s = 0.5\n")
+    proc = spawn(sys.executable, "-c", HANGING_HEADLESS, "--no-ui", "--db", db, "--config", cfg)
+    log = Lines(proc.stderr)
+    log.wait_for("engine running")
+    assert memtui("retime", "compact", "1s", "--db", db).returncode == 0
+    log.wait_for("hanging")
+
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
+    assert time.monotonic() - t0 < 5
+    text = log.text()
+    assert "stopping: waiting up to 0.5 s for compact" in text
+    assert "compact interrupted" in text
+    assert text.splitlines()[-1].endswith("stopped; unfinished runs were marked interrupted")
+    [(status, error)] = query(db, "SELECT status, error FROM run WHERE job = 'compact'")
+    assert status == "interrupted"
+    assert "engine stopped after waiting 0.5 s" in error
+    assert query(db, "SELECT lease_owner FROM job_state WHERE name = 'compact'") == [(None,)]
