@@ -110,4 +110,5 @@ def describe(exc: BaseException) -> str:
         "ContextWindowExceededError": "prompt too long for the model", "InternalServerError": "provider error",
         "ServiceUnavailableError": "provider unavailable", "ContentPolicyViolationError": "refused by content policy",
     }.get(name, name)
-    return redact(f"{readable}: {text[:300]}" if text else readable)
+    text = redact(text) or ""  # before cutting: a cut through a secret would leave a fragment unmasked
+    return f"{readable}: {text[:300]}" if text else readable

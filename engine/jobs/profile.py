@@ -12,7 +12,7 @@ winning a conflict.
 Either way the whole answer is validated before anything changes (``validate``):
 strict JSON of the expected shape, every stand-in id exactly once, no unknown
 id, values non-empty and bounded, categories from the known set, and no more
-than half of the attributes deleted. Any failure rejects the entity's whole
+than half of the attributes removed (deleted or merged away). Any failure rejects the entity's whole
 answer, counted with the reason. Text inside attribute values is data: it may
 say anything, but it cannot widen what validation accepts. An accepted plan is
 applied in one transaction that first checks the entity's attributes did not
@@ -22,6 +22,7 @@ written, so an LLM error fails the run and changes nothing.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -52,7 +53,8 @@ Categories: """ + ", ".join(CATEGORIES) + ". Delete at most half of the attribut
 @dataclass(frozen=True)
 class ProfileConfig:
     max_value_chars: int = setting(500, min=1, max=10_000, doc="longest value an answer may set")
-    max_delete_ratio: float = setting(0.5, min=0.0, max=0.5, doc="share of an entity's attributes one answer may delete")
+    max_delete_ratio: float = setting(0.5, min=0.0, max=0.5,
+                                      doc="share of an entity's attributes one answer may remove (delete or merge away)")
     near_duplicate: float = setting(0.9, min=0.5, max=1.0, doc="rules: values this similar are one value")
     max_attributes: int = setting(200, min=2, max=2000, doc="entities with more are skipped (too big to review)")
     max_rejections_listed: int = setting(20, min=0, max=1000)
@@ -145,10 +147,11 @@ def validate(answer: str, stand_ins: list[str], cfg: ProfileConfig) -> list[Op]:
     missing = [sid for sid in stand_ins if sid not in seen]
     if missing:
         raise Rejected(f"ids not covered: {', '.join(missing)}")
-    deletes = sum(1 for op in ops if op.op == "delete")
+    # A merge removes all but one of its rows: it counts too, or "merge everything" would slip through.
+    removed = sum(1 if op.op == "delete" else len(op.ids) - 1 for op in ops if op.op in ("delete", "merge"))
     allowed = int(len(stand_ins) * cfg.max_delete_ratio)
-    if deletes > allowed:
-        raise Rejected(f"deletes {deletes} of {len(stand_ins)} attributes (at most {allowed})")
+    if removed > allowed:
+        raise Rejected(f"removes {removed} of {len(stand_ins)} attributes (at most {allowed})")
     return ops
 
 
@@ -204,14 +207,23 @@ def plan_by_model(client: LLMClient, entity: str, attrs: dict[str, Attribute]) -
 
 # -- reading and applying ------------------------------------------------------------
 
-# What "the entity's attributes changed" means: any row added, removed, re-dated or re-worded.
-FINGERPRINT = "count(*), max(updated_at), max(id), total(length(key) + length(value) + length(category))"
-FINGERPRINT_SQL = f"SELECT {FINGERPRINT} FROM profile_attribute WHERE entity = ?"
+# "The entity's attributes changed" = any row added, removed, re-dated or re-worded: a digest of them all.
+ROWS_SQL = "SELECT entity, id, category, key, value, confidence, updated_at FROM profile_attribute"
 
 
-def _fingerprints(ctx: JobContext) -> dict[str, list]:
-    rows = ctx.store.execute(f"SELECT entity, {FINGERPRINT} FROM profile_attribute GROUP BY entity ORDER BY entity")
-    return {r[0]: list(r[1:]) for r in rows}
+def _digest(rows) -> str:
+    return hashlib.sha256(json.dumps([list(r) for r in rows]).encode()).hexdigest()[:32]
+
+
+def _fingerprints(ctx: JobContext) -> dict[str, str]:
+    by_entity: dict[str, list] = {}
+    for row in ctx.store.execute(f"{ROWS_SQL} ORDER BY entity, id"):
+        by_entity.setdefault(row[0], []).append(row[1:])
+    return {entity: _digest(rows) for entity, rows in by_entity.items()}
+
+
+def _fingerprint(ctx: JobContext, entity: str) -> str:
+    return _digest(r[1:] for r in ctx.store.execute(f"{ROWS_SQL} WHERE entity = ? ORDER BY id", (entity,)))
 
 
 def _attributes(ctx: JobContext, entity: str) -> dict[str, Attribute]:
@@ -228,19 +240,21 @@ def _history(ctx: JobContext, attribute_id: int, reason: str, now: float) -> Non
         " updated_at, ?, ?, ? FROM profile_attribute WHERE id = ?", (now, reason, ctx.run_id, attribute_id))
 
 
-def apply(ctx: JobContext, entity: str, fingerprint: list, attrs: dict[str, Attribute], ops: list[Op]) -> dict | None:
+def apply(ctx: JobContext, entity: str, fingerprint: str, attrs: dict[str, Attribute], ops: list[Op]) -> dict | None:
     """Apply ``ops`` in one transaction; None (nothing written) if the entity changed since it was read."""
     now = ctx.now().timestamp()
     counts = {"updated": 0, "merged": 0, "deleted": 0}
     with ctx.store.atomic():
-        if list(ctx.store.execute(FINGERPRINT_SQL, (entity,)).fetchone()) != fingerprint:
+        if _fingerprint(ctx, entity) != fingerprint:
             return None
         for op in ops:
             rows = [attrs[sid] for sid in op.ids]
             if op.op == "keep":
                 continue
             if op.op == "delete":
-                _history(ctx, rows[0].id, f"delete: {op.reason or 'no reason given'}", now)
+                reason = re.sub(r"\ba\d+\b", lambda m: f"#{attrs[m.group(0)].id}" if m.group(0) in attrs
+                                else m.group(0), op.reason or "no reason given")
+                _history(ctx, rows[0].id, f"delete: {reason}", now)
                 ctx.store.execute("DELETE FROM profile_attribute WHERE id = ?", (rows[0].id,))
                 counts["deleted"] += 1
                 continue
@@ -269,7 +283,8 @@ def describe_plan(attrs: dict[str, Attribute], ops: list[Op]) -> list[str]:
         if op.op == "delete":
             lines.append(f"delete {shown} ({op.reason or 'no reason'})")
         elif op.op in ("update", "merge"):
-            lines.append(f"{op.op} {shown} -> {op.key or rows[0].key}={op.value!r}")
+            survivor = max(rows, key=lambda a: (a.updated_at, a.id))  # the row apply() keeps
+            lines.append(f"{op.op} {shown} -> {op.key or survivor.key}={op.value!r}")
     return lines
 
 
@@ -318,7 +333,7 @@ def run(ctx: JobContext) -> dict:
             result["entities_changed"] += 1
             for key, value in counts.items():
                 result[key] += value
-        seen[entity] = list(ctx.store.execute(FINGERPRINT_SQL, (entity,)).fetchone())
+        seen[entity] = _fingerprint(ctx, entity)
     with ctx.store.atomic():
         ctx.save_checkpoint({"fingerprints": {e: fp for e, fp in seen.items() if e in current}})
     if client:

@@ -8,7 +8,8 @@ Saturday already summarized by the 01:00 day run. Months are made from their
 *day* summaries, not from weeks: weeks straddle month boundaries, and a month
 built from weeks would count some days twice and miss others (DESIGN.md says
 "the level below"; this is the level below that tiles the month). A week or
-month waits until rollup-day has covered all of it.
+month waits until rollup-day has covered all of it, and is cut in rollup-day's
+time zone, so each day summary falls in exactly one week and one month.
 
 Only closed periods are summarized: the period in progress never is. After
 each period its summaries and a checkpoint commit together, so a run that
@@ -27,6 +28,7 @@ from datetime import date, datetime, time, timedelta, tzinfo
 from engine.config import ConfigError, setting
 from engine.jobs.base import JobContext, JobKind
 from engine.llm import BudgetExhausted, LLMClient, LLMError
+from engine.schedule import parse_zone
 from engine.summarize import summarize
 
 LEVELS = ("day", "week", "month")
@@ -127,9 +129,15 @@ def _write_text(client: LLMClient | None, cfg: RollupConfig, sender: str, label:
     return answer
 
 
+def _day_zone(ctx: JobContext) -> tzinfo:
+    """Weeks and months are cut in rollup-day's zone, so every day summary falls in one of them."""
+    row = ctx.store.execute("SELECT timezone FROM job_definition WHERE name = ?", (DAY_JOB,)).fetchone()
+    return parse_zone(row[0]) if row else ctx.tz
+
+
 def run(ctx: JobContext) -> dict:
     cfg: RollupConfig = ctx.config
-    tz = ctx.tz
+    tz = ctx.tz if cfg.level == "day" else _day_zone(ctx)
     now = ctx.now().astimezone(tz)
     client = LLMClient(ctx.llm) if ctx.llm is not None and ctx.llm.model else None
     model = client.model if client else "extractive"
@@ -141,6 +149,8 @@ def run(ctx: JobContext) -> dict:
     result = {"periods_summarized": 0, "summaries_written": 0, "periods_skipped_empty": 0,
               "resumed_from_checkpoint": resumed, "path": f"llm:{model}" if client else "extractive"}
     planned = []
+    if cfg.level != "day" and coverage is None:
+        result["waiting_for"] = DAY_JOB  # rollup-day has never finished a day: nothing to build on yet
     period = start
     try:
         while period is not None and period < current:
