@@ -121,11 +121,7 @@ class Memory:
                                (self.clock().timestamp(), conversation_id))
 
     def set_fact(self, sender: str, key: str, value: str) -> None:
-        with self.store.atomic():
-            self.store.execute(
-                "INSERT INTO fact (sender, key, value, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (sender, key)"
-                " DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-                (sender, key, value, self.clock().timestamp()))
+        ops.set_fact(self.store, self.clock().timestamp(), sender, key, value)
 
     def add_outcome(self, sender: str, lesson: str, *, domain: str = "", score: float = 0.0) -> int:
         with self.store.atomic():

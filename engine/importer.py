@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Iterable
 
+from engine.memory import set_fact
 from models import Store
 
 MAX_TEXT = 100_000
@@ -238,11 +239,7 @@ def import_lines(store: Store, lines: Iterable[str], now: datetime, *, skip_inva
                      created, r["keep"], created),
                 )
             elif kind == "fact":
-                store.execute(
-                    "INSERT INTO fact (sender, key, value, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (sender, key)"
-                    " DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-                    (r["sender"], r["key"], r["value"], ts),
-                )
+                set_fact(store, ts, r["sender"], r["key"], r["value"])  # a savepoint inside this transaction
             elif kind == "outcome":
                 store.execute(
                     "INSERT INTO outcome (sender, domain, score, lesson, created_at) VALUES (?, ?, ?, ?, ?)",

@@ -51,6 +51,11 @@ class LLMClient:
     calls: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def for_run(cls, settings: LLMSettings | None) -> "LLMClient | None":
+        """A client when a model is configured; None means: use the offline fallback."""
+        return cls(settings) if settings is not None and settings.model else None
+
     @property
     def model(self) -> str | None:
         return self.settings.model

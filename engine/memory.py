@@ -52,6 +52,15 @@ def remember(store: Store, now: datetime, content: str, *, sender: str = "", kin
         ).lastrowid
 
 
+def set_fact(store: Store, when: float, sender: str, key: str, value: str) -> None:
+    """Insert or replace the fact ``key`` of ``sender`` (one per sender and key)."""
+    with store.atomic():
+        store.execute(
+            "INSERT INTO fact (sender, key, value, updated_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (sender, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            (sender, key, value, when))
+
+
 def record_access(store: Store, now: datetime, memory_id: int) -> str:
     """Note that the agent used pending memory ``memory_id``.
 

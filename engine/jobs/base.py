@@ -66,6 +66,38 @@ class JobContext:
         )
 
 
+def in_batches(ctx: JobContext, ids: list[int], size: int, *statements: tuple[str, tuple]) -> int:
+    """Run each (sql, params) for every chunk of ``ids``, one transaction per chunk.
+
+    The SQL has an ``{ids}`` slot for the chunk; ``params`` come before the ids.
+    Between chunks the run may be told to stop. Returns the summed rowcount of
+    the last statement."""
+    changed = 0
+    for start in range(0, len(ids), size):
+        chunk = ids[start:start + size]
+        marks = ",".join("?" * len(chunk))
+        ctx.check()
+        with ctx.store.atomic():
+            for sql, params in statements:
+                count = ctx.store.execute(sql.format(ids=marks), (*params, *chunk)).rowcount
+        changed += count
+    return changed
+
+
+def delete_while(ctx: JobContext, table: str, where: str, params: tuple, size: int) -> int:
+    """Delete rows of ``table`` matching ``where``, ``size`` per transaction, until none match."""
+    total = 0
+    while True:
+        ctx.check()
+        with ctx.store.atomic():
+            deleted = ctx.store.execute(
+                f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE {where} LIMIT ?)", (*params, size),
+            ).rowcount
+        total += deleted
+        if deleted < size:
+            return total
+
+
 @dataclass(frozen=True)
 class JobKind:
     name: str

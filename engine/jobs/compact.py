@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from engine.config import setting
-from engine.jobs.base import JobContext, JobKind
+from engine.jobs.base import JobContext, JobKind, delete_while
 
 BATCH = 5000
 
@@ -26,18 +26,7 @@ class CompactConfig:
 
 def _delete_batched(ctx: JobContext, where: str, params: tuple) -> int:
     """Delete finished run rows matching ``where`` in batches; returns the count."""
-    total = 0
-    while True:
-        ctx.check()
-        with ctx.store.atomic():
-            cursor = ctx.store.execute(
-                f"DELETE FROM run WHERE id IN (SELECT id FROM run WHERE status != 'running' AND {where} LIMIT ?)",
-                (*params, BATCH),
-            )
-            deleted = cursor.rowcount
-        total += deleted
-        if deleted < BATCH:
-            return total
+    return delete_while(ctx, "run", f"status != 'running' AND {where}", params, BATCH)
 
 
 def run(ctx: JobContext) -> dict:

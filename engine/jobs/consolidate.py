@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from engine.config import setting
-from engine.jobs.base import JobContext, JobKind, SkipRun
+from engine.jobs.base import JobContext, JobKind, SkipRun, in_batches
+from engine.memory import set_fact
 
 SYSTEM_SENDER = "__system__"
 LAST_KEY = "last_consolidation"
@@ -65,32 +66,21 @@ def check_gates(ctx: JobContext, cfg: ConsolidateConfig, now: datetime) -> None:
         )
 
 
-def _delete_ids(ctx: JobContext, table: str, column: str, ids: list[int], batch: int) -> int:
-    deleted = 0
-    for start in range(0, len(ids), batch):
-        chunk = ids[start:start + batch]
-        ctx.check()
-        with ctx.store.atomic():
-            deleted += ctx.store.execute(
-                f"DELETE FROM {table} WHERE {column} IN ({','.join('?' * len(chunk))})", chunk
-            ).rowcount
-    return deleted
-
-
 def prune_messages(ctx: JobContext, cfg: ConsolidateConfig, now_ts: float) -> int:
     cutoff = now_ts - cfg.message_retention_days * 86400
     conversations = [r[0] for r in ctx.store.execute(
         "SELECT id FROM conversation c WHERE status = 'closed' AND updated_at < ?"
         " AND EXISTS (SELECT 1 FROM message m WHERE m.conversation_id = c.id)", (cutoff,))]
     # Conversations hold ~tens of messages; a tenth of the batch keeps each transaction bounded.
-    return _delete_ids(ctx, "message", "conversation_id", conversations, max(1, cfg.batch_size // 10))
+    return in_batches(ctx, conversations, max(1, cfg.batch_size // 10),
+                      ("DELETE FROM message WHERE conversation_id IN ({ids})", ()))
 
 
 def prune_outcomes(ctx: JobContext, cfg: ConsolidateConfig) -> int:
     ids = [r[0] for r in ctx.store.execute(
         "SELECT id FROM (SELECT id, row_number() OVER (PARTITION BY sender ORDER BY created_at DESC, id DESC) AS rank"
         " FROM outcome) WHERE rank > ?", (cfg.outcomes_per_sender,))]
-    return _delete_ids(ctx, "outcome", "id", ids, cfg.batch_size)
+    return in_batches(ctx, ids, cfg.batch_size, ("DELETE FROM outcome WHERE id IN ({ids})", ()))
 
 
 def run(ctx: JobContext) -> dict:
@@ -101,12 +91,7 @@ def run(ctx: JobContext) -> dict:
     outcomes = prune_outcomes(ctx, cfg)
     written = now >= datetime(1970, 1, 1, tzinfo=timezone.utc)
     if written:
-        with ctx.store.atomic():
-            ctx.store.execute(
-                "INSERT INTO fact (sender, key, value, updated_at) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (sender, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-                (SYSTEM_SENDER, LAST_KEY, now.isoformat(), now.timestamp()),
-            )
+        set_fact(ctx.store, now.timestamp(), SYSTEM_SENDER, LAST_KEY, now.isoformat())
     else:
         ctx.log.warning("system clock reads %s, before 1970: consolidation time not stored", now.isoformat())
     return {"messages_pruned": messages, "outcomes_pruned": outcomes, "timestamp_written": written}

@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass
 
 from engine.config import setting
-from engine.jobs.base import JobContext, JobKind
+from engine.jobs.base import JobContext, JobKind, in_batches
 
 
 @dataclass(frozen=True)
@@ -41,38 +41,25 @@ def retention(days_since_reinforced: float, importance: float, recalls: int, cfg
     return math.exp(-max(0.0, days_since_reinforced) / strength)
 
 
-def _batched(ctx: JobContext, select_sql: str, params: tuple, change_sql: str, change_params: tuple, batch: int) -> int:
-    ids = [r[0] for r in ctx.store.execute(select_sql, params)]
-    changed = 0
-    for start in range(0, len(ids), batch):
-        chunk = ids[start:start + batch]
-        ctx.check()
-        with ctx.store.atomic():
-            changed += ctx.store.execute(
-                change_sql.format(ids=",".join("?" * len(chunk))), (*change_params, *chunk)
-            ).rowcount
-    return changed
-
-
 def run(ctx: JobContext) -> dict:
     cfg: DecayConfig = ctx.config
     now_ts = ctx.now().timestamp()
     limit = -math.log(cfg.floor) * cfg.s0_days  # R < floor  <=>  Δt > limit·(0.5 + i/10)·(1 + recalls)
-    soft = _batched(
-        ctx,
+    fading = [r[0] for r in ctx.store.execute(
         "SELECT id FROM long_term_memory WHERE deleted_at IS NULL AND pinned = 0 AND created_at < ?"
         " AND (? - last_reinforced_at) / 86400.0 > ? * (0.5 + importance / 10.0) * (1 + recall_count)",
-        (now_ts - cfg.min_age_days * 86400, now_ts, limit),
-        "UPDATE long_term_memory SET deleted_at = ? WHERE deleted_at IS NULL AND pinned = 0 AND id IN ({ids})",
-        (now_ts,), cfg.batch_size,
-    )
-    hard = _batched(
-        ctx,
+        (now_ts - cfg.min_age_days * 86400, now_ts, limit))]
+    # The conditions are repeated in the writes: a memory recalled or pinned meanwhile is left alone.
+    soft = in_batches(ctx, fading, cfg.batch_size, (
+        "UPDATE long_term_memory SET deleted_at = ? WHERE deleted_at IS NULL AND pinned = 0"
+        " AND (? - last_reinforced_at) / 86400.0 > ? * (0.5 + importance / 10.0) * (1 + recall_count)"
+        " AND id IN ({ids})",
+        (now_ts, now_ts, limit)))
+    expired = [r[0] for r in ctx.store.execute(
         "SELECT id FROM long_term_memory WHERE deleted_at IS NOT NULL AND deleted_at < ? AND pinned = 0",
-        (now_ts - cfg.grace_days * 86400,),
-        "DELETE FROM long_term_memory WHERE deleted_at IS NOT NULL AND pinned = 0 AND id IN ({ids})",
-        (), cfg.batch_size,
-    )
+        (now_ts - cfg.grace_days * 86400,))]
+    hard = in_batches(ctx, expired, cfg.batch_size, (
+        "DELETE FROM long_term_memory WHERE deleted_at IS NOT NULL AND pinned = 0 AND id IN ({ids})", ()))
     remaining = ctx.store.execute("SELECT count(*) FROM long_term_memory WHERE deleted_at IS NULL").fetchone()[0]
     return {"soft_deleted": soft, "hard_deleted": hard, "remaining": remaining}
 

@@ -290,7 +290,7 @@ def describe_plan(attrs: dict[str, Attribute], ops: list[Op]) -> list[str]:
 
 def run(ctx: JobContext) -> dict:
     cfg: ProfileConfig = ctx.config
-    client = LLMClient(ctx.llm) if ctx.llm is not None and ctx.llm.model else None
+    client = LLMClient.for_run(ctx.llm)
     checkpoint = ctx.load_checkpoint()
     seen = checkpoint.get("fingerprints", {})
     current = _fingerprints(ctx)

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from engine.config import setting
-from engine.jobs.base import JobContext, JobKind
+from engine.jobs.base import JobContext, JobKind, delete_while, in_batches
 
 
 @dataclass(frozen=True)
@@ -71,29 +71,13 @@ def select_candidates(ctx: JobContext, cfg: PromoteConfig, now_ts: float) -> lis
 
 def run(ctx: JobContext) -> dict:
     cfg: PromoteConfig = ctx.config
-    store = ctx.store
     now_ts = ctx.now().timestamp()
     candidates = select_candidates(ctx, cfg, now_ts)
-    promoted = 0
-    for start in range(0, len(candidates), cfg.batch_size):
-        ctx.check()
-        ids = [row[0] for row in candidates[start:start + cfg.batch_size]]
-        marks = ",".join("?" * len(ids))
-        with store.atomic():
-            store.execute(MOVE_SQL.format(ids=marks), (now_ts, now_ts, *ids))
-            promoted += store.execute(f"DELETE FROM pending_memory WHERE id IN ({marks})", ids).rowcount
-    expired = 0
-    cutoff = now_ts - cfg.ttl_days * 86400
-    while True:
-        ctx.check()
-        with store.atomic():
-            deleted = store.execute(
-                "DELETE FROM pending_memory WHERE id IN (SELECT id FROM pending_memory"
-                " WHERE created_at < ? AND remember = 0 LIMIT ?)", (cutoff, cfg.batch_size),
-            ).rowcount
-        expired += deleted
-        if deleted < cfg.batch_size:
-            break
+    # Each chunk moves in one transaction: inserted into long-term and deleted from pending together.
+    promoted = in_batches(ctx, [row[0] for row in candidates], cfg.batch_size,
+                          (MOVE_SQL, (now_ts, now_ts)), ("DELETE FROM pending_memory WHERE id IN ({ids})", ()))
+    expired = delete_while(ctx, "pending_memory", "created_at < ? AND remember = 0",
+                           (now_ts - cfg.ttl_days * 86400,), cfg.batch_size)
     top = max((row[1] for row in candidates), default=None)
     return {"promoted": promoted, "expired": expired, "top_score": None if top is None else round(top, 3)}
 

@@ -139,7 +139,7 @@ def run(ctx: JobContext) -> dict:
     cfg: RollupConfig = ctx.config
     tz = ctx.tz if cfg.level == "day" else _day_zone(ctx)
     now = ctx.now().astimezone(tz)
-    client = LLMClient(ctx.llm) if ctx.llm is not None and ctx.llm.model else None
+    client = LLMClient.for_run(ctx.llm)
     model = client.model if client else "extractive"
     checkpoint = ctx.load_checkpoint()
     resumed = bool(checkpoint.get("in_progress"))
