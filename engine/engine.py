@@ -395,7 +395,7 @@ class Engine:
         for r in rows:
             d = _Definition(*r[:7])
             try:
-                text = d.parsed().describe()
+                text = d.parsed().describe(jitter=False)
             except ScheduleError:
                 text = f"invalid schedule {d.schedule!r}"
             kind = KINDS.get(d.kind)

@@ -144,8 +144,8 @@ class Schedule:
     def tz(self) -> tzinfo:
         return parse_zone(self.timezone)
 
-    def describe(self) -> str:
-        """The schedule in words: 'every 30 s', 'at 02:00 on Sunday (Europe/Berlin)'."""
+    def describe(self, jitter: bool = True) -> str:
+        """The schedule in words: 'every 30 s', 'at 02:00 on Sunday (Europe/Berlin), jitter 5 min'."""
         if self.is_interval:
             words = interval_words(self.interval_s)
         else:
@@ -153,7 +153,7 @@ class Schedule:
             words = text[:1].lower() + text[1:]
             if self.timezone:
                 words += f" ({self.timezone})"
-        if self.jitter_s:
+        if jitter and self.jitter_s:
             words += f", jitter {interval_words(self.jitter_s)[6:]}"
         return words
 

@@ -19,7 +19,7 @@ class JobInfo:
     kind: str
     enabled: bool
     schedule: str
-    schedule_text: str
+    schedule_text: str  # in words, without the jitter (jitter_s says it)
     timezone: str | None
     jitter_s: int
     next_run: datetime | None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import sys
 import tempfile
 import time
@@ -34,6 +35,7 @@ SHOTS = {
 
 
 def demo_engine(folder: str) -> Engine:
+    random.seed(7)  # the rollup jobs' jitter: same pictures every time
     clock = FakeClock(NOW)
     engine = Engine(f"{folder}/demo.db", Config(), clock)
     fill(engine.store, clock())

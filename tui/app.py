@@ -150,6 +150,8 @@ class MemtuiApp(App):
             table.merge(self.engine.history(job, table.PAGE if table.row_count == 0 else 50), now)
 
     def _tick(self) -> None:
+        if not self.is_running or self.screen_stack == []:
+            return
         self.frame += 1
         now = self.engine.clock()
         self.jobs_table.show(self.jobs, now, self.frame)

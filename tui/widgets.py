@@ -88,22 +88,30 @@ class _DiffTable(DataTable):
 class JobsTable(_DiffTable):
     """One row per job, keyed by job name: schedule, countdown, last status, counters.
 
-    Below ``WIDE_AT`` columns of width it drops the absolute next time and the
-    duration (both are in the details), so it fits 80 columns without scrolling."""
+    In a terminal narrower than ``WIDE_AT`` it drops the absolute next time and
+    the duration (both are in the details), joins runs and errors into one
+    column, keeps "ago" to one unit and cuts long schedule words (the details
+    show them whole), so it fits 80 columns without scrolling."""
 
     COLUMNS = (
         ("name", "JOB"), ("schedule", "SCHEDULE"), ("next", "NEXT"), ("left", "LEFT"),
         ("last", "LAST"), ("status", "STATUS"), ("duration", "TOOK"), ("runs", "RUNS"), ("errors", "ERR"),
     )
-    NARROW = tuple(c for c in COLUMNS if c[0] not in ("next", "duration"))
-    WIDE_AT = 100
+    NARROW = (("name", "JOB"), ("schedule", "SCHEDULE"), ("left", "LEFT"), ("last", "LAST"),
+              ("status", "STATUS"), ("counts", "RUNS/ERR"))
+    WIDE_AT = 110
+    SCHEDULE_WIDTH = {True: 40, False: 18}
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self._shown: tuple[list[JobInfo], datetime, int] | None = None
 
+    @property
+    def wide(self) -> bool:
+        return self.columns_in_use == self.COLUMNS
+
     def on_resize(self) -> None:
-        wanted = self.COLUMNS if self.size.width >= self.WIDE_AT else self.NARROW
+        wanted = self.COLUMNS if self.app.size.width >= self.WIDE_AT else self.NARROW
         if wanted != self.columns_in_use:
             selected = self.selected_key
             self.reset(wanted)
@@ -117,12 +125,12 @@ class JobsTable(_DiffTable):
         seen = set()
         for job in jobs:
             seen.add(job.name)
-            self.upsert(job.name, self.cells(job, now, frame))
+            self.upsert(job.name, self.cells(job, now, frame, self.wide))
         for name in set(self._cells) - seen:
             self.drop(name)
 
-    @staticmethod
-    def cells(job: JobInfo, now: datetime, frame: int) -> dict:
+    @classmethod
+    def cells(cls, job: JobInfo, now: datetime, frame: int, wide: bool = True) -> dict:
         if job.paused and job.enabled:
             marker = Text("‖ ", style="yellow")
         else:
@@ -133,15 +141,21 @@ class JobsTable(_DiffTable):
         else:
             seconds = (job.next_run - now).total_seconds()
             left = Text("due" if seconds <= 0 else fmt_delta(seconds))
-        last = Text(f"{fmt_delta((now - job.last_run).total_seconds())} ago" if job.last_run else "-",
-                    style="" if job.last_run else "dim")
+        if job.last_run is None:
+            last = Text("-", style="dim")
+        else:
+            ago = fmt_delta((now - job.last_run).total_seconds())
+            last = Text(f"{ago if wide else ago.split()[0]} ago")
         status = status_text("running" if job.running else job.last_status, frame)
         if job.backoff_until is not None:
-            status.append(f" ⟲{fmt_delta((job.backoff_until - now).total_seconds())}", style="red")
+            status.append(f" ⟲{fmt_delta((job.backoff_until - now).total_seconds()).split()[0]}", style="red")
+        width = cls.SCHEDULE_WIDTH[wide]
+        schedule = job.schedule_text if len(job.schedule_text) <= width else job.schedule_text[:width - 1] + "…"
+        errors = Text(str(job.errors), style="red" if job.errors else "dim")
         return {
-            "name": name, "schedule": job.schedule_text, "next": fmt_short_time(job.next_run, now), "left": left,
+            "name": name, "schedule": schedule, "next": fmt_short_time(job.next_run, now), "left": left,
             "last": last, "status": status, "duration": fmt_duration_ms(job.last_duration_ms),
-            "runs": str(job.runs), "errors": Text(str(job.errors), style="red" if job.errors else "dim"),
+            "runs": str(job.runs), "errors": errors, "counts": Text(f"{job.runs}/") + errors,
         }
 
 
@@ -251,7 +265,8 @@ def details_text(job: JobInfo, runs: list[RunInfo], now: datetime) -> Text:
     text.append(f"  ({job.kind}) — {job.summary}\n\n")
     facts = [
         ("enabled", "yes" if job.enabled else "no"),
-        ("schedule", f"{job.schedule_text}   [{job.schedule}]"),
+        ("schedule", f"{job.schedule_text}   [{job.schedule}]"
+                     + (f", jitter up to {fmt_delta(job.jitter_s)}" if job.jitter_s else "")),
         ("time zone", job.timezone or "local"),
         ("next run", fmt_time(job.next_run)),
         ("last run", fmt_time(job.last_run)),
