@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -16,7 +17,10 @@ BENCHES = ("promote", "consolidate", "contention")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__,
+        epilog="Progress goes to stderr, the report to stdout. Exit status 1 when any check misses"
+               " (contenders disagree, a write is lost, or a performance target is missed).")
     p.add_argument("--only", default=",".join(BENCHES),
                    help=f"comma-separated benches to run (default: all of {','.join(BENCHES)})")
     p.add_argument("--scale", type=float, default=1.0,
@@ -25,8 +29,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--order", choices=("time", "random"), default="time",
                    help="row ids follow each table's time column as when written live (time, default),"
                         " or are independent of it, as after an import or merge (random)")
-    p.add_argument("--repeat", type=int, default=1,
-                   help="runs of each memtui/raw contender on fresh copies; the report takes the median (default 1)")
+    p.add_argument("--repeat", type=int, default=3,
+                   help="runs of each memtui/raw contender on fresh copies; the report takes the median (default 3)")
     p.add_argument("--writer-period-ms", type=float, default=5.0,
                    help="contention: the writer inserts one pending memory this often (default 5)")
     p.add_argument("--workdir", type=Path, default=None,
@@ -48,12 +52,14 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     t0 = time.perf_counter()
+    start_load = f"{os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else "?"
     if args.workdir is not None:
         workdir, owned = args.workdir.resolve(), False
         workdir.mkdir(parents=True, exist_ok=True)
     else:
         workdir, owned = Path(tempfile.mkdtemp(prefix="memtui-bench-")), True
     common.log(f"work directory {workdir}")
+    fsync = common.fsync_probe(workdir)
     sections = []
     try:
         for name in BENCHES:
@@ -65,9 +71,10 @@ def main(argv=None) -> int:
     machine = common.machine_info()
     run_text = (f"python -m bench --only {','.join(args.only)} --scale {args.scale:g} --seed {args.seed}"
                 f" --order {args.order} --repeat {args.repeat}")
-    print(common.render_report(machine, run_text, sections, time.perf_counter() - t0))
+    print(common.render_report(machine, run_text, sections, time.perf_counter() - t0,
+                                start_load, fsync))
     if args.json:
-        args.json.write_text(json.dumps({"machine": machine, "args": vars(args),
+        args.json.write_text(json.dumps({"machine": machine, "fsync": fsync, "args": vars(args),
                                          "benches": {s.title: s.data for s in sections}}, indent=2, default=str))
     return 0 if all(ok for s in sections for _, ok, _ in s.checks) else 1
 

@@ -68,7 +68,26 @@ def machine_info() -> dict:
         "sqlite": sqlite3.sqlite_version,
         "peewee": peewee_version,
         "platform": platform.platform(),
+        "load": os.getloadavg() if hasattr(os, "getloadavg") else None,
     }
+
+
+def fsync_probe(directory: Path, count: int = 30) -> dict:
+    """Latency of a 4 KiB append + fsync in ``directory``: the jobs commit and checkpoint in batches,
+    so their figures follow this disk's fsync cost (and anything else using the disk meanwhile)."""
+    path = directory / "fsync-probe.tmp"
+    times = []
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for _ in range(count):
+            os.write(fd, b"\0" * 4096)
+            t0 = time.perf_counter()
+            os.fsync(fd)
+            times.append((time.perf_counter() - t0) * 1000)
+    finally:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+    return {"p50_ms": percentile(times, 50), "p90_ms": percentile(times, 90), "max_ms": max(times)}
 
 
 # -- databases -----------------------------------------------------------------------
@@ -97,27 +116,36 @@ def checkpoint(path: Path) -> None:
     conn.close()
 
 
-def cached_db(workdir: Path, name: str, fill, **params) -> Path:
-    """Build (once per work directory) a memtui database filled by ``fill(conn, **params)``."""
+def cached_db(workdir: Path, name: str, fill: str, **params) -> Path:
+    """Build (once per work directory) a memtui database filled by ``bench.common.<fill>(conn, **params)``.
+
+    The build runs in a child process: generating a million rows takes a few
+    hundred MB, and a child started later would inherit that peak in its
+    ``ru_maxrss`` (Linux keeps the maximum across fork/exec), so the parent stays lean."""
     key = "-".join(f"{k}{v}" for k, v in sorted(params.items()))
     path = workdir / f"{name}-{key}.db"
-    if path.exists():
-        return path
-    tmp = path.with_name(path.name + ".building")
-    for suffix in ("", "-wal", "-shm"):
-        Path(str(tmp) + suffix).unlink(missing_ok=True)
-    t0 = time.perf_counter()
-    create_schema(tmp)
-    conn = raw_connect(tmp)
-    conn.execute("PRAGMA synchronous=off")  # building only; the benches use memtui's settings
-    conn.execute("BEGIN")
-    fill(conn, **params)
-    conn.execute("COMMIT")
-    conn.close()
-    checkpoint(tmp)
-    os.replace(tmp, path)
-    log(f"built {path.name} ({path.stat().st_size / 2**20:.0f} MiB) in {time.perf_counter() - t0:.1f} s")
+    if not path.exists():
+        res = run_child("bench.common:build_db", workdir, path=str(path), fill=fill, params=params)
+        log(f"built {path.name} ({path.stat().st_size / 2**20:.0f} MiB) in {res['wall_s']:.1f} s")
     return path
+
+
+def build_db(path: str, fill: str, params: dict) -> dict:
+    """Child: create the schema with Store.open, bulk-insert the rows, checkpoint, then move into place."""
+    final = Path(path)
+    tmp = final.with_name(final.name + ".building")
+    remove_db(tmp)
+    with timer() as t:
+        create_schema(tmp)
+        conn = raw_connect(tmp)
+        conn.execute("PRAGMA synchronous=off")  # building only; the benches use memtui's settings
+        conn.execute("BEGIN")
+        globals()[fill](conn, **params)
+        conn.execute("COMMIT")
+        conn.close()
+        checkpoint(tmp)
+    os.replace(tmp, final)
+    return {"wall_s": t["s"]}
 
 
 def copy_db(src: Path, dst: Path) -> Path:
@@ -293,15 +321,39 @@ def run_child(target: str, workdir: Path, **kwargs) -> dict:
     return Child(target, workdir, **kwargs).result()
 
 
+def _vm_hwm_kb() -> float:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return float(line.split()[1])
+    except OSError:
+        pass
+    return float("nan")
+
+
+def _wchar() -> float:
+    """Bytes this process has passed to write() so far (WAL frames, checkpoint copies, ...)."""
+    try:
+        for line in Path("/proc/self/io").read_text().splitlines():
+            if line.startswith("wchar:"):
+                return float(line.split()[1])
+    except OSError:
+        pass
+    return float("nan")
+
+
 def _child_main(target: str, args_file: str, result_file: str) -> None:
     module_name, func_name = target.split(":")
     func = getattr(importlib.import_module(module_name), func_name)
     kwargs = json.loads(Path(args_file).read_text())
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    written = _wchar()
     result = func(**kwargs)
+    result["written_mb"] = round((_wchar() - written) / 2**20, 1)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     result["rss_base_mb"] = round(base / 1024, 1)
     result["rss_peak_mb"] = round(peak / 1024, 1)
+    result["vm_hwm_mb"] = round(_vm_hwm_kb() / 1024, 1)  # this process image's own peak, a cross-check
     tmp = Path(result_file + ".tmp")
     tmp.write_text(json.dumps(result, default=str))
     os.replace(tmp, result_file)
@@ -313,6 +365,7 @@ def memtui_job(path: str, job: str, jobs: dict | None = None) -> dict:
     from engine.config import Config
     from models import Store
 
+    rss_imports = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t_start = time.time()
     with timer() as t:
         store = Store.open(path)
@@ -321,7 +374,8 @@ def memtui_job(path: str, job: str, jobs: dict | None = None) -> dict:
     t_end = time.time()
     store.close()
     return {"wall_s": t["s"], "job_ms": info.duration_ms, "status": info.status, "result": info.result,
-            "error": info.error, "t_start": t_start, "t_end": t_end}
+            "error": info.error, "t_start": t_start, "t_end": t_end,
+            "rss_imports_mb": round(rss_imports / 1024, 1)}
 
 
 def median(values):
@@ -383,13 +437,18 @@ def _fmt(value) -> str:
     return "-" if value is None else str(value)
 
 
-def render_report(machine: dict, args_text: str, sections: list[Section], wall_s: float) -> str:
+def render_report(machine: dict, args_text: str, sections: list[Section], wall_s: float,
+                  start_load: str = "?", fsync: dict | None = None) -> str:
     head = [
         "memtui benchmarks",
         f"  machine : {machine['cpu']}, {machine['cores']} cores, {machine['memory_gb']} GiB RAM",
         f"  software: Python {machine['python']}, SQLite {machine['sqlite']}, peewee {machine['peewee']}"
         f" ({machine['platform']})",
+        f"  disk    : fsync of a 4 KiB append in the work directory p50 {fsync['p50_ms']:.2f} ms,"
+        f" p90 {fsync['p90_ms']:.2f} ms, max {fsync['max_ms']:.2f} ms" if fsync else "",
         f"  run     : {args_text}; suite wall time {wall_s:.0f} s",
+        f"  load    : {start_load} at the start, {machine['load'][0]:.2f} at the end (1-min load average;"
+        f" anything near {machine['cores']} means the figures shared the CPU)" if machine.get("load") else "",
         "",
     ]
     body = "\n\n".join(s.render() for s in sections)

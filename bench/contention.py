@@ -25,7 +25,7 @@ def writer(path: str, period_s: float, stop_file: str, ready_file: str) -> dict:
     """Child: insert one pending memory every ``period_s`` until ``stop_file`` appears; time each."""
     conn = sqlite3.connect(path, timeout=30.0, isolation_level=None)
     conn.execute("PRAGMA busy_timeout=30000")
-    starts, latencies, errors = [], [], []
+    starts, latencies, waits, commits, errors = [], [], [], [], []
     Path(ready_file).touch()
     k = 0
     due = time.perf_counter()
@@ -38,10 +38,12 @@ def writer(path: str, period_s: float, stop_file: str, ready_file: str) -> dict:
         t0 = time.perf_counter()
         try:
             conn.execute("BEGIN IMMEDIATE")
+            t1 = time.perf_counter()
             conn.execute(
                 "INSERT INTO pending_memory (content, kind, sender, session, importance, confidence,"
                 " access_count, last_access_at, remember, created_at) VALUES (?, 'note', 'agent', ?, 5, 0.5,"
                 " 0, ?, 0, ?)", (f"{WRITER_SESSION} #{k}", WRITER_SESSION, NOW_TS, NOW_TS))
+            t2 = time.perf_counter()
             conn.execute("COMMIT")
             ok = True
         except sqlite3.Error as exc:
@@ -55,9 +57,12 @@ def writer(path: str, period_s: float, stop_file: str, ready_file: str) -> dict:
         if ok:
             starts.append(t_wall)
             latencies.append(ms)
+            waits.append((t1 - t0) * 1000)
+            commits.append((time.perf_counter() - t2) * 1000)
         due = max(due + period_s, time.perf_counter())
     conn.close()
-    return {"starts": starts, "latencies_ms": latencies, "errors": errors, "attempts": k}
+    return {"starts": starts, "latencies_ms": latencies, "lock_wait_ms": waits, "commit_ms": commits,
+            "errors": errors, "attempts": k}
 
 
 def _stats(values: list[float]) -> dict:
@@ -69,7 +74,7 @@ def run(args, workdir: Path) -> Section:
     rows = max(1000, int(1_000_000 * args.scale))
     period = args.writer_period_ms / 1000
     sec = Section(f"contention: writer every {args.writer_period_ms:g} ms during promote of {rows:,} rows")
-    big = common.cached_db(workdir, "pending", common.fill_pending, n=rows, seed=args.seed, order=args.order)
+    big = common.cached_db(workdir, "pending", "fill_pending", n=rows, seed=args.seed, order=args.order)
     copy = common.copy_db(big, workdir / "contention.db")
     stop, ready = workdir / "writer.stop", workdir / "writer.ready"
     for f in (stop, ready):
@@ -99,9 +104,15 @@ def run(args, workdir: Path) -> Section:
     log(f"contention: promote {res['wall_s']:.2f} s; writer made {len(wres['latencies_ms']):,} inserts")
 
     lo, hi = res["t_start"], res["t_end"]
-    during = [ms for t, ms in zip(wres["starts"], wres["latencies_ms"]) if lo <= t <= hi]
-    idle = [ms for t, ms in zip(wres["starts"], wres["latencies_ms"]) if not lo <= t <= hi]
+    inside = [lo <= t <= hi for t in wres["starts"]]
+
+    def split(key):
+        return ([v for v, x in zip(wres[key], inside) if x], [v for v, x in zip(wres[key], inside) if not x])
+
+    during, idle = split("latencies_ms")
     d, i = _stats(during), _stats(idle)
+    dw, iw = (_stats(v) for v in split("lock_wait_ms"))
+    dc, ic = (_stats(v) for v in split("commit_ms"))
     committed = len(wres["latencies_ms"])
     found = common.scalar(copy, "SELECT count(*) FROM pending_memory WHERE session = ?", (WRITER_SESSION,)) + \
         common.scalar(copy, "SELECT count(*) FROM long_term_memory WHERE content LIKE ?", (f"{WRITER_SESSION} #%",))
@@ -122,7 +133,11 @@ def run(args, workdir: Path) -> Section:
     sec.table(
         ["writer insert latency (ms)", "inserts", "p50", "p99", "max"],
         [["during promote", d["n"], d["p50"], d["p99"], d["max"]],
-         ["idle (before/after)", i["n"], i["p50"], i["p99"], i["max"]]],
+         ["  of which BEGIN IMMEDIATE (lock wait)", dw["n"], dw["p50"], dw["p99"], dw["max"]],
+         ["  of which COMMIT", dc["n"], dc["p50"], dc["p99"], dc["max"]],
+         ["idle (before/after)", i["n"], i["p50"], i["p99"], i["max"]],
+         ["  of which BEGIN IMMEDIATE (lock wait)", iw["n"], iw["p50"], iw["p99"], iw["max"]],
+         ["  of which COMMIT", ic["n"], ic["p50"], ic["p99"], ic["max"]]],
     )
     if errors:
         sec.line(f"  first error: {errors[0]}")
@@ -132,5 +147,6 @@ def run(args, workdir: Path) -> Section:
               f"{found:,} writer rows in the database of {committed:,} committed")
     sec.data = {"rows": rows, "promote": res, "during": d, "idle": i, "errors": errors[:20],
                 "committed": committed, "found": found, "window_s": window,
+                "lock_wait": {"during": dw, "idle": iw}, "commit": {"during": dc, "idle": ic},
                 "latencies_during_ms": during}
     return sec

