@@ -47,7 +47,7 @@ from engine.jobs import DEFAULT_JOBS, KINDS, JobContext, SkipRun, config_for
 from engine.redact import redact
 from engine.schedule import Schedule, ScheduleError
 from engine.types import AuditEntry, Event, JobInfo, RunInfo
-from models import Store
+from models import Store, StoreError
 
 log = logging.getLogger("memtui.engine")
 UTC = timezone.utc
@@ -499,22 +499,19 @@ class Engine:
             self.recover_interrupted()
             self._repair_cursors()
             self._apply_changes()
+        except StoreError as exc:
+            self._set_problem(str(exc))
         except DB_ERRORS as exc:
             self._set_problem(_db_problem(self.store.path, exc))
 
     # -- health ------------------------------------------------------------------
 
     def _check_database(self) -> None:
-        """Raise if the file is gone or replaced; when a problem is set, probe with a real write."""
-        try:
-            current = os.stat(self.store.path)
-        except FileNotFoundError:
-            raise sqlite3.OperationalError("the database file was deleted or moved") from None
-        if (current.st_dev, current.st_ino) != self.store.identity:
-            self.store.reopen()  # restored from a backup, say: read the file that is there now
+        """Raise if the file is gone or replaced; while a problem is set, probe with a real write
+        on a fresh connection (old connections can still write to a file made read-only)."""
+        self.store.check_file()
         if self.problem is not None:
-            with self.store.atomic():
-                self.store.set_setting("last_probe", str(self.clock().timestamp()))
+            self.store.probe_write()
             self._set_problem(None)
 
     def _set_problem(self, problem: str | None) -> None:

@@ -70,6 +70,7 @@ class Store:
         self.db = db
         self.m = schema.bind(db)
         self.identity = _identity(path)
+        self._orphans_moved = False
         self._generation = 0
         self._local = threading.local()
 
@@ -116,7 +117,42 @@ class Store:
     def atomic(self):
         """One write transaction (BEGIN IMMEDIATE), committed whole or rolled back."""
         self._fresh()
-        return self.db.atomic()
+        return _Atomic(self.db)
+
+    def check_file(self) -> None:
+        """Raise StoreError if the file under the open store was deleted or replaced.
+
+        A deleted file's -wal/-shm stay behind (our open connections hold them);
+        they are moved aside at once, so a backup copied into place later is read
+        as it is and not mixed with the deleted file's log. Only then is a new
+        file at the path adopted; a file swapped in unseen is refused."""
+        try:
+            identity = _identity(self.path)
+        except FileNotFoundError:
+            self._orphans_moved |= _move_aside_orphans(self.path)
+            raise StoreError(f"{self.path}: the database file was deleted or moved; "
+                             "jobs are held until it is back") from None
+        if identity != self.identity:
+            if not self._orphans_moved:  # whose -wal is next to it now, ours or the new file's? can't tell
+                raise StoreError(f"{self.path}: the database file was replaced while memtui ran; "
+                                 "jobs are held: stop memtui, check the file, start it again")
+            self._orphans_moved = False
+            self.reopen()
+
+    def probe_write(self) -> None:
+        """A real write on a fresh connection, as a run would make it: raises while the file is
+        read-only, the disk (or max_page_count) is full, or the file is gone."""
+        conn = self.db._connect()  # Peewee's own factory: same pragmas as every connection
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT INTO run (job, reason, started_at, status, error, owner)"
+                         " VALUES ('-', 'manual', 0, 'skipped', ?, 'probe')", ("x" * 8192,))
+            conn.execute("DELETE FROM run WHERE owner = 'probe'")
+            conn.execute("COMMIT")
+        finally:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            conn.close()
 
     def execute(self, sql: str, params=()):
         self._fresh()
@@ -132,6 +168,36 @@ class Store:
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
+
+
+class _Atomic:
+    """Peewee's atomic(), except that when SQLite has already rolled the transaction back by
+    itself (disk full, I/O error) the original error is raised, not peewee's failed ROLLBACK."""
+
+    def __init__(self, db: SqliteDatabase):
+        self.db = db
+        self.inner = db.atomic()
+
+    def __enter__(self):
+        return self.inner.__enter__()
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            return self.inner.__exit__(exc_type, exc, tb)
+        except (OperationalError, sqlite3.OperationalError):
+            if exc is not None and not self.db.connection().in_transaction:
+                return False  # let the original error through
+            raise
+
+
+def _move_aside_orphans(path: Path) -> bool:
+    moved = False
+    for suffix in ("-wal", "-shm"):
+        orphan = Path(f"{path}{suffix}")
+        if orphan.exists():
+            orphan.rename(orphan.with_name(f"{orphan.name}.orphaned-{os.getpid()}"))
+            moved = True
+    return moved
 
 
 def _identity(path: Path) -> tuple[int, int]:
