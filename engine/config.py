@@ -21,6 +21,8 @@ from typing import Any, Mapping
 
 import platformdirs
 
+from models.db import shown
+
 APP = "memtui"
 DEFINITION_KEYS = ("enabled", "schedule", "timezone", "jitter")
 
@@ -44,7 +46,15 @@ def resolve_db_path(cli_value: str | None) -> Path:
         return default_db_path()
     if not value.strip():
         raise ConfigError("empty database path (give --db PATH, or unset MEMTUI_DB for the default)")
-    return Path(value).expanduser()
+    return _expand(Path(value), ConfigError)
+
+
+def _expand(path: Path, error: type[Exception]) -> Path:
+    try:
+        return path.expanduser()
+    except RuntimeError:  # ~someone who does not exist
+        raise error(f"{shown(path)}: cannot expand '~' (no such user)") from None
+
 
 
 def setting(default, *, min=None, max=None, doc: str = ""):
@@ -82,12 +92,16 @@ def _check_value(f: dataclasses.Field, value, where: str):
             raise ConfigError(f"{where}: must be a table")
         return dict(value)
     if expected is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ConfigError(f"{where}: must be a finite number (got {value!r})")
+        try:
+            finite = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+        except OverflowError:  # an integer beyond float range
+            finite = False
+        if not finite:
+            raise ConfigError(f"{where}: must be a finite number (got {_short(value)})")
         value = float(value)
     elif expected is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: must be a whole number (got {value!r})")
+            raise ConfigError(f"{where}: must be a whole number (got {_short(value)})")
     elif expected is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{where}: must be true or false (got {value!r})")
@@ -96,10 +110,15 @@ def _check_value(f: dataclasses.Field, value, where: str):
             raise ConfigError(f"{where}: must be text (got {value!r})")
     low, high = f.metadata.get("min"), f.metadata.get("max")
     if low is not None and value < low:
-        raise ConfigError(f"{where}: must be at least {low} (got {value})")
+        raise ConfigError(f"{where}: must be at least {low} (got {_short(value)})")
     if high is not None and value > high:
-        raise ConfigError(f"{where}: must be at most {high} (got {value})")
+        raise ConfigError(f"{where}: must be at most {high} (got {_short(value)})")
     return value
+
+
+def _short(value) -> str:
+    text = repr(value) if not isinstance(value, int) or value.bit_length() < 256 else "a huge integer"
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _type_from_name(name: str):
@@ -164,18 +183,24 @@ def load_config(path: str | os.PathLike | None = None, *, explicit: bool | None 
     else:
         path = Path(path)
         explicit = True if explicit is None else explicit
-    path = path.expanduser()
-    if not path.exists():
+    path = _expand(path, ConfigError)
+    try:
+        exists = path.exists()
+    except (OSError, ValueError) as exc:  # name too long, NUL byte
+        raise ConfigError(f"{shown(path)}: unusable config path ({getattr(exc, 'strerror', None) or exc})") from None
+    if not exists:
         if explicit:
-            raise ConfigError(f"{path}: config file not found")
+            raise ConfigError(f"{shown(path)}: config file not found")
         return _with_env(Config())
     try:
         text = path.read_text(encoding="utf-8")
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        raise ConfigError(f"{shown(path)}: not valid TOML: {' '.join(str(exc).split())}") from None
+    except ValueError as exc:  # e.g. an integer too long to convert
+        raise ConfigError(f"{shown(path)}: not valid TOML: {' '.join(str(exc).split())[:200]}") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+        raise ConfigError(f"{shown(path)}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
     config = parse_config(data, path)
     return _with_env(dataclasses.replace(config, warnings=_exposure_warnings(path, text)))
 
@@ -191,8 +216,8 @@ def _exposure_warnings(path: Path, text: str) -> tuple[str, ...]:
     secretish = KEY_SHAPES.search(text) or any(
         SECRET_NAME.search(line.split("=", 1)[0]) for line in text.splitlines() if "=" in line)
     if mode & 0o077 and secretish:
-        return (f"{path} is readable by other users and seems to hold a secret; "
-                f"run: chmod 600 {path} (better: keep API keys in the environment)",)
+        return (f"{shown(path)} is readable by other users and seems to hold a secret; "
+                f"run: chmod 600 {shown(path)} (better: keep API keys in the environment)",)
     return ()
 
 
@@ -200,7 +225,7 @@ def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:
     from engine.jobs import DEFAULT_JOBS, config_for
     from engine.schedule import Schedule, ScheduleError
 
-    where = str(path) if path else "config"
+    where = shown(path) if path else "config"
     unknown = set(data) - {"engine", "llm", "jobs"}
     if unknown:
         raise ConfigError(f"{where}: unknown table {sorted(unknown)[0]!r} (known: engine, jobs, llm)")

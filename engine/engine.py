@@ -348,6 +348,8 @@ class Engine:
             self._set_problem(_db_problem(self.store.path, exc))
         except Exception:
             log.exception("run of %s could not be recorded", name)
+        finally:
+            self.store.db.close()  # this thread's connection: don't leave it for the garbage collector
 
     def run_job(self, name: str, reason: str = "manual") -> RunInfo:
         """Run job ``name`` in the calling thread and return its run record."""

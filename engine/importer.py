@@ -33,6 +33,10 @@ def _text(max_len: int = MAX_TEXT, empty: bool = False) -> Callable[[Any], str]:
     def check(value):
         if not isinstance(value, str):
             raise FieldError("must be text")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise FieldError("is not valid Unicode text (a lone surrogate?)") from None
         if not empty and not value.strip():
             raise FieldError("must not be empty")
         if len(value) > max_len:
@@ -43,7 +47,7 @@ def _text(max_len: int = MAX_TEXT, empty: bool = False) -> Callable[[Any], str]:
 
 def _number(low: float | None = None, high: float | None = None) -> Callable[[Any], float]:
     def check(value):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
             raise FieldError("must be a number")
         if (low is not None and value < low) or (high is not None and value > high):
             raise FieldError(f"must be from {low:g} to {high:g}" if high is not None else f"must be at least {low:g}")
@@ -51,9 +55,16 @@ def _number(low: float | None = None, high: float | None = None) -> Callable[[An
     return check
 
 
+def _finite(value: int | float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond float range
+        return False
+
+
 def _integer(value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise FieldError("must be a positive whole number")
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value < 2 ** 63:
+        raise FieldError("must be a positive whole number below 2^63")
     return value
 
 
@@ -75,7 +86,7 @@ def _time(value) -> float:
     if isinstance(value, bool):
         raise FieldError("must be ISO 8601 with a UTC offset, or unix seconds")
     if isinstance(value, (int, float)):
-        if not math.isfinite(value) or not 0 <= value < 32503680000:  # 1970 .. 3000
+        if not _finite(value) or not 0 <= value < 32503680000:  # 1970 .. 3000
             raise FieldError("unix seconds out of range")
         return float(value)
     if isinstance(value, str):
@@ -153,6 +164,8 @@ def parse_line(text: str) -> tuple[str, dict[str, Any]]:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
         raise FieldError(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+    except (ValueError, RecursionError):  # nesting too deep, a number too long to convert
+        raise FieldError("not valid JSON (too deeply nested, or a number too long)") from None
     if not isinstance(obj, dict):
         raise FieldError("must be a JSON object")
     kind = obj.get("type")

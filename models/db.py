@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import threading
 import sqlite3
 from pathlib import Path
@@ -35,19 +36,26 @@ class StoreError(Exception):
     """A database that cannot be used; the message is one line for the user."""
 
 
+def shown(path) -> str:
+    """A path fit for a one-line message: control characters written as escapes."""
+    return re.sub(r"[\x00-\x1f\x7f\x85\u2028\u2029]", lambda m: repr(m.group())[1:-1], str(path))
+
+
 def _check_path(path: Path) -> bool:
     """Validate ``path`` without writing; return True when the file must be created."""
-    if path.is_dir():
-        raise StoreError(f"{path}: is a directory, not a database file")
-    if not path.exists():
-        return True
+    if "\x00" in str(path):
+        raise StoreError(f"{shown(path)}: a path cannot hold a NUL character")
     try:
+        if path.is_dir():
+            raise StoreError(f"{shown(path)}: is a directory, not a database file")
+        if not path.exists():
+            return True
         with path.open("rb") as fh:
             header = fh.read(len(SQLITE_HEADER))
     except OSError as exc:
-        raise StoreError(f"{path}: cannot read ({exc.strerror})") from None
+        raise StoreError(f"{shown(path)}: cannot use this path ({exc.strerror})") from None
     if header and header != SQLITE_HEADER:
-        raise StoreError(f"{path}: not a SQLite database (left untouched)")
+        raise StoreError(f"{shown(path)}: not a SQLite database (left untouched)")
     return False
 
 
@@ -59,7 +67,7 @@ def _create_owner_only(path: Path) -> None:
     except FileExistsError:
         pass  # another process created it between our check and now
     except OSError as exc:
-        raise StoreError(f"{path}: cannot create database ({exc.strerror})") from None
+        raise StoreError(f"{shown(path)}: cannot create database ({exc.strerror})") from None
 
 
 class Store:
@@ -89,7 +97,10 @@ class Store:
 
     @classmethod
     def open(cls, path: str | os.PathLike, *, migrate: bool = True) -> "Store":
-        path = Path(path).expanduser()
+        try:
+            path = Path(path).expanduser()
+        except RuntimeError:  # ~someone who does not exist
+            raise StoreError(f"{shown(path)}: cannot expand '~' (no such user)") from None
         if _check_path(path):
             _create_owner_only(path)
         db = SqliteDatabase(
@@ -105,7 +116,7 @@ class Store:
                 _migrate(db, path)
         except (DatabaseError, OperationalError, sqlite3.DatabaseError) as exc:
             db.close()
-            raise StoreError(f"{path}: {_one_line(exc)}") from None
+            raise StoreError(f"{shown(path)}: {_one_line(exc)}") from None
         except StoreError:
             db.close()
             raise
@@ -130,11 +141,11 @@ class Store:
             identity = _identity(self.path)
         except FileNotFoundError:
             self._orphans_moved |= _move_aside_orphans(self.path)
-            raise StoreError(f"{self.path}: the database file was deleted or moved; "
+            raise StoreError(f"{shown(self.path)}: the database file was deleted or moved; "
                              "jobs are held until it is back") from None
         if identity != self.identity:
             if not self._orphans_moved:  # whose -wal is next to it now, ours or the new file's? can't tell
-                raise StoreError(f"{self.path}: the database file was replaced while memtui ran; "
+                raise StoreError(f"{shown(self.path)}: the database file was replaced while memtui ran; "
                                  "jobs are held: stop memtui, check the file, start it again")
             self._orphans_moved = False
             self.reopen()
@@ -222,7 +233,7 @@ def _migrate(db: SqliteDatabase, path: Path) -> None:
         unknown = [m.name for m in status if m.path is None]
         if unknown:
             raise StoreError(
-                f"{path}: schema is newer than this memtui knows "
+                f"{shown(path)}: schema is newer than this memtui knows "
                 f"(migration {unknown[-1]}); upgrade memtui (left untouched)"
             )
         if any(m.applied is None for m in status):

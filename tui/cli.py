@@ -21,6 +21,7 @@ from engine import (ConfigError, Engine, EngineError, JobInfo, RunInfo, Schedule
                     open_engine)
 from engine.config import resolve_db_path
 from engine.memory import MemoryInputError
+from engine.redact import redact
 from tui.format import fmt_delta, fmt_result, fmt_time
 
 try:
@@ -332,6 +333,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as exc:  # a bug: still one line, never a traceback on the user's screen
+        logging.getLogger("memtui").debug("unexpected error", exc_info=True)
+        text = redact(" ".join(str(exc).split()))[:300]
+        print(f"memtui: unexpected error: {type(exc).__name__}: {text} (please report it)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

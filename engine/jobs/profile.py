@@ -32,6 +32,7 @@ from difflib import SequenceMatcher
 from engine.config import setting
 from engine.jobs.base import JobContext, JobKind
 from engine.llm import BudgetExhausted, LLMClient
+from engine.redact import redact
 
 CATEGORIES = ("identity", "contact", "location", "preference", "work", "health", "family", "other")
 OPS = {"keep": ({"id"}, set()), "update": ({"id", "value"}, {"key", "category"}),
@@ -105,7 +106,7 @@ def validate(answer: str, stand_ins: list[str], cfg: ProfileConfig) -> list[Op]:
         text = fence.group(1)
     try:
         data = json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # bad JSON, too deep, a number too long to convert
         raise Rejected("answer is not valid JSON") from None
     if isinstance(data, dict) and set(data) == {"operations"}:
         data = data["operations"]
@@ -116,7 +117,7 @@ def validate(answer: str, stand_ins: list[str], cfg: ProfileConfig) -> list[Op]:
     ops: list[Op] = []
     for index, item in enumerate(data):
         where = f"operation {index + 1}"
-        if not isinstance(item, dict) or item.get("op") not in OPS:
+        if not isinstance(item, dict) or not isinstance(item.get("op"), str) or item["op"] not in OPS:
             raise Rejected(f"{where}: op must be one of {', '.join(OPS)}")
         required, optional = OPS[item["op"]]
         keys = set(item) - {"op"}
@@ -318,7 +319,7 @@ def run(ctx: JobContext) -> dict:
         except Rejected as exc:
             result["rejected"] += 1
             if len(result["rejections"]) < cfg.max_rejections_listed:
-                result["rejections"].append({"entity": entity, "reason": str(exc)})
+                result["rejections"].append({"entity": entity, "reason": redact(str(exc))})
             seen[entity] = current[entity]  # don't ask again until the entity changes
     if ctx.dry_run:
         described = {entity: describe_plan(attrs, ops) for entity, attrs, ops in plans}
