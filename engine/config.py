@@ -197,10 +197,10 @@ def load_config(path: str | os.PathLike | None = None, *, explicit: bool | None 
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{shown(path)}: not valid TOML: {' '.join(str(exc).split())}") from None
-    except ValueError as exc:  # e.g. an integer too long to convert
-        raise ConfigError(f"{shown(path)}: not valid TOML: {' '.join(str(exc).split())[:200]}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{shown(path)}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+    except ValueError as exc:  # e.g. an integer too long to convert
+        raise ConfigError(f"{shown(path)}: not valid TOML: {' '.join(str(exc).split())[:200]}") from None
     config = parse_config(data, path)
     return _with_env(dataclasses.replace(config, warnings=_exposure_warnings(path, text)))
 
