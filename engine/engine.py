@@ -57,6 +57,11 @@ class EngineError(Exception):
     """A request the engine refuses (unknown job, bad spec); the message is one line."""
 
 
+DEF_COLUMNS = "name, kind, enabled, schedule, timezone, jitter_s, config, updated_at"
+RUN_COLUMNS = ("id, job, reason, scheduled_for, started_at, finished_at, duration_ms, status, result, error,"
+               " traceback, owner")
+
+
 @dataclass(frozen=True)
 class _Definition:
     name: str
@@ -66,9 +71,32 @@ class _Definition:
     timezone: str | None
     jitter_s: int
     config: str
+    updated_at: float  # interval grids are anchored here: a retime starts a new grid
+
+    @classmethod
+    def from_row(cls, row) -> "_Definition":
+        return cls(row[0], row[1], bool(row[2]), *row[3:8])
 
     def parsed(self) -> Schedule:
         return Schedule.parse(self.schedule, self.timezone, self.jitter_s)
+
+    def schedulable(self) -> Schedule | None:
+        """The schedule when the job can be scheduled at all: known kind, readable schedule."""
+        if self.kind not in KINDS:
+            return None
+        try:
+            return self.parsed()
+        except ScheduleError:  # e.g. written with plain SQL, or a zone this machine lacks
+            return None
+
+    def next_due(self, now: datetime, after: datetime | None = None) -> float | None:
+        """The first fire time strictly after ``after`` (default now), on the job's own grid."""
+        schedule = self.schedulable()
+        if schedule is None:
+            return None
+        due = schedule.next_after(max(now, after or now), anchor=from_ts(self.updated_at)
+                                  if schedule.is_interval else None)
+        return due.timestamp() if due else None
 
 
 @dataclass
@@ -78,6 +106,7 @@ class _Active:
     job: str
     started_ts: float
     cancel: threading.Event
+    timed_out_at: float | None = None  # clock seconds when the timeout failed it
 
 
 DB_ERRORS = (OperationalError, DatabaseError, sqlite3.Error)
@@ -117,6 +146,8 @@ class Engine:
         self._seen: dict[str, tuple] = {}
         self._stop = threading.Event()
         self._sync_thread: threading.Thread | None = None
+        self._apply_lock = threading.Lock()
+        self._logged: set[tuple] = set()  # sync failures already logged
         self._seed()
         self._seen_paused = self.paused
 
@@ -131,7 +162,7 @@ class Engine:
         if self._scheduler is not None:
             return
         self.recover_interrupted()
-        # The pool only handles alarms; every run gets a thread of its own (see _spawn),
+        # The pool only handles alarms; every run gets a thread of its own (see _start_thread),
         # so a job that hangs can never starve the others of workers.
         self._scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(2)},
@@ -220,36 +251,30 @@ class Engine:
                     (spec.name, spec.kind, enabled, schedule.spec, schedule.timezone, schedule.jitter_s,
                      now.timestamp(), now.timestamp()),
                 )
-                cursor = self._first_due(schedule, now) if enabled and not self.paused else None
-                self.store.execute(
-                    "INSERT OR IGNORE INTO job_state (name, next_run_at) VALUES (?, ?)", (spec.name, cursor)
-                )
+                self.store.execute("INSERT OR IGNORE INTO job_state (name, next_run_at) VALUES (?, ?)",
+                                   (spec.name, self._cursor(self._definition(spec.name), now)))
             # A definition written with plain SQL gets its state row too (no schedule until retimed).
             self.store.execute("INSERT OR IGNORE INTO job_state (name) SELECT name FROM job_definition")
 
     def _definitions(self) -> dict[str, _Definition]:
-        rows = self.store.execute(
-            "SELECT name, kind, enabled, schedule, timezone, jitter_s, config FROM job_definition ORDER BY name"
-        ).fetchall()
-        return {r[0]: _Definition(r[0], r[1], bool(r[2]), r[3], r[4], r[5], r[6]) for r in rows}
+        rows = self.store.execute(f"SELECT {DEF_COLUMNS} FROM job_definition ORDER BY name").fetchall()
+        return {r[0]: _Definition.from_row(r) for r in rows}
 
     def _definition(self, name: str) -> _Definition:
-        row = self.store.execute(
-            "SELECT name, kind, enabled, schedule, timezone, jitter_s, config FROM job_definition WHERE name = ?",
-            (name,),
-        ).fetchone()
+        row = self.store.execute(f"SELECT {DEF_COLUMNS} FROM job_definition WHERE name = ?", (name,)).fetchone()
         if row is None:
             known = ", ".join(self._definitions()) or "none"
             raise EngineError(f"unknown job {name!r} (known: {known})")
-        return _Definition(row[0], row[1], bool(row[2]), row[3], row[4], row[5], row[6])
+        return _Definition.from_row(row)
 
     @property
     def paused(self) -> bool:
         return self.store.setting("paused", "0") == "1"
 
-    def _first_due(self, schedule: Schedule, now: datetime) -> float | None:
-        due = schedule.next_after(now)
-        return due.timestamp() if due else None
+    def _cursor(self, d: _Definition, now: datetime, paused: bool | None = None) -> float | None:
+        """The due time to store for ``d``: its next fire time, or None when it must not fire."""
+        paused = self.paused if paused is None else paused
+        return d.next_due(now) if d.enabled and not paused else None
 
     def _audit(self, action: str, job: str | None, old, new, source: str) -> None:
         self.store.execute(
@@ -276,8 +301,8 @@ class Engine:
             if d.enabled != enabled:
                 self.store.execute("UPDATE job_definition SET enabled = ?, updated_at = ? WHERE name = ?",
                                    (enabled, now.timestamp(), name))
-                cursor = self._first_due(d.parsed(), now) if enabled and not self.paused else None
-                self.store.execute("UPDATE job_state SET next_run_at = ? WHERE name = ?", (cursor, name))
+                self.store.execute("UPDATE job_state SET next_run_at = ? WHERE name = ?",
+                                   (self._cursor(self._definition(name), now), name))
             self._audit("enable" if enabled else "disable", name, d.enabled, enabled, source)
         self._apply_changes()
         return self.job(name)
@@ -297,9 +322,8 @@ class Engine:
                 "UPDATE job_definition SET schedule = ?, timezone = ?, jitter_s = ?, updated_at = ? WHERE name = ?",
                 (schedule.spec, schedule.timezone, schedule.jitter_s, now.timestamp(), name),
             )
-            cursor = self._first_due(schedule, now) if d.enabled and not self.paused else None
             self.store.execute("UPDATE job_state SET next_run_at = ?, backoff_until = NULL WHERE name = ?",
-                               (cursor, name))
+                               (self._cursor(self._definition(name), now), name))
             old = d.schedule + (f" {d.timezone}" if d.timezone else "")
             new = schedule.spec + (f" {schedule.timezone}" if schedule.timezone else "")
             self._audit("retime", name, old, new, source)
@@ -316,14 +340,14 @@ class Engine:
         self._apply_changes()
 
     def resume_all(self, source: str = "api") -> None:
-        """Schedule again exactly the jobs that are enabled, from now."""
+        """Schedule again exactly the jobs that are enabled, each at its next point on its own grid."""
         now = self.clock()
         with self.store.atomic():
             was = self.paused
             self.store.set_setting("paused", "0")
             for d in self._definitions().values():
-                cursor = self._first_due(d.parsed(), now) if d.enabled else None
-                self.store.execute("UPDATE job_state SET next_run_at = ? WHERE name = ?", (cursor, d.name))
+                self.store.execute("UPDATE job_state SET next_run_at = ? WHERE name = ?",
+                                   (self._cursor(d, now, paused=False), d.name))
             self._audit("resume_all", None, was, False, source)
         self._apply_changes()
 
@@ -335,21 +359,6 @@ class Engine:
         with self.store.atomic():
             self._audit("run_now", name, None, None, source)
         self._spawn(name, "manual")
-
-    def _spawn(self, name: str, reason: str, scheduled_for: datetime | None = None) -> None:
-        threading.Thread(target=self._execute_guarded, args=(name, reason, scheduled_for),
-                         name=f"memtui-run-{name}", daemon=True).start()
-
-    def _execute_guarded(self, name: str, reason: str, scheduled_for: datetime | None) -> None:
-        """A background run: a database failure becomes the engine's problem, not a dead thread."""
-        try:
-            self._execute(name, reason, scheduled_for)
-        except DB_ERRORS as exc:
-            self._set_problem(_db_problem(self.store.path, exc))
-        except Exception:
-            log.exception("run of %s could not be recorded", name)
-        finally:
-            self.store.db.close()  # this thread's connection: don't leave it for the garbage collector
 
     def run_job(self, name: str, reason: str = "manual") -> RunInfo:
         """Run job ``name`` in the calling thread and return its run record."""
@@ -386,7 +395,7 @@ class Engine:
         now = self.clock().timestamp()
         paused = self.paused
         rows = self.store.execute(
-            "SELECT d.name, d.kind, d.enabled, d.schedule, d.timezone, d.jitter_s, d.config,"
+            "SELECT d.name, d.kind, d.enabled, d.schedule, d.timezone, d.jitter_s, d.config, d.updated_at,"
             " s.next_run_at, s.last_run_at, s.last_status, s.last_duration_ms, s.runs, s.errors,"
             " s.consecutive_failures, s.backoff_until, s.totals, s.lease_owner, s.lease_expires_at"
             " FROM job_definition d LEFT JOIN job_state s ON s.name = d.name ORDER BY d.name"
@@ -395,7 +404,7 @@ class Engine:
         rows.sort(key=lambda r: (order.get(r[0], len(order)), r[0]))
         out = []
         for r in rows:
-            d = _Definition(*r[:7])
+            d = _Definition.from_row(r)
             try:
                 text = d.parsed().describe(jitter=False)
             except ScheduleError:
@@ -404,12 +413,12 @@ class Engine:
             out.append(JobInfo(
                 name=d.name, kind=d.kind, enabled=bool(d.enabled), schedule=d.schedule, schedule_text=text,
                 timezone=d.timezone, jitter_s=d.jitter_s,
-                next_run=from_ts(r[7]) if d.enabled and not paused else None,
-                last_run=from_ts(r[8]), last_status=r[9], last_duration_ms=r[10], runs=r[11] or 0,
-                errors=r[12] or 0, consecutive_failures=r[13] or 0,
-                backoff_until=from_ts(r[14]) if r[14] and r[14] > now else None,
-                running=bool(r[16]) and (r[17] or 0) >= now, paused=paused,
-                totals=json.loads(r[15] or "{}"), config=self._effective_config(d),
+                next_run=from_ts(r[8]) if d.enabled and not paused else None,
+                last_run=from_ts(r[9]), last_status=r[10], last_duration_ms=r[11], runs=r[12] or 0,
+                errors=r[13] or 0, consecutive_failures=r[14] or 0,
+                backoff_until=from_ts(r[15]) if r[15] and r[15] > now else None,
+                running=bool(r[17]) and (r[18] or 0) >= now, paused=paused,
+                totals=json.loads(r[16] or "{}"), config=self._effective_config(d),
                 summary=kind.summary if kind else f"unknown kind {d.kind!r}",
             ))
         return out
@@ -440,16 +449,11 @@ class Engine:
             params.append(before_id)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = self.store.execute(
-            "SELECT id, job, reason, scheduled_for, started_at, finished_at, duration_ms, status, result,"
-            f" error, traceback, owner FROM run {where} ORDER BY id DESC LIMIT ?", (*params, limit)
-        ).fetchall()
+            f"SELECT {RUN_COLUMNS} FROM run {where} ORDER BY id DESC LIMIT ?", (*params, limit)).fetchall()
         return [self._run_info(r) for r in rows]
 
     def run(self, run_id: int) -> RunInfo | None:
-        row = self.store.execute(
-            "SELECT id, job, reason, scheduled_for, started_at, finished_at, duration_ms, status, result,"
-            " error, traceback, owner FROM run WHERE id = ?", (run_id,)
-        ).fetchone()
+        row = self.store.execute(f"SELECT {RUN_COLUMNS} FROM run WHERE id = ?", (run_id,)).fetchone()
         return self._run_info(row) if row else None
 
     @staticmethod
@@ -485,26 +489,32 @@ class Engine:
 
     def _sync_loop(self) -> None:
         while not self._stop.wait(self.config.engine.poll_interval_s):
-            try:
-                self.sync()
-            except Exception:
-                log.exception("sync with the database failed; retrying")
+            self.sync()
 
     def sync(self) -> None:
         """Adopt definition and cursor changes from any process, renew leases, recover dead runs,
         enforce run timeouts, repair cursors after a clock jump — or, if the database can't be
-        used, say why and hold the jobs until it can."""
+        used, say why and hold the jobs until it can. Each step runs even if another fails."""
         try:
             self._check_database()
-            self._renew_leases()
-            self._enforce_timeouts()
-            self.recover_interrupted()
-            self._repair_cursors()
-            self._apply_changes()
         except StoreError as exc:
             self._set_problem(str(exc))
+            return
         except DB_ERRORS as exc:
             self._set_problem(_db_problem(self.store.path, exc))
+            return
+        for step in (self._renew_leases, self._enforce_timeouts, self.recover_interrupted,
+                     self._repair_cursors, self._apply_changes):
+            try:
+                step()
+            except DB_ERRORS as exc:
+                self._set_problem(_db_problem(self.store.path, exc))
+                return
+            except Exception as exc:  # a bug: say it once per kind of failure, not every second
+                key = (step.__name__, type(exc).__name__, str(exc))
+                if key not in self._logged:
+                    self._logged.add(key)
+                    log.exception("sync step %s failed", step.__name__)
 
     # -- health ------------------------------------------------------------------
 
@@ -530,69 +540,83 @@ class Engine:
         self._publish("health")
 
     def _enforce_timeouts(self) -> None:
-        limit = self.config.engine.job_timeout_s
+        """Fail runs older than job_timeout_s and ask them to stop. Their lease is kept for one
+        lease TTL more, so a run that stops at its next batch never overlaps its successor; a
+        thread that still hasn't stopped by then loses the lease and its job is free again."""
+        limit, grace = self.config.engine.job_timeout_s, self.config.engine.lease_ttl_s
         now = self.clock().timestamp()
         with self._lock:
-            overdue = [(run_id, a) for run_id, a in self._running.items() if now - a.started_ts > limit]
+            overdue = [(run_id, a) for run_id, a in self._running.items()
+                       if a.timed_out_at is None and now - a.started_ts > limit]
+            stuck = [(run_id, a) for run_id, a in self._running.items()
+                     if a.timed_out_at is not None and now - a.timed_out_at > grace]
         for run_id, active in overdue:
-            active.cancel.set()  # a job that checks ctx.check() stops at its next batch
+            active.cancel.set()  # a job that calls ctx.check() stops at its next batch
+            active.timed_out_at = now
             self._abandon(run_id, active.job, "failed",
                           f"timed out after {limit:g} s (engine.job_timeout_s); the run was told to stop",
-                          count_failure=True)
+                          count_failure=True, release=False)
+        for run_id, active in stuck:
+            log.warning("run #%d of %s has not stopped %g s after its timeout; its job is free again",
+                        run_id, active.job, grace)
+            with self.store.atomic():
+                self._release_lease(active.job, run_id)
+            self._forget(run_id)
 
     def _repair_cursors(self) -> None:
         """After the clock jumps back, a cursor can sit far in the future: bring it back."""
         now = self.clock()
         cap = now.timestamp() + self.config.engine.backoff_cap_s
+        states = {r[0]: r[1:] for r in self.store.execute(
+            "SELECT name, next_run_at, backoff_until FROM job_state WHERE next_run_at IS NOT NULL")}
         for d in self._definitions().values():
-            if not d.enabled or d.kind not in KINDS:
+            schedule = d.schedulable()
+            if not d.enabled or d.name not in states or schedule is None:
                 continue
-            row = self.store.execute("SELECT next_run_at, backoff_until FROM job_state WHERE name = ?",
-                                     (d.name,)).fetchone()
-            if not row or row[0] is None:
-                continue
-            schedule = d.parsed()
-            natural = schedule.next_after(now, jitter=False)
+            cursor, backoff_until = states[d.name]
+            natural = d.next_due(now)
             if natural is None:
                 continue
-            latest = max(natural.timestamp() + schedule.jitter_s, min(row[1] or 0, cap)) + 1
-            if row[0] > latest:
+            latest = max(natural + schedule.jitter_s, min(backoff_until or 0, cap)) + 1
+            if cursor > latest:
                 log.warning("%s was due at %s, beyond its schedule: the clock went back; rescheduling",
-                            d.name, from_ts(row[0]).isoformat(timespec="seconds"))
+                            d.name, from_ts(cursor).isoformat(timespec="seconds"))
                 with self.store.atomic():
                     self.store.execute(
                         "UPDATE job_state SET next_run_at = ?, backoff_until = MIN(backoff_until, ?)"
-                        " WHERE name = ? AND next_run_at = ?",
-                        (self._first_due(schedule, now), cap, d.name, row[0]))
+                        " WHERE name = ? AND next_run_at = ?", (natural, cap, d.name, cursor))
 
     def _apply_changes(self) -> None:
-        """Make alarms match the stored definitions and cursors; publish what changed."""
-        definitions = self._definitions()
-        states = {r[0]: r[1:] for r in self.store.execute(
-            "SELECT name, next_run_at, runs, last_status, last_run_at, lease_owner, consecutive_failures"
-            " FROM job_state")}
-        paused = self.paused
-        changed, state_changed = [], []
-        with self._lock:
-            if paused != self._seen_paused:
-                self._publish("paused" if paused else "resumed")
-            self._seen_paused = paused
-            for name, d in definitions.items():
-                state = states.get(name, (None,) * 6)
-                key = (d, paused)
-                previous = self._seen.get(name)
-                if previous is None or previous[0] != key:
-                    changed.append(name)
-                elif previous[1] != state:
-                    state_changed.append(name)
-                self._seen[name] = (key, state)
-                if self.started:
-                    schedulable = d.enabled and not paused and d.kind in KINDS and self.problem is None
-                    self._set_alarm(name, state[0] if schedulable else None)
-        for name in changed:
-            self._publish("job_changed", name)
-        for name in state_changed:
-            self._publish("state_changed", name)
+        """Make alarms match the stored definitions and cursors; publish what changed.
+
+        One thread at a time reads and applies, so an older snapshot never lands after a newer
+        one; events go out after the locks are released (a subscriber may touch the database)."""
+        events: list[tuple[str, str | None]] = []
+        with self._apply_lock:
+            definitions = self._definitions()
+            states = {r[0]: r[1:] for r in self.store.execute(
+                "SELECT name, next_run_at, runs, last_status, last_run_at, lease_owner, consecutive_failures"
+                " FROM job_state")}
+            paused = self.paused
+            with self._lock:
+                if paused != self._seen_paused:
+                    events.append(("paused" if paused else "resumed", None))
+                self._seen_paused = paused
+                for name, d in definitions.items():
+                    state = states.get(name, (None,) * 6)
+                    key = (d, paused)
+                    previous = self._seen.get(name)
+                    if previous is None or previous[0] != key:
+                        events.append(("job_changed", name))
+                    elif previous[1] != state:
+                        events.append(("state_changed", name))
+                    self._seen[name] = (key, state)
+                    if self.started:
+                        schedulable = (d.enabled and not paused and self.problem is None
+                                       and d.schedulable() is not None)
+                        self._set_alarm(name, state[0] if schedulable else None)
+        for kind, name in events:
+            self._publish(kind, name)
 
     def _set_alarm(self, name: str, due_ts: float | None) -> None:
         """Point job ``name``'s APScheduler alarm at ``due_ts`` (None: no alarm). Holds _lock."""
@@ -619,56 +643,66 @@ class Engine:
         self._alarms[name] = (alarm_id, due_ts)
 
     def _fire(self, name: str, due_ts: float) -> None:
-        """An alarm went off: claim this due time, record a miss if late, run."""
+        """An alarm went off (on APScheduler's pool): claim the due time and start the run."""
         try:
-            self._claim_and_run(name, due_ts)
+            begun = self._claim(name, due_ts)
         except DB_ERRORS as exc:
             self._set_problem(_db_problem(self.store.path, exc))
-
-    def _claim_and_run(self, name: str, due_ts: float) -> None:
-        if self._stop.is_set() or self.problem is not None:
             return
+        except Exception:
+            log.exception("alarm of %s failed", name)
+            return
+        self._apply_changes()  # the next alarm: ours, or whatever another process stored
+        if begun is not None:
+            self._start_thread(self._run_guarded, name, begun)
+
+    def _claim(self, name: str, due_ts: float) -> int | None:
+        """In one transaction: move the cursor on (compare-and-set, so of two engines only one
+        wins a due time), record a miss when late, take the lease and write the run row.
+        Returns the id of a run to execute, or None."""
         with self._lock:
             if self._alarms.get(name, (None, None))[1] == due_ts:
                 del self._alarms[name]
+        if self._stop.is_set() or self.problem is not None:
+            return None
         now = self.clock()
-        try:
-            d = self._definition(name)
-            schedule = d.parsed()
-        except (EngineError, ScheduleError):
-            log.exception("cannot fire %s", name)
-            return
-        backoff = self.store.execute("SELECT backoff_until FROM job_state WHERE name = ?", (name,)).fetchone()
-        following = schedule.next_after(now, anchor=from_ts(due_ts))
-        next_ts = following.timestamp() if following else None
-        if backoff and backoff[0] and next_ts is not None:
-            next_ts = max(next_ts, backoff[0])
+        d = self._definition(name)
+        schedule = d.schedulable()
+        if schedule is None:
+            return None
+        due = from_ts(due_ts)
+        next_ts = d.next_due(now, after=due)  # strictly after the due time: never the same one again
         with self.store.atomic():
+            row = self.store.execute("SELECT backoff_until FROM job_state WHERE name = ?", (name,)).fetchone()
+            if row and row[0] and next_ts is not None:
+                next_ts = max(next_ts, row[0])
             claimed = self.store.execute(
                 "UPDATE job_state SET next_run_at = ? WHERE name = ? AND next_run_at = ?", (next_ts, name, due_ts)
             ).rowcount == 1
-        self._apply_changes()  # set the next alarm (ours, or whatever another process stored)
-        if not claimed:
-            return  # another engine ran this due time, or the job was changed meanwhile
-        due = from_ts(due_ts)
-        late_s = (now - due).total_seconds()
-        reason = "scheduled"
-        if late_s > self.config.engine.misfire_grace_s:
-            self._record_missed(name, due, now, schedule.count_between(due, now))
-            reason = "catch-up"
-        self._spawn(name, reason, due)
+            if not claimed:
+                return None  # another engine ran this due time, or the job was changed meanwhile
+            missed_id = None
+            reason = "scheduled"
+            if (now - due).total_seconds() > self.config.engine.misfire_grace_s:
+                missed_id = self._insert_missed(name, due, now, schedule.count_between(due, now))
+                reason = "catch-up"
+            run_id, holder = self._begin_run(name, reason, due, now)
+        if missed_id is not None:
+            self._publish("run_finished", name, self.run(missed_id))
+        if holder is not None:
+            self._publish("run_finished", name, self.run(run_id))
+            return None
+        return run_id
 
-    def _record_missed(self, name: str, due: datetime, now: datetime, count: int) -> None:
+    def _insert_missed(self, name: str, due: datetime, now: datetime, count: int) -> int:
         result = {"missed": count, "first_missed": due.isoformat()}
-        with self.store.atomic():
-            run_id = self.store.execute(
-                "INSERT INTO run (job, reason, scheduled_for, started_at, finished_at, duration_ms, status, result,"
-                " error, owner) VALUES (?, 'scheduled', ?, ?, ?, 0, 'missed', ?, ?, ?)",
-                (name, due.timestamp(), now.timestamp(), now.timestamp(), json.dumps(result),
-                 f"{count} run(s) missed since {due.isoformat(timespec='seconds')}; one catch-up run follows",
-                 self.owner),
-            ).lastrowid
-        self._publish("run_finished", name, self.run(run_id))
+        return self.store.execute(
+            "INSERT INTO run (job, reason, scheduled_for, started_at, finished_at, duration_ms, status, result,"
+            " error, owner) VALUES (?, 'scheduled', ?, ?, ?, 0, 'missed', ?, ?, ?)",
+            (name, due.timestamp(), now.timestamp(), now.timestamp(), json.dumps(result),
+             f"{count} run(s) missed since {due.isoformat(timespec='seconds')}; one catch-up run follows",
+             self.owner),
+        ).lastrowid
 
     # -- leases ----------------------------------------------------------------
 
@@ -683,6 +717,17 @@ class Engine:
                 f"UPDATE job_state SET lease_expires_at = ? WHERE lease_owner = ? AND lease_run_id IN"
                 f" ({','.join('?' * len(mine))})", (expires, self.owner, *mine),
             )
+
+    def _release_lease(self, job: str, run_id: int) -> None:
+        """Free ``job`` if ``run_id`` still holds it; inside the caller's transaction."""
+        self.store.execute(
+            "UPDATE job_state SET lease_owner = NULL, lease_run_id = NULL, lease_expires_at = NULL"
+            " WHERE name = ? AND lease_run_id = ?", (job, run_id))
+
+    def _forget(self, run_id: int) -> None:
+        with self._idle:
+            self._running.pop(run_id, None)
+            self._idle.notify_all()
 
     def recover_interrupted(self) -> int:
         """Mark runs left ``running`` by a dead process as interrupted and free their leases."""
@@ -710,8 +755,9 @@ class Engine:
     def _interrupt(self, run_id: int, job: str, why: str) -> None:
         self._abandon(run_id, job, "interrupted", why)
 
-    def _abandon(self, run_id: int, job: str, status: str, why: str, count_failure: bool = False) -> None:
-        """End a run that will not finish by itself (process gone, stopped, timed out); free its job."""
+    def _abandon(self, run_id: int, job: str, status: str, why: str, count_failure: bool = False,
+                 release: bool = True) -> None:
+        """End a run that will not finish by itself (process gone, stopped, timed out)."""
         now = self.clock().timestamp()
         with self.store.atomic():
             ended = self.store.execute(
@@ -719,90 +765,133 @@ class Engine:
                 " duration_ms = CAST((? - started_at) * 1000 AS INTEGER) WHERE id = ? AND status = 'running'",
                 (status, now, why, now, run_id),
             ).rowcount
-            self.store.execute(
-                "UPDATE job_state SET lease_owner = NULL, lease_run_id = NULL, lease_expires_at = NULL,"
-                " last_status = ? WHERE name = ? AND lease_run_id = ?", (status, job, run_id),
-            )
+            if ended:
+                self.store.execute("UPDATE job_state SET last_status = ? WHERE name = ?", (status, job))
             if ended and count_failure:
                 self._count_outcome(job, "failed", now, None, {}, ())
-        with self._idle:
-            self._running.pop(run_id, None)
-            self._idle.notify_all()
+            if release:
+                self._release_lease(job, run_id)
+        if release:
+            self._forget(run_id)
         if ended:
             self._publish("run_finished", job, self.run(run_id))
 
     # -- executing -------------------------------------------------------------
 
+    def _start_thread(self, target, *args) -> None:
+        threading.Thread(target=target, args=args, name=f"memtui-run-{args[0]}", daemon=True).start()
+
+    def _spawn(self, name: str, reason: str) -> None:
+        self._start_thread(self._execute_guarded, name, reason)
+
+    def _execute_guarded(self, name: str, reason: str) -> None:
+        """A background run: a database failure becomes the engine's problem, not a dead thread."""
+        try:
+            self._execute(name, reason)
+        except DB_ERRORS as exc:
+            self._set_problem(_db_problem(self.store.path, exc))
+        except Exception:
+            log.exception("run of %s could not start", name)
+        finally:
+            self.store.db.close()  # this thread's connection: don't leave it for the garbage collector
+
+    def _run_guarded(self, name: str, run_id: int) -> None:
+        try:
+            self._run_begun(name, run_id)
+        except DB_ERRORS as exc:
+            self._set_problem(_db_problem(self.store.path, exc))
+        except Exception:
+            log.exception("run #%d of %s could not be recorded", run_id, name)
+        finally:
+            self.store.db.close()
+
     def _execute(self, name: str, reason: str, scheduled_for: datetime | None = None) -> RunInfo:
         """Run job ``name`` once under its lease and record everything about it."""
-        started = self.clock()
-        run_id, holder = self._begin_run(name, reason, scheduled_for, started)
+        with self.store.atomic():
+            run_id, holder = self._begin_run(name, reason, scheduled_for, self.clock())
         if holder is not None:
             info = self.run(run_id)
             self._publish("run_finished", name, info)
             return info
-        self._publish("run_started", name, self.run(run_id))
+        return self._run_begun(name, run_id)
+
+    def _run_begun(self, name: str, run_id: int) -> RunInfo:
+        """Execute a run whose row and lease exist; whatever happens, the run ends recorded or
+        abandoned, and this engine lets go of it."""
         heartbeat = None if self.started else self._start_heartbeat()
-        status, result, error, trace = "success", {}, None, None
-        t0 = time.perf_counter()
-        with self._lock:
-            cancel = self._running[run_id].cancel
         try:
-            d = self._definition(name)
-            ctx = self._context(d, run_id, cancel=cancel)
-            result = KINDS[d.kind].run(ctx) or {}
-        except SkipRun as skip:
-            status, result, error = "skipped", skip.result, skip.reason
-        except Exception as exc:
-            status, error, trace = "failed", redact(_one_line(exc)), redact(tb.format_exc())
-        duration_ms = int((time.perf_counter() - t0) * 1000)
-        if heartbeat is not None:
-            heartbeat.set()
-        self._finish_run(name, run_id, status, result, error, trace, duration_ms)
+            with self._lock:
+                cancel = self._running[run_id].cancel
+            self._publish("run_started", name, self.run(run_id))
+            status, result, error, trace = "success", {}, None, None
+            t0 = time.perf_counter()
+            try:
+                d = self._definition(name)
+                result = KINDS[d.kind].run(self._context(d, run_id, cancel=cancel)) or {}
+            except SkipRun as skip:
+                status, result, error = "skipped", skip.result, skip.reason
+            except Exception as exc:
+                status, error, trace = "failed", redact(_one_line(exc)), redact(tb.format_exc())
+            duration_ms = int((time.perf_counter() - t0) * 1000)
+            try:
+                self._finish_run(name, run_id, status, result, error, trace, duration_ms)
+            except Exception as exc:  # busy past the timeout, disk full: don't leave it "running"
+                self._abandon(run_id, name, "failed", f"could not record the outcome: {redact(_one_line(exc))}")
+                raise
+        finally:
+            if heartbeat is not None:
+                heartbeat.set()
+            self._forget(run_id)
         info = self.run(run_id)
         self._publish("run_finished", name, info)
+        if self.started:
+            self._apply_changes()
         return info
 
     def _begin_run(self, name: str, reason: str, scheduled_for: datetime | None, now: datetime):
-        """Take the lease and insert the run row; returns (run id, holder) — holder set when busy."""
+        """Take the lease and insert the run row, inside the caller's transaction.
+
+        Returns (run id, holder): holder is set when the job was busy (the row says skipped)."""
+        if self._stop.is_set():
+            raise EngineError("the engine is stopping; no new runs")
         ts = now.timestamp()
         scheduled_ts = scheduled_for.timestamp() if scheduled_for else None
-        with self.store.atomic():
-            taken = self.store.execute(
-                "UPDATE job_state SET lease_owner = ?, lease_expires_at = ? WHERE name = ?"
-                " AND (lease_owner IS NULL OR lease_expires_at < ?)",
-                (self.owner, ts + self.config.engine.lease_ttl_s, name, ts),
-            ).rowcount == 1
-            if taken:
-                run_id = self.store.execute(
-                    "INSERT INTO run (job, reason, scheduled_for, started_at, status, owner)"
-                    " VALUES (?, ?, ?, ?, 'running', ?)", (name, reason, scheduled_ts, ts, self.owner),
-                ).lastrowid
-                self.store.execute("UPDATE job_state SET lease_run_id = ? WHERE name = ?", (run_id, name))
-                with self._lock:
-                    self._running[run_id] = _Active(name, ts, threading.Event())
-                return run_id, None
-            owner, since = self.store.execute(
-                "SELECT s.lease_owner, r.started_at FROM job_state s LEFT JOIN run r ON r.id = s.lease_run_id"
-                " WHERE s.name = ?", (name,)
-            ).fetchone()
-            where = "in this process" if owner == self.owner else f"in {owner}"
-            since_text = f" since {from_ts(since).isoformat(timespec='seconds')}" if since else ""
-            error = f"already running {where}{since_text}"
+        self.store.execute("INSERT OR IGNORE INTO job_state (name) VALUES (?)", (name,))  # a hand-made job
+        taken = self.store.execute(
+            "UPDATE job_state SET lease_owner = ?, lease_expires_at = ? WHERE name = ?"
+            " AND (lease_owner IS NULL OR lease_expires_at < ?)",
+            (self.owner, ts + self.config.engine.lease_ttl_s, name, ts),
+        ).rowcount == 1
+        if taken:
             run_id = self.store.execute(
-                "INSERT INTO run (job, reason, scheduled_for, started_at, finished_at, duration_ms, status,"
-                " result, error, owner) VALUES (?, ?, ?, ?, ?, 0, 'skipped', ?, ?, ?)",
-                (name, reason, scheduled_ts, ts, ts, json.dumps({"busy": True, "holder": owner}), error,
-                 self.owner),
+                "INSERT INTO run (job, reason, scheduled_for, started_at, status, owner)"
+                " VALUES (?, ?, ?, ?, 'running', ?)", (name, reason, scheduled_ts, ts, self.owner),
             ).lastrowid
-            self.store.execute("UPDATE job_state SET runs = runs + 1, last_run_at = ?, last_status = 'skipped',"
-                               " last_duration_ms = 0 WHERE name = ?", (ts, name))
-            return run_id, owner
+            self.store.execute("UPDATE job_state SET lease_run_id = ? WHERE name = ?", (run_id, name))
+            with self._lock:
+                self._running[run_id] = _Active(name, ts, threading.Event())
+            return run_id, None
+        owner, since = self.store.execute(
+            "SELECT s.lease_owner, r.started_at FROM job_state s LEFT JOIN run r ON r.id = s.lease_run_id"
+            " WHERE s.name = ?", (name,)
+        ).fetchone()
+        where = "in this process" if owner == self.owner else f"in {owner}"
+        since_text = f" since {from_ts(since).isoformat(timespec='seconds')}" if since else ""
+        error = f"already running {where}{since_text}"
+        run_id = self.store.execute(
+            "INSERT INTO run (job, reason, scheduled_for, started_at, finished_at, duration_ms, status,"
+            " result, error, owner) VALUES (?, ?, ?, ?, ?, 0, 'skipped', ?, ?, ?)",
+            (name, reason, scheduled_ts, ts, ts, json.dumps({"busy": True, "holder": owner}), error,
+             self.owner),
+        ).lastrowid
+        self.store.execute("UPDATE job_state SET runs = runs + 1, last_run_at = ?, last_status = 'skipped',"
+                           " last_duration_ms = 0 WHERE name = ?", (ts, name))
+        return run_id, owner
 
     def _finish_run(self, name, run_id, status, result, error, trace, duration_ms) -> None:
-        now = self.clock()
-        ts = now.timestamp()
-        counters = KINDS[self._definition(name).kind].counters if status == "success" else ()
+        ts = self.clock().timestamp()
+        kind = KINDS.get(self._definition(name).kind)
+        counters = kind.counters if kind and status == "success" else ()
         with self.store.atomic():
             finished = self.store.execute(
                 "UPDATE run SET finished_at = ?, duration_ms = ?, status = ?, result = ?, error = ?, traceback = ?"
@@ -811,15 +900,7 @@ class Engine:
             ).rowcount == 1
             if finished:
                 self._count_outcome(name, status, ts, duration_ms, result, counters)
-            self.store.execute(
-                "UPDATE job_state SET lease_owner = NULL, lease_run_id = NULL, lease_expires_at = NULL"
-                " WHERE name = ? AND lease_owner = ? AND lease_run_id = ?", (name, self.owner, run_id),
-            )
-        with self._idle:
-            self._running.pop(run_id, None)
-            self._idle.notify_all()
-        if self.started:
-            self._apply_changes()
+            self._release_lease(name, run_id)
 
     def _count_outcome(self, name: str, status: str, ts: float, duration_ms: int | None, result: dict,
                        counters: tuple[str, ...]) -> None:
@@ -833,7 +914,9 @@ class Engine:
                 totals[key] = totals.get(key, 0) + result[key]
         backoff = None
         if failures:
-            delay = min(self.config.engine.backoff_base_s * 2 ** (failures - 1), self.config.engine.backoff_cap_s)
+            # 2.0 ** (capped exponent): a job failing for weeks must not overflow the float.
+            delay = min(self.config.engine.backoff_base_s * 2.0 ** min(failures - 1, 60),
+                        self.config.engine.backoff_cap_s)
             backoff = ts + delay
         self.store.execute(
             "UPDATE job_state SET runs = runs + 1, errors = errors + ?, last_run_at = ?, last_status = ?,"

@@ -10,6 +10,7 @@ interval silently.
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
@@ -167,7 +168,13 @@ class Schedule:
         return CrontabTrigger(self.cron_expression, self.tz, jitter_s)
 
     def next_after(self, now: datetime, anchor: datetime | None = None, jitter: bool = True) -> datetime | None:
-        """The first fire time strictly after ``now`` (None if the expression never fires)."""
+        """The first fire time strictly after ``now`` (None if the expression never fires).
+
+        Intervals run on the grid anchor + k·interval, for every whole k: an anchor
+        ahead of ``now`` (the clock went back) is walked back onto the grid."""
+        if anchor is not None and self.is_interval and anchor > now:
+            step = timedelta(seconds=self.interval_s)
+            anchor -= step * math.ceil((anchor - now) / step)
         trigger = self.trigger(anchor, now, jitter)
         fire = trigger.get_next_fire_time(None, now)
         while fire is not None and fire <= now:

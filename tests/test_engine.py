@@ -560,8 +560,9 @@ def test_late_fire_records_one_missed_row_and_one_catch_up_run(engine, store, cl
     assert m["id"] < c["id"]
     assert (c["status"], c["scheduled_for"], c["started_at"]) == ("success", due.timestamp(), T0.timestamp())
     cursor = state(store, "compact")["next_run_at"]
-    assert cursor == (T0 + timedelta(minutes=30)).timestamp()  # the next grid point, in the future
-    assert engine.job("compact").next_run == T0 + timedelta(minutes=30)
+    # the job's grid starts at its retime (12:00), not at the late due time: the next point is 13:00
+    assert cursor == (T0 + timedelta(hours=1)).timestamp()
+    assert engine.job("compact").next_run == T0 + timedelta(hours=1)
 
 
 def test_started_engine_catches_up_a_missed_cursor_once(engine, store, clock):
@@ -676,7 +677,7 @@ def test_pause_and_resume_keep_each_jobs_enabled_flag(eng, kinds, store, clock):
     assert {n: j.enabled for n, j in jobs.items()} == flags
     assert jobs["flaky"].next_run is None
     assert state(store, "flaky")["next_run_at"] is None
-    assert jobs["block"].next_run == now + timedelta(hours=1)
+    assert jobs["block"].next_run == T0 + timedelta(hours=1)  # back on its own grid, not shifted by the pause
     assert jobs["compact"].next_run == Schedule.parse("0 4 * * 0").next_after(now)
     assert all(j.next_run is not None for j in jobs.values() if j.enabled)
     assert not any(j.paused for j in jobs.values())

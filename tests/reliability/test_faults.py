@@ -667,21 +667,32 @@ def test_a_hung_run_is_failed_by_the_timeout_and_its_late_finish_changes_nothing
         assert row["finished_at"] == (T0 + timedelta(seconds=6)).timestamp()
         assert row["duration_ms"] == 6000
         state = job_state(conn, "hang")
-        assert (state["lease_owner"], state["lease_run_id"], state["lease_expires_at"]) == (None, None, None)
+        # The run is failed and told to stop, but keeps the lease for one lease TTL, so a run that
+        # stops at its next batch never overlaps the next one.
+        assert state["lease_run_id"] == row["id"]
         assert (state["runs"], state["errors"], state["consecutive_failures"], state["last_status"]) == \
             (1, 1, 1, "failed")
         assert state["backoff_until"] == (T0 + timedelta(seconds=36)).timestamp()
         assert engine.problem is None
-        assert engine.running_jobs() == []
+        assert engine.running_jobs() == ["hang"]
         for _ in range(3):  # repeated syncs count the timeout once
             engine.sync()
+        assert job_state(conn, "hang")["errors"] == 1
+        assert engine.run_job("hang").status == "skipped"  # still its lease
+
+        # A lease TTL later the thread still hasn't stopped: the job is free again.
+        clock.advance(seconds=TIMEOUT_SETTINGS.lease_ttl_s + 1)
+        engine.sync()
+        state = job_state(conn, "hang")
+        assert (state["lease_owner"], state["lease_run_id"], state["lease_expires_at"]) == (None, None, None)
+        assert engine.running_jobs() == []
         assert job_state(conn, "hang")["errors"] == 1
 
         # The lease is free: a new run starts while the hung thread is still blocked.
         engine.run_now("hang")
         second = hang.gate(1)
         assert second.started.wait(WAIT)
-        new_row = run_rows(conn, "hang")[1]
+        new_row = run_rows(conn, "hang")[2]
         assert new_row["status"] == "running"
         assert job_state(conn, "hang")["lease_run_id"] == new_row["id"]
 
@@ -693,15 +704,15 @@ def test_a_hung_run_is_failed_by_the_timeout_and_its_late_finish_changes_nothing
         assert run_rows(conn, "hang")[0] == row
         state = job_state(conn, "hang")
         assert state["lease_run_id"] == new_row["id"], "the late finish freed the new run's lease"
-        assert (state["runs"], state["errors"]) == (1, 1)
+        assert (state["runs"], state["errors"]) == (2, 1)  # the timed-out run and the skipped one
 
         second.release.set()
         wait_until(lambda: run_threads("hang") == 0, what="the second run ending")
         assert second.cancelled is False
-        assert [r["status"] for r in run_rows(conn, "hang")] == ["failed", "success"]
+        assert [r["status"] for r in run_rows(conn, "hang")] == ["failed", "skipped", "success"]
         state = job_state(conn, "hang")
         assert (state["runs"], state["errors"], state["consecutive_failures"], state["lease_run_id"]) == \
-            (2, 1, 0, None)
+            (3, 1, 0, None)
         assert engine.problem is None
     finally:
         for gate in hang.gates:
