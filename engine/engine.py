@@ -360,6 +360,11 @@ class Engine:
             self._audit("run_now", name, None, None, source)
         self._spawn(name, "manual")
 
+    def limit_lock_wait(self, seconds: float) -> None:
+        """Writes from the calling thread wait at most ``seconds`` for another writer (a UI
+        thread should not freeze for the store's full busy timeout)."""
+        self.store.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
+
     def run_job(self, name: str, reason: str = "manual") -> RunInfo:
         """Run job ``name`` in the calling thread and return its run record."""
         self._definition(name)

@@ -818,3 +818,51 @@ async def test_a_burst_of_engine_events_collapses_into_few_refreshes(eng):
         assert app.selected_job_name == "consolidate"
         eng.run_job("decay")
         await until(pilot, lambda: row(jobs_table(app), "decay")["runs"] == "1", what="a refresh after the burst")
+
+
+# -- robustness -------------------------------------------------------------------------------
+
+async def test_a_change_while_another_process_holds_the_write_lock_fails_briefly_and_visibly(eng, db_path):
+    """The keyboard's writes wait at most MemtuiApp.LOCK_WAIT_S for another writer, then say so:
+    the screen never freezes for the store's 30 s busy timeout, and the app never crashes."""
+    import sqlite3
+    import time as wall
+
+    app = make_app(eng)
+    async with running(app, (100, 30)) as pilot:
+        await pilot.pause()
+        other = sqlite3.connect(db_path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            t0 = wall.monotonic()
+            await pilot.press("space")
+            await pilot.pause()
+            waited = wall.monotonic() - t0
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        assert waited < MemtuiApp.LOCK_WAIT_S + 3
+        assert app.is_running
+        assert eng.job("promote").enabled is True  # nothing changed
+        assert any("could not change it now" in n.message and "locked" in n.message
+                   for n in notifications(app)), [n.message for n in notifications(app)]
+        await pilot.press("space")  # the lock is gone: the same key works
+        await pilot.pause()
+        assert eng.job("promote").enabled is False
+
+
+async def test_the_history_table_keeps_a_bounded_number_of_rows(eng, store, monkeypatch):
+    monkeypatch.setattr(HistoryTable, "MAX_ROWS", 50)
+    app = make_app(eng)
+    async with running(app, (100, 30)) as pilot:
+        await pilot.pause()
+        for _ in range(60):
+            eng.run_job("promote")
+            app.refresh_all()
+        await pilot.pause()
+        table = history_table(app)
+        keys = [int(k) for k in row_keys(table)]
+        assert len(keys) == 50
+        assert keys == sorted(keys, reverse=True)
+        assert keys[0] == max(r.id for r in eng.history("promote", 1))
+        assert table.oldest_id == min(keys) and table.exhausted is False

@@ -56,6 +56,7 @@ class MemtuiApp(App):
         ("q", "quit", "Quit", "Quit: stop the engine, waiting for running jobs"),
     ]
     BINDINGS = [Binding(key, action, label, show=key != "enter") for key, action, label, _ in KEYS]
+    LOCK_WAIT_S = 2.0
 
     def __init__(self, engine: Engine, *, model: str = "offline fallback", tick_s: float = 0.5,
                  stop_timeout_s: float | None = None, db_label: str | None = None):
@@ -91,6 +92,9 @@ class MemtuiApp(App):
         return self.query_one("#history", HistoryTable)
 
     def on_mount(self) -> None:
+        # Changes made from the keyboard write on this thread: wait briefly for another writer,
+        # then say so, instead of freezing the screen for the store's full busy timeout.
+        self.engine.limit_lock_wait(self.LOCK_WAIT_S)
         self.query_one("#jobs").border_title = "jobs"
         self.query_one("#stats").border_title = "promotion"
         self._unsubscribe = self.engine.subscribe(self._on_engine_event)
@@ -184,17 +188,25 @@ class MemtuiApp(App):
 
     # -- actions ---------------------------------------------------------------------
 
+    def _attempt(self, change) -> bool:
+        """Run one control call; any failure becomes a notification, never a crash."""
+        try:
+            change()
+        except EngineError as exc:
+            self.notify(str(exc), severity="error")
+            return False
+        except Exception as exc:  # the database busy past our short wait, or worse
+            self.notify(f"could not change it now: {' '.join(str(exc).split())[:200]} — try again",
+                        severity="error")
+            return False
+        return True
+
     def _change(self, what: str, change) -> None:
         job = self.selected_job
         if job is None:
             return
-        try:
-            info = change(job.name)
-        except EngineError as exc:
-            self.notify(str(exc), severity="error")
-            return
-        self.refresh_all()
-        if info is not None:
+        if self._attempt(lambda: change(job.name)):
+            self.refresh_all()
             self.notify(f"{job.name}: {what}")
 
     def action_toggle(self) -> None:
@@ -212,15 +224,14 @@ class MemtuiApp(App):
         job = self.selected_job
         if job is None:
             return
-        self.engine.run_now(job.name, source="ui")
-        self.notify(f"{job.name}: starting now")
+        if self._attempt(lambda: self.engine.run_now(job.name, source="ui")):
+            self.notify(f"{job.name}: starting now")
 
     def action_pause(self) -> None:
         if self.paused:
-            self.engine.resume_all(source="ui")
-            self.notify("resumed: enabled jobs are scheduled again")
-        else:
-            self.engine.pause_all(source="ui")
+            if self._attempt(lambda: self.engine.resume_all(source="ui")):
+                self.notify("resumed: enabled jobs are scheduled again")
+        elif self._attempt(lambda: self.engine.pause_all(source="ui")):
             self.notify("paused: no job will fire until you resume")
         self.refresh_all()
 

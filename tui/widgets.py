@@ -167,6 +167,7 @@ class HistoryTable(_DiffTable):
         ("duration", "TOOK"), ("result", "RESULT"),
     )
     PAGE = 200
+    MAX_ROWS = 2000  # a job firing every second would otherwise grow the table for ever
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -191,7 +192,18 @@ class HistoryTable(_DiffTable):
         if older and len(runs) < self.PAGE:
             self.exhausted = True
         if added and not older:
+            self._trim()
             self.sort("id", key=int, reverse=True)
+
+    def _trim(self) -> None:
+        """New runs arrive on top; beyond MAX_ROWS the oldest loaded rows go (scrolling reloads them)."""
+        excess = len(self._cells) - self.MAX_ROWS
+        if excess <= 0:
+            return
+        for key in sorted(self._cells, key=int)[:excess]:
+            self.drop(key)
+        self.oldest_id = min(int(k) for k in self._cells)
+        self.exhausted = False
 
     @staticmethod
     def cells(run: RunInfo, now: datetime) -> dict:

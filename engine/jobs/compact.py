@@ -43,7 +43,8 @@ def run(ctx: JobContext) -> dict:
             pruned_cap += _delete_batched(ctx, "job = ? AND id <= ?", (job, row[0]))
     with store.atomic():  # BEGIN IMMEDIATE waits for another writer; a bare ANALYZE would not
         store.execute("PRAGMA optimize")
-    busy, wal_pages, checkpointed = store.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    # PASSIVE: TRUNCATE would hold new writers back while it waits for readers.
+    busy, wal_pages, checkpointed = store.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
     page_count = store.execute("PRAGMA page_count").fetchone()[0]
     free_pages = store.execute("PRAGMA freelist_count").fetchone()[0]
     vacuumed = False

@@ -241,8 +241,10 @@ def _history(ctx: JobContext, attribute_id: int, reason: str, now: float) -> Non
         " updated_at, ?, ?, ? FROM profile_attribute WHERE id = ?", (now, reason, ctx.run_id, attribute_id))
 
 
-def apply(ctx: JobContext, entity: str, fingerprint: str, attrs: dict[str, Attribute], ops: list[Op]) -> dict | None:
-    """Apply ``ops`` in one transaction; None (nothing written) if the entity changed since it was read."""
+def apply(ctx: JobContext, entity: str, fingerprint: str, attrs: dict[str, Attribute],
+          ops: list[Op]) -> tuple[dict, str] | None:
+    """Apply ``ops`` in one transaction; returns the counts and the entity's new fingerprint (read
+    in the same transaction), or None — nothing written — if it changed since it was read."""
     now = ctx.now().timestamp()
     counts = {"updated": 0, "merged": 0, "deleted": 0}
     with ctx.store.atomic():
@@ -272,7 +274,7 @@ def apply(ctx: JobContext, entity: str, fingerprint: str, attrs: dict[str, Attri
                 ctx.store.execute(f"DELETE FROM profile_attribute WHERE id IN ({','.join('?' * len(others))})",
                                   others)
             counts["merged" if op.op == "merge" else "updated"] += 1
-    return counts
+        return counts, _fingerprint(ctx, entity)
 
 
 def describe_plan(attrs: dict[str, Attribute], ops: list[Op]) -> list[str]:
@@ -326,15 +328,15 @@ def run(ctx: JobContext) -> dict:
         return {**result, "plan": {entity: lines for entity, lines in described.items() if lines}}
     for entity, attrs, ops in plans:
         ctx.check()
-        counts = apply(ctx, entity, current[entity], attrs, ops) if ops else {}
-        if counts is None:
+        applied = apply(ctx, entity, current[entity], attrs, ops) if ops else ({}, current[entity])
+        if applied is None:
             result["skipped_changed"] += 1
             continue
+        counts, seen[entity] = applied
         if any(counts.values()):
             result["entities_changed"] += 1
             for key, value in counts.items():
                 result[key] += value
-        seen[entity] = _fingerprint(ctx, entity)
     with ctx.store.atomic():
         ctx.save_checkpoint({"fingerprints": {e: fp for e, fp in seen.items() if e in current}})
     if client:

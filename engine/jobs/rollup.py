@@ -164,12 +164,12 @@ def run(ctx: JobContext) -> dict:
             done = {r[0] for r in ctx.store.execute(
                 "SELECT sender FROM summary WHERE level = ? AND period_start = ?", (cfg.level, start_ts))}
             label = f"the {cfg.level} starting {period.isoformat()} ({getattr(tz, 'key', str(tz))})"
-            rows = [(sender, _write_text(client, cfg, sender, label, texts), len(texts))
-                    for sender, texts in sorted(groups.items()) if sender not in done]
-            if ctx.dry_run:
-                planned += [{"period": period.isoformat(), "sender": s, "sources": n} for s, _, n in rows]
+            todo = [(sender, texts) for sender, texts in sorted(groups.items()) if sender not in done]
+            if ctx.dry_run:  # says what it would summarize; spends no model tokens on it
+                planned += [{"period": period.isoformat(), "sender": s, "sources": len(t)} for s, t in todo]
                 period = end
                 continue
+            rows = [(sender, _write_text(client, cfg, sender, label, texts), len(texts)) for sender, texts in todo]
             with ctx.store.atomic():
                 for sender, text, count in rows:
                     ctx.store.execute(
