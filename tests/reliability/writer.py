@@ -21,6 +21,7 @@ import time
 
 def main(db: str, out: str, stop: str, conversation: int) -> None:
     conn = sqlite3.connect(db, timeout=30, isolation_level=None)
+    live = open(os.path.join(os.path.dirname(out), "commits"), "a", buffering=1)
     conn.execute("PRAGMA busy_timeout = 30000")
     rng = random.Random(7)
     done = {"high": [], "low": [], "messages": [], "access": {}, "missing_access": [], "errors": [],
@@ -41,6 +42,7 @@ def main(db: str, out: str, stop: str, conversation: int) -> None:
             return None
         done["writes"] += 1
         done["commit_times"].append(time.time())
+        live.write(f"{done['commit_times'][-1]}\n")  # the parent watches these while it runs jobs
         done["max_latency_s"] = max(done["max_latency_s"], time.monotonic() - started)
         return result
 
