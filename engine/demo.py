@@ -11,6 +11,7 @@ the same ``now`` give the same store.
 from __future__ import annotations
 
 import random
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -171,3 +172,46 @@ def fill(store: Store, now: datetime, *, seed: int = 7, scale: int = 1, force: b
         store.set_setting(DEMO_FLAG, "1")
     return DemoSummary(**counts)
 
+
+
+class DemoAgent:
+    """A pretend agent for ``memtui --demo``: every few seconds it remembers something and uses
+    some earlier memories, so promotion has fresh work and the dashboard keeps moving."""
+
+    def __init__(self, remember, record_access, every_s: float = 3.0, seed: int = 11):
+        self._remember, self._record_access = remember, record_access
+        self._every_s = every_s
+        self._rng = random.Random(seed)
+        self._ids: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="memtui-demo-agent", daemon=True)
+
+    def start(self) -> "DemoAgent":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._every_s):
+            try:
+                self.step()
+            except Exception:  # the demo must never take the dashboard down
+                pass
+
+    def step(self) -> None:
+        rng = self._rng
+        for _ in range(rng.randint(1, 4)):
+            sender = rng.choice(SENDERS)
+            topic, lines = TOPICS[rng.randrange(len(TOPICS))]
+            self._ids.append(self._remember(
+                f"{sender} {rng.choice(lines)}", sender=sender, kind=topic,
+                importance=round(rng.uniform(2, 10), 1), confidence=round(rng.uniform(0.3, 1), 2)))
+        for mid in rng.sample(self._ids, k=min(len(self._ids), rng.randint(0, 6))):
+            try:
+                for _ in range(rng.randint(1, 5)):
+                    self._record_access(mid)
+            except ValueError:  # promoted and decayed away, or expired
+                self._ids.remove(mid)

@@ -231,3 +231,20 @@ def test_a_promoted_id_stays_valid_for_the_agent(db_path, clock):
         assert newer != mid  # ids are never reused
         with pytest.raises(ValueError, match="no memory with id 424242"):
             memory.record_access(424242)
+
+
+def test_the_demo_agent_feeds_promotion(engine, clock):
+    from engine.demo import DemoAgent
+
+    agent = DemoAgent(engine.remember, engine.record_access)
+    for _ in range(20):
+        agent.step()
+        clock.advance(seconds=3)
+    pending = engine.store.execute("SELECT count(*), max(access_count) FROM pending_memory").fetchone()
+    assert pending[0] >= 20 and pending[1] >= 5
+    assert engine.run_job("promote").result["promoted"] > 0
+    for _ in range(10):  # accesses of promoted memories reinforce their long-term successors
+        agent.step()
+    reinforced = engine.store.execute("SELECT count(*) FROM long_term_memory WHERE source_pending_id IS NOT NULL"
+                                      " AND recall_count > 0").fetchone()[0]
+    assert reinforced > 0

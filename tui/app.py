@@ -296,7 +296,7 @@ def run_dashboard(args) -> int:
 
     from engine import load_config, open_engine
     from engine.config import resolve_db_path
-    from engine.demo import fill
+    from engine.demo import DemoAgent, fill
 
     config = load_config(getattr(args, "config", None))
     with tempfile.TemporaryDirectory(prefix="memtui-demo-") as scratch:
@@ -307,12 +307,16 @@ def run_dashboard(args) -> int:
         if args.demo:
             fill(engine.store, engine.clock())
         engine.start()
+        agent = None
         if args.demo:
-            for name in ("promote", "decay", "consolidate"):
+            for name in ("promote", "decay", "consolidate", "rollup-day", "profile"):
                 engine.run_now(name, source="ui")
+            agent = DemoAgent(engine.remember, engine.record_access).start()
         try:
             MemtuiApp(engine, model=model_label(config.llm.model)).run()
         finally:
+            if agent is not None:
+                agent.stop()
             engine.stop()
             engine.close()
     return 0
