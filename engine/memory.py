@@ -100,8 +100,9 @@ def promotion_stats(store: Store, recent: int = 20, job: str = "promote") -> Pro
         "SELECT s.runs, s.totals, s.last_run_at, d.enabled, d.schedule, d.timezone, d.jitter_s"
         " FROM job_state s JOIN job_definition d ON d.name = s.name WHERE s.name = ?", (job,)
     ).fetchone()
+    # "+status": walk the job's own runs newest first (run_job_id), not every success of every job.
     rows = store.execute(
-        "SELECT result FROM run WHERE job = ? AND status = 'success' ORDER BY id DESC LIMIT ?", (job, recent)
+        "SELECT result FROM run WHERE job = ? AND +status = 'success' ORDER BY id DESC LIMIT ?", (job, recent)
     ).fetchall()
     counts = [json.loads(r[0] or "{}").get("promoted", 0) for r in reversed(rows)]
     pending = store.execute("SELECT count(*) FROM pending_memory").fetchone()[0]
