@@ -9,6 +9,7 @@ spinners from the data already in hand, without touching the database.
 """
 from __future__ import annotations
 
+import gc
 from datetime import datetime
 from typing import Iterable
 
@@ -101,6 +102,10 @@ class MemtuiApp(App):
         self.refresh_all()
         self.jobs_table.focus()
         self.set_interval(self.tick_s, self._tick)
+        # Everything alive now (Textual, Rich, the engine) lives as long as the app: moving it out of
+        # the collector's reach cuts full collections from ~400 ms to a fraction (bench/ui.py).
+        gc.collect()
+        gc.freeze()
 
     def on_unmount(self) -> None:
         if self._unsubscribe:

@@ -198,8 +198,8 @@ class HistoryTable(_DiffTable):
     def _trim(self) -> None:
         """New runs arrive on top; beyond MAX_ROWS the oldest loaded rows go (scrolling reloads them)."""
         excess = len(self._cells) - self.MAX_ROWS
-        if excess <= 0:
-            return
+        if excess <= 0 or self.cursor_row > self.MAX_ROWS // 2:
+            return  # someone is reading far down: leave their rows alone
         for key in sorted(self._cells, key=int)[:excess]:
             self.drop(key)
         self.oldest_id = min(int(k) for k in self._cells)
