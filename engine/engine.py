@@ -665,9 +665,8 @@ class Engine:
         """In one transaction: move the cursor on (compare-and-set, so of two engines only one
         wins a due time), record a miss when late, take the lease and write the run row.
         Returns the id of a run to execute, or None."""
-        with self._lock:
-            if self._alarms.get(name, (None, None))[1] == due_ts:
-                del self._alarms[name]
+        # The alarm entry stays until the claim is decided: a sync in between then sees the same due
+        # time and leaves it alone instead of re-adding an alarm that is still running.
         if self._stop.is_set() or self.problem is not None:
             return None
         now = self.clock()

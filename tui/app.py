@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 from datetime import datetime
+from pathlib import Path
 from typing import Iterable
 
 from textual.app import App, ComposeResult, SystemCommand
@@ -60,8 +61,9 @@ class MemtuiApp(App):
     LOCK_WAIT_S = 2.0
 
     def __init__(self, engine: Engine, *, model: str = "offline fallback", tick_s: float = 0.5,
-                 stop_timeout_s: float | None = None, db_label: str | None = None):
+                 stop_timeout_s: float | None = None, db_label: str | None = None, log_path: Path | None = None):
         super().__init__()
+        self.log_path = log_path
         self.engine = engine
         self.model = model
         self.db_label = db_label or str(engine.store.path)
@@ -120,7 +122,8 @@ class MemtuiApp(App):
             self.post_message(RunNotice(event.run))
 
     def on_engine_update(self, _: EngineUpdate) -> None:
-        self.refresh_all()
+        if self.is_running:  # nothing to draw on once the app is leaving
+            self.refresh_all()
 
     def on_run_notice(self, message: RunNotice) -> None:
         run = message.run
@@ -259,11 +262,11 @@ class MemtuiApp(App):
             self.push_screen(DetailsScreen(job, self.engine.history(job.name, 30), self.engine.clock()))
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen(self.key_help()))
+        self.push_screen(HelpScreen(self.key_help(), self.log_path))
 
     def key_help(self) -> list[tuple[str, str]]:
         names = {"question_mark": "?"}
-        return [(names.get(key, key), text.split(": ", 1)[1]) for key, _, _, text in self.KEYS] + [
+        return [(names.get(key, key), text) for key, _, _, text in self.KEYS] + [
             ("↑ ↓", "select a job; tab moves to the run history"),
         ]
 
@@ -288,6 +291,24 @@ class MemtuiApp(App):
         self.call_from_thread(self.exit)
 
 
+def _log_to_file() -> Path:
+    """While the dashboard owns the terminal, the engine's log goes to memtui.log in the user log dir."""
+    import logging
+
+    import platformdirs
+
+    path = Path(platformdirs.user_log_dir("memtui")) / "memtui.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    for name, level in (("memtui", logging.INFO), ("apscheduler", logging.WARNING)):
+        logger = logging.getLogger(name)
+        logger.addHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = False
+    return path
+
+
 def model_label(model: str | None) -> str:
     return model or "offline fallback"
 
@@ -304,6 +325,7 @@ def run_dashboard(args) -> int:
     from engine.demo import DemoAgent, fill
 
     config = load_config(getattr(args, "config", None))
+    log_path = _log_to_file()
     with tempfile.TemporaryDirectory(prefix="memtui-demo-") as scratch:
         db_path = resolve_db_path(None if args.demo else getattr(args, "db", None))
         if args.demo:
@@ -318,7 +340,7 @@ def run_dashboard(args) -> int:
                 engine.run_now(name, source="ui")
             agent = DemoAgent(engine.remember, engine.record_access).start()
         try:
-            MemtuiApp(engine, model=model_label(config.llm.model)).run()
+            MemtuiApp(engine, model=model_label(config.llm.model), log_path=log_path).run()
         finally:
             if agent is not None:
                 agent.stop()

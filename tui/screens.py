@@ -129,9 +129,10 @@ class HelpScreen(ModalScreen[None]):
 
     BINDINGS = [Binding("escape", "close", "Close"), Binding("question_mark", "close", "Close", show=False)]
 
-    def __init__(self, bindings: list[tuple[str, str]]):
+    def __init__(self, bindings: list[tuple[str, str]], log_path=None):
         super().__init__()
         self.keys = bindings
+        self.log_path = log_path
 
     def compose(self) -> ComposeResult:
         text = Text("memtui keys\n\n", style="bold")
@@ -140,6 +141,8 @@ class HelpScreen(ModalScreen[None]):
             text.append(f"{description}\n")
         text.append("\nctrl+p opens the command palette with every action.\n", style="dim")
         text.append("Changes from the CLI or another engine appear within 2 seconds.", style="dim")
+        if self.log_path:
+            text.append(f"\nThe engine's log: {self.log_path}", style="dim")
         with Vertical(id="dialog"):
             yield Static(text, id="help")
 
