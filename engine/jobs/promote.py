@@ -33,7 +33,7 @@ class PromoteConfig:
     cap: int = setting(500, min=0, doc="most promotions per run; 0 = no cap")
     ttl_days: float = setting(7.0, min=0.0, doc="unpromoted pending memories older than this expire")
     recency_decay: float = setting(0.995, min=0.5, max=1.0, doc="recency = this ^ hours since last access")
-    batch_size: int = setting(2000, min=1, max=50_000, doc="memories moved per transaction")
+    batch_size: int = setting(1000, min=1, max=50_000, doc="memories moved per transaction")
 
 
 SCORE_SQL = (
