@@ -15,6 +15,8 @@ from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
+
+from tests.kinds import Blocker
 from textual.widgets import Input, Static
 
 from engine import Engine
@@ -54,22 +56,6 @@ class Flaky:
 
 def explode_for_the_traceback():
     raise RuntimeError("kaboom")
-
-
-class Blocker:
-    """Blocks until released; tells the test when it has started."""
-
-    def __init__(self):
-        self.started = threading.Event()
-        self.release = threading.Event()
-        self.calls = 0
-
-    def run(self, ctx):
-        self.calls += 1
-        self.started.set()
-        if not self.release.wait(WAIT):
-            raise RuntimeError("the test never released the blocker")
-        return {"blocked": 1}
 
 
 @pytest.fixture

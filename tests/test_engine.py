@@ -19,6 +19,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from tests.kinds import Blocker
+
 from engine import Engine, EngineError
 from engine.config import Config, EngineSettings, parse_config
 from engine.jobs import DEFAULT_JOBS, KINDS
@@ -56,22 +58,6 @@ class Flaky:
         if self.fail:
             raise RuntimeError("kaboom")
         return {"done": 1, "note": "ok"}
-
-
-class Blocker:
-    """Blocks until released; tells the test when it has started."""
-
-    def __init__(self):
-        self.started = threading.Event()
-        self.release = threading.Event()
-        self.calls = 0
-
-    def run(self, ctx):
-        self.calls += 1
-        self.started.set()
-        if not self.release.wait(WAIT):
-            raise RuntimeError("the test never released the blocker")
-        return {"blocked": 1}
 
 
 @pytest.fixture
