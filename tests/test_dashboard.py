@@ -15,8 +15,6 @@ from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
-
-from tests.kinds import Blocker
 from textual.widgets import Input, Static
 
 from engine import Engine
@@ -27,6 +25,7 @@ from engine.schedule import local_zone
 from tui.app import MemtuiApp
 from tui.screens import DetailsScreen, HelpScreen, RetimeScreen
 from tui.widgets import HistoryTable, JobsTable, StatusLine
+from tests.kinds import Blocker
 
 pytestmark = pytest.mark.anyio
 

@@ -19,8 +19,6 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.kinds import Blocker
-
 from engine import Engine, EngineError
 from engine.config import Config, EngineSettings, parse_config
 from engine.jobs import DEFAULT_JOBS, KINDS
@@ -28,6 +26,7 @@ from engine.jobs.base import JobKind, JobSpec
 from engine.schedule import Schedule
 from engine.types import AuditEntry
 from models import Store
+from tests.kinds import Blocker
 
 UTC = timezone.utc
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
