@@ -25,6 +25,7 @@ from models.db import shown
 
 APP = "memtui"
 DEFINITION_KEYS = ("enabled", "schedule", "timezone", "jitter")
+ENGINE_KEYS = ("timeout_s",)  # per-job engine settings, read live like the job's parameters
 
 
 class ConfigError(ValueError):
@@ -168,7 +169,11 @@ class Config:
     def job_params(self, name: str) -> dict[str, Any]:
         """The job's own parameters from the file (definition keys left out)."""
         table = self.jobs.get(name, {})
-        return {k: v for k, v in table.items() if k not in DEFINITION_KEYS}
+        return {k: v for k, v in table.items() if k not in DEFINITION_KEYS + ENGINE_KEYS}
+
+    def job_timeout_s(self, name: str) -> float:
+        """``[jobs.NAME] timeout_s``, else ``[engine] job_timeout_s``."""
+        return float(self.jobs.get(name, {}).get("timeout_s", self.engine.job_timeout_s))
 
     def job_definition(self, name: str) -> dict[str, Any]:
         table = self.jobs.get(name, {})
@@ -248,7 +253,10 @@ def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:
                            table.get("jitter", defaults.jitter_s))
         except ScheduleError as exc:
             raise ConfigError(f"{section}: {exc}") from None
-        params = {k: v for k, v in table.items() if k not in DEFINITION_KEYS}
+        if "timeout_s" in table:
+            same_rule = next(f for f in dataclasses.fields(EngineSettings) if f.name == "job_timeout_s")
+            _check_value(same_rule, table["timeout_s"], f"{section} timeout_s")
+        params = {k: v for k, v in table.items() if k not in DEFINITION_KEYS + ENGINE_KEYS}
         config_for(name, params, section)  # validates; raises ConfigError
     return Config(path=path, engine=engine, llm=llm, jobs=dict(jobs))
 

@@ -548,19 +548,20 @@ class Engine:
         """Fail runs older than job_timeout_s and ask them to stop. Their lease is kept for one
         lease TTL more, so a run that stops at its next batch never overlaps its successor; a
         thread that still hasn't stopped by then loses the lease and its job is free again."""
-        limit, grace = self.config.engine.job_timeout_s, self.config.engine.lease_ttl_s
+        grace = self.config.engine.lease_ttl_s
         now = self.clock().timestamp()
         with self._lock:
             overdue = [(run_id, a) for run_id, a in self._running.items()
-                       if a.timed_out_at is None and now - a.started_ts > limit]
+                       if a.timed_out_at is None and now - a.started_ts > self.config.job_timeout_s(a.job)]
             stuck = [(run_id, a) for run_id, a in self._running.items()
                      if a.timed_out_at is not None and now - a.timed_out_at > grace]
         for run_id, active in overdue:
             active.cancel.set()  # a job that calls ctx.check() stops at its next batch
             active.timed_out_at = now
+            limit = self.config.job_timeout_s(active.job)
             self._abandon(run_id, active.job, "failed",
-                          f"timed out after {limit:g} s (engine.job_timeout_s); the run was told to stop",
-                          count_failure=True, release=False)
+                          f"timed out after {limit:g} s (engine.job_timeout_s, or the job's timeout_s);"
+                          " the run was told to stop", count_failure=True, release=False)
         for run_id, active in stuck:
             log.warning("run #%d of %s has not stopped %g s after its timeout; its job is free again",
                         run_id, active.job, grace)

@@ -812,3 +812,19 @@ def test_pause_and_resume_publish_events_even_as_the_first_call(store, clock):
     assert "paused" in recorder.kinds()
     engine.resume_all()
     assert "resumed" in recorder.kinds()
+
+
+def test_a_jobs_own_timeout_overrides_the_engine_wide_one(kinds, store, clock):
+    config = dataclasses.replace(parse_config({"jobs": {"block": {"timeout_s": 2}}}), engine=SETTINGS)
+    engine = Engine(store, config, clock)
+    try:
+        engine.run_now("block")
+        assert kinds.blocker.started.wait(WAIT)
+        clock.advance(seconds=3)
+        engine.sync()
+        run = engine.history("block", 1)[0]
+        assert run.status == "failed" and "timed out after 2 s" in run.error
+        assert SETTINGS.job_timeout_s == 3600  # the engine-wide limit was not what stopped it
+    finally:
+        kinds.blocker.release.set()
+        engine.stop(timeout=5)
