@@ -655,6 +655,9 @@ class Engine:
         except DB_ERRORS as exc:
             self._set_problem(_db_problem(self.store.path, exc))
             return
+        except EngineError as exc:  # stopping, or the job was deleted meanwhile
+            log.info("alarm of %s not taken: %s", name, exc)
+            return
         except Exception:
             log.exception("alarm of %s failed", name)
             return
@@ -795,6 +798,8 @@ class Engine:
             self._execute(name, reason)
         except DB_ERRORS as exc:
             self._set_problem(_db_problem(self.store.path, exc))
+        except EngineError as exc:  # stopping, or the job was deleted meanwhile
+            log.info("run of %s not started: %s", name, exc)
         except Exception:
             log.exception("run of %s could not start", name)
         finally:
