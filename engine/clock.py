@@ -41,9 +41,5 @@ class FakeClock:
             self._now = when
 
 
-def to_ts(when: datetime | None) -> float | None:
-    return None if when is None else when.timestamp()
-
-
 def from_ts(ts: float | None) -> datetime | None:
     return None if ts is None else datetime.fromtimestamp(ts, timezone.utc)

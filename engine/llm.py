@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Callable
 
 from engine.config import LLMSettings
 from engine.redact import redact
@@ -49,7 +49,6 @@ class LLMClient:
     sleep: Callable[[float], None] = time.sleep
     tokens_used: int = 0
     calls: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def for_run(cls, settings: LLMSettings | None) -> "LLMClient | None":
@@ -73,7 +72,7 @@ class LLMClient:
                                               {"role": "user", "content": user}],
             "timeout": self.settings.timeout_s, "max_tokens": max_tokens, "temperature": 0,
             **({"api_base": self.settings.api_base} if self.settings.api_base else {}),
-            **self.settings.options, **self.extra,
+            **self.settings.options,
         }
         attempts = self.settings.retries + 1
         for attempt in range(1, attempts + 1):
