@@ -1,6 +1,7 @@
 """Rows for tests, written with plain SQL the way an agent in any language would."""
 from __future__ import annotations
 
+import sqlite3
 from datetime import datetime
 
 
@@ -53,3 +54,12 @@ def add_outcome(store, *, sender: str, created: datetime, lesson="lesson") -> in
 
 def count(store, table: str, where: str = "1", params=()) -> int:
     return store.execute(f"SELECT count(*) FROM {table} WHERE {where}", params).fetchone()[0]
+
+
+def dump(path) -> list[str]:
+    """Every row of every table, read through a separate connection."""
+    con = sqlite3.connect(path)
+    try:
+        return list(con.iterdump())
+    finally:
+        con.close()

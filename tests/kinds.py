@@ -2,6 +2,10 @@
 from __future__ import annotations
 
 import threading
+from types import SimpleNamespace
+
+from engine.jobs import DEFAULT_JOBS, KINDS
+from engine.jobs.base import JobKind, JobSpec
 
 WAIT = 10  # seconds; only ever reached when something is broken
 
@@ -20,3 +24,12 @@ class Blocker:
         if not self.release.wait(WAIT):
             raise RuntimeError("the test never released the blocker")
         return {"blocked": 1}
+
+
+def register(monkeypatch, flaky, blocker: Blocker, config: type) -> SimpleNamespace:
+    """Make the test kinds "flaky" (every 10 s) and "block" (hourly) known before an Engine seeds."""
+    monkeypatch.setitem(KINDS, "flaky", JobKind("flaky", flaky.run, config, "fails on demand", ("done",)))
+    monkeypatch.setitem(KINDS, "block", JobKind("block", blocker.run, config, "blocks until released"))
+    monkeypatch.setitem(DEFAULT_JOBS, "flaky", JobSpec("flaky", "flaky", "10s"))
+    monkeypatch.setitem(DEFAULT_JOBS, "block", JobSpec("block", "block", "1h"))
+    return SimpleNamespace(flaky=flaky, blocker=blocker)

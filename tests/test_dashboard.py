@@ -12,20 +12,18 @@ import threading
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from types import SimpleNamespace
 
 import pytest
 from textual.widgets import Input, Static
 
 from engine import Engine
 from engine.config import Config, EngineSettings
-from engine.jobs import DEFAULT_JOBS, KINDS
-from engine.jobs.base import JobKind, JobSpec
+from engine.jobs import DEFAULT_JOBS
 from engine.schedule import local_zone
 from tui.app import MemtuiApp
 from tui.screens import DetailsScreen, HelpScreen, RetimeScreen
 from tui.widgets import HistoryTable, JobsTable, StatusLine
-from tests.kinds import Blocker
+from tests.kinds import Blocker, register
 
 pytestmark = pytest.mark.anyio
 
@@ -59,13 +57,9 @@ def explode_for_the_traceback():
 
 @pytest.fixture
 def kinds(monkeypatch):
-    flaky, blocker = Flaky(), Blocker()
-    monkeypatch.setitem(KINDS, "flaky", JobKind("flaky", flaky.run, FlakyConfig, "fails on demand", ("done",)))
-    monkeypatch.setitem(KINDS, "block", JobKind("block", blocker.run, FlakyConfig, "blocks until released"))
-    monkeypatch.setitem(DEFAULT_JOBS, "flaky", JobSpec("flaky", "flaky", "10s"))
-    monkeypatch.setitem(DEFAULT_JOBS, "block", JobSpec("block", "block", "1h"))
-    yield SimpleNamespace(flaky=flaky, blocker=blocker)
-    blocker.release.set()
+    kinds = register(monkeypatch, Flaky(), Blocker(), FlakyConfig)
+    yield kinds
+    kinds.blocker.release.set()
 
 
 @pytest.fixture

@@ -15,18 +15,16 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from types import SimpleNamespace
 
 import pytest
 
 from engine import Engine, EngineError
 from engine.config import Config, EngineSettings, parse_config
-from engine.jobs import DEFAULT_JOBS, KINDS
-from engine.jobs.base import JobKind, JobSpec
+from engine.jobs import DEFAULT_JOBS
 from engine.schedule import Schedule
 from engine.types import AuditEntry
 from models import Store
-from tests.kinds import Blocker
+from tests.kinds import Blocker, register
 
 UTC = timezone.utc
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -61,13 +59,9 @@ class Flaky:
 
 @pytest.fixture
 def kinds(monkeypatch):
-    flaky, blocker = Flaky(), Blocker()
-    monkeypatch.setitem(KINDS, "flaky", JobKind("flaky", flaky.run, NoConfig, "fails on demand", ("done",)))
-    monkeypatch.setitem(KINDS, "block", JobKind("block", blocker.run, NoConfig, "blocks until released"))
-    monkeypatch.setitem(DEFAULT_JOBS, "flaky", JobSpec("flaky", "flaky", "10s"))
-    monkeypatch.setitem(DEFAULT_JOBS, "block", JobSpec("block", "block", "1h"))
-    yield SimpleNamespace(flaky=flaky, blocker=blocker)
-    blocker.release.set()
+    kinds = register(monkeypatch, Flaky(), Blocker(), NoConfig)
+    yield kinds
+    kinds.blocker.release.set()
 
 
 SETTINGS = dataclasses.replace(EngineSettings(), misfire_grace_s=60.0, backoff_base_s=30.0, backoff_cap_s=100.0,

@@ -18,6 +18,7 @@ import pytest
 from engine import Engine
 from engine.config import Config
 from tests.llm_mock import MODEL, ops, model  # noqa: F401  (model is a fixture)
+from tests.factories import dump
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)  # the conftest clock
 MEMTUI = os.path.join(os.path.dirname(sys.executable), "memtui")
@@ -50,15 +51,6 @@ def history_of(store, entity=None) -> list[tuple]:
 
 def tables(store, names=PROFILE_TABLES) -> dict:
     return {name: store.execute(f"SELECT * FROM {name} ORDER BY 1").fetchall() for name in names}
-
-
-def dump(path) -> list[str]:
-    """Every row of every table, read through a separate connection."""
-    con = sqlite3.connect(path)
-    try:
-        return list(con.iterdump())
-    finally:
-        con.close()
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ zone never matters. The model is litellm answering from ``mock_response``
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import date, datetime, timezone
 from zoneinfo import ZoneInfo
 
@@ -19,6 +18,7 @@ from engine import Engine
 from engine.config import Config
 from engine.summarize import sentences, summarize
 from tests.llm_mock import MODEL, model  # noqa: F401  (model is a fixture)
+from tests.factories import dump
 
 UTC = timezone.utc
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -57,14 +57,6 @@ def starts(store, level: str = "day") -> list[float]:
 def checkpoint(store, job="rollup-day") -> dict | None:
     row = store.execute("SELECT value FROM job_checkpoint WHERE job = ?", (job,)).fetchone()
     return json.loads(row[0]) if row else None
-
-
-def dump(path) -> list[str]:
-    con = sqlite3.connect(path)
-    try:
-        return list(con.iterdump())
-    finally:
-        con.close()
 
 
 @pytest.fixture

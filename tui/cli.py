@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 import threading
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Sequence
 
 from engine import (ConfigError, Engine, EngineError, JobInfo, RunInfo, ScheduleError, StoreError, load_config,
