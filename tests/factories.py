@@ -63,3 +63,19 @@ def dump(path) -> list[str]:
         return list(con.iterdump())
     finally:
         con.close()
+
+
+def track_store_opens(monkeypatch) -> list:
+    """Record every Store that code under test opens (so the test can close them); returns the list."""
+    from models import Store
+
+    opened: list = []
+    real_open = Store.open.__func__
+
+    def tracking_open(cls, path, **kwargs):
+        store = real_open(cls, path, **kwargs)
+        opened.append(store)
+        return store
+
+    monkeypatch.setattr(Store, "open", classmethod(tracking_open))
+    return opened

@@ -19,6 +19,7 @@ from engine.jobs.base import JobKind, JobSpec
 from engine import Config, Engine, Schedule
 from models import Store
 from tui.cli import main
+from tests.factories import track_store_opens
 
 MEMTUI = os.path.join(os.path.dirname(sys.executable), "memtui")
 JOB_KEYS = {"name", "kind", "enabled", "schedule", "next_run", "last_run", "last_status", "runs", "errors"}
@@ -27,15 +28,7 @@ JOB_KEYS = {"name", "kind", "enabled", "schedule", "next_run", "last_run", "last
 @pytest.fixture
 def cli(monkeypatch, capsys):
     """Run ``main(argv)`` in-process; close every store it opened so the files settle (WAL checkpointed)."""
-    opened = []
-    real_open = Store.open.__func__
-
-    def tracking_open(cls, path, **kwargs):
-        store = real_open(cls, path, **kwargs)
-        opened.append(store)
-        return store
-
-    monkeypatch.setattr(Store, "open", classmethod(tracking_open))
+    opened = track_store_opens(monkeypatch)
 
     def run(*argv):
         capsys.readouterr()

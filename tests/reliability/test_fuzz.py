@@ -39,6 +39,7 @@ from engine.jobs.profile import CATEGORIES, MAX_KEY_CHARS, OPS, Op, ProfileConfi
 from engine.schedule import Schedule, ScheduleError
 from models import Store, StoreError
 from tui.cli import main
+from tests.factories import track_store_opens
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
 _COMMON = dict(deadline=None, derandomize=True, database=None,
@@ -91,15 +92,7 @@ def pinned_case(what: str):
 @pytest.fixture
 def close_cli_stores(monkeypatch):
     """Close every store ``main`` opens, so hundreds of CLI calls don't pile up connections."""
-    opened = []
-    real_open = Store.open.__func__
-
-    def tracking_open(cls, path, **kwargs):
-        store = real_open(cls, path, **kwargs)
-        opened.append(store)
-        return store
-
-    monkeypatch.setattr(Store, "open", classmethod(tracking_open))
+    opened = track_store_opens(monkeypatch)
 
     def close_all():
         while opened:
