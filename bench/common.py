@@ -106,7 +106,7 @@ def raw_connect(path: str | os.PathLike) -> sqlite3.Connection:
 
 def create_schema(path: Path) -> None:
     """Create an empty memtui database at ``path`` exactly as memtui does."""
-    from models import Store
+    from memtui.models import Store
     Store.open(path).close()
 
 
@@ -361,9 +361,9 @@ def _child_main(target: str, args_file: str, result_file: str) -> None:
 
 def memtui_job(path: str, job: str, jobs: dict | None = None) -> dict:
     """Child: open ``path`` with memtui and run ``job`` synchronously at the fixed NOW; time it all."""
-    from engine import Engine, FakeClock
-    from engine.config import Config
-    from models import Store
+    from memtui.engine import Engine, FakeClock
+    from memtui.engine.config import Config
+    from memtui.models import Store
 
     rss_imports = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t_start = time.time()

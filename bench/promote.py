@@ -54,7 +54,7 @@ def raw(path: str) -> dict:
 
 def per_row(path: str) -> dict:
     """Child: the naive ORM loop — one row at a time, each move or expiry its own transaction."""
-    from models import Store
+    from memtui.models import Store
 
     cutoff = NOW_TS - TTL_S
     promoted = expired = 0

@@ -68,8 +68,8 @@ def mib(n: float) -> str:
 def writer(db: str, seconds: float, period_ms: float, out: str) -> int:
     """Add a pending memory and a message every ``period_ms`` for ``seconds``; write the timings to ``out``."""
     sys.path.insert(0, str(ROOT))
-    from engine.memory import remember
-    from models import Store
+    from memtui.engine.memory import remember
+    from memtui.models import Store
 
     store = Store.open(db)
     now = datetime.now(timezone.utc).timestamp()
@@ -114,7 +114,7 @@ def writer(db: str, seconds: float, period_ms: float, out: str) -> int:
 
 def write_config(path: Path) -> list[str]:
     sys.path.insert(0, str(ROOT))
-    from engine.jobs import DEFAULT_JOBS
+    from memtui.engine.jobs import DEFAULT_JOBS
 
     names = list(DEFAULT_JOBS)
     lines = ["# bench.soak: every job every second, no jitter", "[engine]", "stop_timeout_s = 30", ""]
@@ -175,7 +175,7 @@ def soak(args: argparse.Namespace, workdir: Path) -> tuple[str, dict, bool]:
     seconds = args.minutes * 60
 
     log(f"work directory {workdir}; filling {db.name} with memtui demo")
-    demo = subprocess.run([python, "-m", "tui.cli", "demo", "--db", str(db), "--config", str(config)],
+    demo = subprocess.run([python, "-m", "memtui", "demo", "--db", str(db), "--config", str(config)],
                           cwd=ROOT, capture_output=True, text=True, timeout=WAIT_S)
     if demo.returncode != 0:
         raise RuntimeError(f"memtui demo failed ({demo.returncode}): {demo.stderr.strip()}")
@@ -183,7 +183,7 @@ def soak(args: argparse.Namespace, workdir: Path) -> tuple[str, dict, bool]:
     db_start = sizes(db)
 
     with open(engine_out, "w") as out_fh, open(engine_err, "w") as err_fh:
-        engine = subprocess.Popen([python, "-m", "tui.cli", "--no-ui", "--db", str(db), "--config", str(config)],
+        engine = subprocess.Popen([python, "-m", "memtui", "--no-ui", "--db", str(db), "--config", str(config)],
                                   cwd=ROOT, stdout=out_fh, stderr=err_fh,
                                   env={**os.environ, "PYTHONUNBUFFERED": "1"})
     writer_proc = None

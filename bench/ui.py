@@ -140,7 +140,7 @@ def window(samples: list[tuple[float, float]], start: float, end: float) -> list
 def build_db(path: Path, rows: int) -> dict:
     """A memtui database (schema and seeded jobs from the engine itself) with ``rows`` finished
     promote runs, one every 30 s back from now, the oldest with the lowest id."""
-    from engine import Config, Engine
+    from memtui.engine import Config, Engine
 
     engine = Engine(str(path), Config())
     engine.close()
@@ -185,8 +185,8 @@ def build_db(path: Path, rows: int) -> dict:
 async def _phase_async(db: Path, seconds: float, scroll: bool, deep_rows: int) -> dict:
     from textual.widgets.data_table import CellDoesNotExist
 
-    from engine import Config, Engine
-    from tui.app import MemtuiApp
+    from memtui.engine import Config, Engine
+    from memtui.tui.app import MemtuiApp
 
     engine = Engine(str(db), Config())
     app = MemtuiApp(engine, db_label="bench.db")

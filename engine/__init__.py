@@ -2,12 +2,12 @@
 
 Never imports Textual, and imports litellm only inside an LLM call.
 """
-from engine.clock import FakeClock, system_clock
-from engine.config import Config, ConfigError, load_config
-from engine.engine import Engine, EngineError, open_engine
-from engine.schedule import Schedule, ScheduleError
-from engine.types import AuditEntry, Event, JobInfo, RunInfo
-from models import StoreError
+from memtui.engine.clock import FakeClock, system_clock
+from memtui.engine.config import Config, ConfigError, load_config
+from memtui.engine.engine import Engine, EngineError, open_engine
+from memtui.engine.schedule import Schedule, ScheduleError
+from memtui.engine.types import AuditEntry, Event, JobInfo, RunInfo
+from memtui.models import StoreError
 
 __all__ = [
     "AuditEntry", "Config", "ConfigError", "Engine", "EngineError", "Event", "FakeClock", "JobInfo",

@@ -1,6 +1,6 @@
 """The agent's Python API: a small, stable surface over the memory store.
 
-    from engine.agent import Memory
+    from memtui.engine.agent import Memory
 
     with Memory.open() as memory:                 # or Memory.open("/path/to/memtui.db")
         mid = memory.remember("Alice prefers aisle seats", sender="alice", importance=7)
@@ -18,10 +18,10 @@ import os
 from dataclasses import dataclass
 from datetime import datetime
 
-from engine import memory as ops
-from engine.clock import Clock, from_ts, system_clock
-from engine.config import resolve_db_path
-from models import Store
+from memtui.engine import memory as ops
+from memtui.engine.clock import Clock, from_ts, system_clock
+from memtui.engine.config import resolve_db_path
+from memtui.models import Store
 
 
 @dataclass(frozen=True)

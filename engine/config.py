@@ -21,7 +21,7 @@ from typing import Any, Mapping
 
 import platformdirs
 
-from models.db import shown
+from memtui.models.db import shown
 
 APP = "memtui"
 DEFINITION_KEYS = ("enabled", "schedule", "timezone", "jitter")
@@ -212,7 +212,7 @@ def load_config(path: str | os.PathLike | None = None, *, explicit: bool | None 
 
 def _exposure_warnings(path: Path, text: str) -> tuple[str, ...]:
     """A config that holds something secret-looking should be readable by its owner only."""
-    from engine.redact import KEY_SHAPES, SECRET_NAME
+    from memtui.engine.redact import KEY_SHAPES, SECRET_NAME
 
     try:
         mode = path.stat().st_mode
@@ -227,8 +227,8 @@ def _exposure_warnings(path: Path, text: str) -> tuple[str, ...]:
 
 
 def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:
-    from engine.jobs import DEFAULT_JOBS, config_for
-    from engine.schedule import Schedule, ScheduleError
+    from memtui.engine.jobs import DEFAULT_JOBS, config_for
+    from memtui.engine.schedule import Schedule, ScheduleError
 
     where = shown(path) if path else "config"
     unknown = set(data) - {"engine", "llm", "jobs"}

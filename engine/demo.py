@@ -15,7 +15,7 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime
 
-from models import Store
+from memtui.models import Store
 
 DEMO_FLAG = "demo"
 SENDERS = ("alice", "bob", "carol", "dev-agent")

@@ -40,14 +40,14 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 from peewee import DatabaseError, OperationalError
 
-from engine.clock import Clock, from_ts, system_clock
-from engine.config import Config, ConfigError
-from engine import memory
-from engine.jobs import DEFAULT_JOBS, KINDS, JobContext, SkipRun, config_for
-from engine.redact import redact
-from engine.schedule import Schedule, ScheduleError
-from engine.types import AuditEntry, Event, JobInfo, RunInfo
-from models import Store, StoreError
+from memtui.engine.clock import Clock, from_ts, system_clock
+from memtui.engine.config import Config, ConfigError
+from memtui.engine import memory
+from memtui.engine.jobs import DEFAULT_JOBS, KINDS, JobContext, SkipRun, config_for
+from memtui.engine.redact import redact
+from memtui.engine.schedule import Schedule, ScheduleError
+from memtui.engine.types import AuditEntry, Event, JobInfo, RunInfo
+from memtui.models import Store, StoreError
 
 log = logging.getLogger("memtui.engine")
 UTC = timezone.utc

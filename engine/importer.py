@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Iterable
 
-from engine.memory import set_fact
-from models import Store
+from memtui.engine.memory import set_fact
+from memtui.models import Store
 
 MAX_TEXT = 100_000
 

@@ -14,8 +14,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from engine.config import LLMSettings
-from engine.redact import redact
+from memtui.engine.config import LLMSettings
+from memtui.engine.redact import redact
 
 log = logging.getLogger("memtui.llm")
 # Worth another try after a pause; anything else (auth, bad request, refusal) is final.

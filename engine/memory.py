@@ -11,9 +11,9 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
-from engine.clock import from_ts
-from engine.schedule import Schedule, ScheduleError
-from models import Store
+from memtui.engine.clock import from_ts
+from memtui.engine.schedule import Schedule, ScheduleError
+from memtui.models import Store
 
 
 class MemoryInputError(ValueError):

@@ -2,6 +2,6 @@
 
 No job logic and no UI here; ``engine`` builds on this, ``tui`` never imports it.
 """
-from models.db import Store, StoreError
+from memtui.models.db import Store, StoreError
 
 __all__ = ["Store", "StoreError"]

@@ -19,7 +19,7 @@ from pathlib import Path
 from peewee import DatabaseError, OperationalError, SqliteDatabase
 from playhouse.migrations import Runner
 
-from models import schema
+from memtui.models import schema
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 SQLITE_HEADER = b"SQLite format 3\x00"

@@ -20,10 +20,10 @@ sys.path.insert(0, str(HERE.parent))
 os.environ["TZ"] = "UTC"
 time.tzset()
 
-from engine import Engine, FakeClock  # noqa: E402
-from engine.config import Config  # noqa: E402
-from engine.demo import fill  # noqa: E402
-from tui.app import MemtuiApp  # noqa: E402
+from memtui.engine import Engine, FakeClock  # noqa: E402
+from memtui.engine.config import Config  # noqa: E402
+from memtui.engine.demo import fill  # noqa: E402
+from memtui.tui.app import MemtuiApp  # noqa: E402
 
 NOW = datetime(2026, 11, 22, 9, 41, 0, tzinfo=timezone.utc)
 SHOTS = {

@@ -15,9 +15,9 @@ if str(ROOT) not in sys.path:
 # Never touch the real user data/config dirs, never reach the network from litellm.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from engine import Engine, FakeClock  # noqa: E402
-from engine.config import Config  # noqa: E402
-from models import Store  # noqa: E402
+from memtui.engine import Engine, FakeClock  # noqa: E402
+from memtui.engine.config import Config  # noqa: E402
+from memtui.models import Store  # noqa: E402
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
 

@@ -67,7 +67,7 @@ def dump(path) -> list[str]:
 
 def track_store_opens(monkeypatch) -> list:
     """Record every Store that code under test opens (so the test can close them); returns the list."""
-    from models import Store
+    from memtui.models import Store
 
     opened: list = []
     real_open = Store.open.__func__

@@ -4,8 +4,8 @@ from __future__ import annotations
 import threading
 from types import SimpleNamespace
 
-from engine.jobs import DEFAULT_JOBS, KINDS
-from engine.jobs.base import JobKind, JobSpec
+from memtui.engine.jobs import DEFAULT_JOBS, KINDS
+from memtui.engine.jobs.base import JobKind, JobSpec
 
 WAIT = 10  # seconds; only ever reached when something is broken
 

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import pytest
 
-from engine.config import Config, LLMSettings
+from memtui.engine.config import Config, LLMSettings
 
 MODEL = "gpt-4o-mini"
 MOCK_KEYS = ("mock_response", "mock_timeout")
@@ -86,7 +86,7 @@ def _install():
     global _recorder
     if _recorder is not None:
         return _recorder
-    from engine.llm import load_litellm
+    from memtui.engine.llm import load_litellm
 
     litellm = load_litellm()
     from litellm.integrations.custom_logger import CustomLogger

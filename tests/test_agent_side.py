@@ -4,11 +4,11 @@ from __future__ import annotations
 import json
 import pytest
 
-from engine.agent import Memory
-from engine.demo import DemoRefused, fill
-from engine.importer import import_lines
+from memtui.engine.agent import Memory
+from memtui.engine.demo import DemoRefused, fill
+from memtui.engine.importer import import_lines
 from tests.factories import count
-from tui.cli import main
+from memtui.tui.cli import main
 
 MEMORY_TABLES = ("conversation", "message", "pending_memory", "long_term_memory", "fact", "outcome",
                  "profile_attribute")
@@ -21,7 +21,7 @@ def snapshot(store) -> dict:
 # -- demo ------------------------------------------------------------------------
 
 def test_demo_is_deterministic_and_has_work_for_every_job(store, clock, tmp_path):
-    from models import Store
+    from memtui.models import Store
 
     summary = fill(store, clock())
     other = Store.open(tmp_path / "again.db")
@@ -200,8 +200,8 @@ def test_memory_api_round_trip(db_path, clock):
 
 
 def test_recall_reinforces_long_term_memories_first(db_path, clock):
-    from engine import Engine
-    from engine.config import Config
+    from memtui.engine import Engine
+    from memtui.engine.config import Config
 
     with Memory.open(db_path, clock=clock) as memory:
         kept = memory.remember("the cat is called Miso", keep=True)
@@ -222,8 +222,8 @@ def test_recall_reinforces_long_term_memories_first(db_path, clock):
 def test_a_promoted_id_stays_valid_for_the_agent(db_path, clock):
     with Memory.open(db_path, clock=clock) as memory:
         mid = memory.remember("x", keep=True)
-        from engine import Engine
-        from engine.config import Config
+        from memtui.engine import Engine
+        from memtui.engine.config import Config
 
         Engine(memory.store, Config(), clock).run_job("promote")
         assert memory.record_access(mid) == "long_term"
@@ -234,7 +234,7 @@ def test_a_promoted_id_stays_valid_for_the_agent(db_path, clock):
 
 
 def test_the_demo_agent_feeds_promotion(engine, clock):
-    from engine.demo import DemoAgent
+    from memtui.engine.demo import DemoAgent
 
     agent = DemoAgent(engine.remember, engine.record_access)
     for _ in range(20):

@@ -14,11 +14,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from engine.jobs import DEFAULT_JOBS, KINDS
-from engine.jobs.base import JobKind, JobSpec
-from engine import Config, Engine, Schedule
-from models import Store
-from tui.cli import main
+from memtui.engine.jobs import DEFAULT_JOBS, KINDS
+from memtui.engine.jobs.base import JobKind, JobSpec
+from memtui.engine import Config, Engine, Schedule
+from memtui.models import Store
+from memtui.tui.cli import main
 from tests.factories import track_store_opens
 
 MEMTUI = os.path.join(os.path.dirname(sys.executable), "memtui")

@@ -6,9 +6,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from engine import Engine
-from engine.config import Config
-from engine.jobs.consolidate import LAST_KEY, SYSTEM_SENDER
+from memtui.engine import Engine
+from memtui.engine.config import Config
+from memtui.engine.jobs.consolidate import LAST_KEY, SYSTEM_SENDER
 from tests.factories import add_conversation, add_outcome, count
 
 
@@ -115,7 +115,7 @@ def test_batches_do_not_change_the_outcome(store, clock):
 
 
 def test_clock_before_1970_writes_no_timestamp(store, caplog):
-    from engine import FakeClock
+    from memtui.engine import FakeClock
 
     clock = FakeClock(datetime(1969, 7, 20, 20, 17, tzinfo=timezone.utc))
     engine = Engine(store, Config(), clock)
@@ -138,7 +138,7 @@ def test_result_is_stored_on_the_run_row(engine, store, clock):
 @pytest.mark.parametrize("key", ["min_hours_between", "min_new_conversations", "message_retention_days",
                                  "outcomes_per_sender"])
 def test_negative_settings_are_rejected(key):
-    from engine.config import ConfigError, parse_config
+    from memtui.engine.config import ConfigError, parse_config
 
     with pytest.raises(ConfigError, match=rf"\[jobs.consolidate\] {key}: must be at least 0"):
         parse_config({"jobs": {"consolidate": {key: -1}}})

@@ -16,13 +16,13 @@ from datetime import timedelta
 import pytest
 from textual.widgets import Input, Static
 
-from engine import Engine
-from engine.config import Config, EngineSettings
-from engine.jobs import DEFAULT_JOBS
-from engine.schedule import local_zone
-from tui.app import MemtuiApp
-from tui.screens import DetailsScreen, HelpScreen, RetimeScreen
-from tui.widgets import HistoryTable, JobsTable, StatusLine
+from memtui.engine import Engine
+from memtui.engine.config import Config, EngineSettings
+from memtui.engine.jobs import DEFAULT_JOBS
+from memtui.engine.schedule import local_zone
+from memtui.tui.app import MemtuiApp
+from memtui.tui.screens import DetailsScreen, HelpScreen, RetimeScreen
+from memtui.tui.widgets import HistoryTable, JobsTable, StatusLine
 from tests.kinds import Blocker, register
 
 pytestmark = pytest.mark.anyio

@@ -18,10 +18,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from textual.widgets import Input
 
-from engine import Engine, schedule
-from engine.config import Config
+from memtui.engine import Engine, schedule
+from memtui.engine.config import Config
 from tests.factories import add_long_term, add_pending
-from tui.app import MemtuiApp
+from memtui.tui.app import MemtuiApp
 
 TRACEBACK = (
     "Traceback (most recent call last):\n"

@@ -6,9 +6,9 @@ from datetime import timedelta
 
 import pytest
 
-from engine import Engine
-from engine.config import Config
-from engine.jobs.decay import DecayConfig, retention
+from memtui.engine import Engine
+from memtui.engine.config import Config
+from memtui.engine.jobs.decay import DecayConfig, retention
 from tests.factories import add_long_term, count
 
 
@@ -91,7 +91,7 @@ def test_reinforcement_resets_the_clock_and_restores_a_soft_deleted_memory(engin
 
 
 def test_reinforcing_an_unknown_memory_is_an_error(engine):
-    from engine.memory import MemoryInputError
+    from memtui.engine.memory import MemoryInputError
 
     with pytest.raises(MemoryInputError, match="no long-term memory with id 999"):
         engine.reinforce(999)

@@ -18,12 +18,12 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from engine import Engine, EngineError
-from engine.config import Config, EngineSettings, parse_config
-from engine.jobs import DEFAULT_JOBS
-from engine.schedule import Schedule
-from engine.types import AuditEntry
-from models import Store
+from memtui.engine import Engine, EngineError
+from memtui.engine.config import Config, EngineSettings, parse_config
+from memtui.engine.jobs import DEFAULT_JOBS
+from memtui.engine.schedule import Schedule
+from memtui.engine.types import AuditEntry
+from memtui.models import Store
 from tests.kinds import Blocker, register
 
 UTC = timezone.utc

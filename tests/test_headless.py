@@ -147,10 +147,10 @@ def test_headless_exits_0_on_sigterm_and_sigint(spawn, tmp_path, config_file, si
 
 CRASHING_WORKER = textwrap.dedent("""
     import sys, time
-    import engine.jobs as jobs
-    from engine import Engine
-    from engine.jobs.base import JobKind
-    from engine.jobs.compact import CompactConfig
+    import memtui.engine.jobs as jobs
+    from memtui.engine import Engine
+    from memtui.engine.jobs.base import JobKind
+    from memtui.engine.jobs.compact import CompactConfig
 
     def hang(ctx):
         print("started", flush=True)
@@ -192,16 +192,16 @@ def test_a_run_left_running_by_a_sigkilled_process_is_interrupted_at_the_next_st
 
 HANGING_HEADLESS = textwrap.dedent("""
     import sys, time
-    import engine.jobs as jobs
-    from engine.jobs.base import JobKind
-    from engine.jobs.compact import CompactConfig
+    import memtui.engine.jobs as jobs
+    from memtui.engine.jobs.base import JobKind
+    from memtui.engine.jobs.compact import CompactConfig
 
     def hang(ctx):
         print("hanging", file=sys.stderr, flush=True)
         time.sleep(120)
 
     jobs.KINDS["compact"] = JobKind("compact", hang, CompactConfig, "hangs")
-    from tui.cli import main
+    from memtui.tui.cli import main
     sys.exit(main(sys.argv[1:]))
 """)
 

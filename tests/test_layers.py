@@ -30,9 +30,9 @@ def test_the_probe_can_see_a_heavy_import():
 
 
 @pytest.mark.parametrize("statement", [
-    "import engine, models, engine.jobs",
-    "import models; from models import schema, db",
-    "import engine.engine, engine.schedule, engine.config, engine.memory, engine.jobs",
+    "import memtui.engine, memtui.models, memtui.engine.jobs",
+    "import memtui.models; from memtui.models import schema, db",
+    "import memtui.engine.engine, memtui.engine.schedule, memtui.engine.config, memtui.engine.memory, memtui.engine.jobs",
 ])
 def test_engine_and_models_load_neither_textual_nor_litellm(statement):
     assert loaded_after(statement) == {"textual": [], "litellm": []}
@@ -40,13 +40,13 @@ def test_engine_and_models_load_neither_textual_nor_litellm(statement):
 
 def test_every_job_module_loads_neither_textual_nor_litellm():
     modules = sorted(p.stem for p in (ROOT / "engine" / "jobs").glob("*.py") if p.stem != "__init__")
-    statement = "; ".join(f"import engine.jobs.{m}" for m in modules)
+    statement = "; ".join(f"import memtui.engine.jobs.{m}" for m in modules)
     assert loaded_after(statement) == {"textual": [], "litellm": []}
 
 
 def test_the_cli_module_does_not_load_textual():
-    assert loaded_after("import tui.cli")["textual"] == []
+    assert loaded_after("import memtui.tui.cli")["textual"] == []
 
 
 def test_building_the_cli_parser_does_not_load_textual():
-    assert loaded_after("import tui.cli; tui.cli.build_parser().parse_args(['jobs'])")["textual"] == []
+    assert loaded_after("import memtui.tui.cli; memtui.tui.cli.build_parser().parse_args(['jobs'])")["textual"] == []

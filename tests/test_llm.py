@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from engine import Engine
-from engine.config import ConfigError, LLMSettings
-from engine.llm import BudgetExhausted, LLMClient, LLMError
-from engine.redact import MASK, redact
+from memtui.engine import Engine
+from memtui.engine.config import ConfigError, LLMSettings
+from memtui.engine.llm import BudgetExhausted, LLMClient, LLMError
+from memtui.engine.redact import MASK, redact
 from tests.llm_mock import MODEL, REFUSAL, ops, model  # noqa: F401  (model is a fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,8 +73,8 @@ def test_jobs_without_a_model_never_import_litellm(tmp_path):
 
     script = textwrap.dedent(f"""
         import json, sys
-        from engine import open_engine
-        from engine.config import load_config
+        from memtui.engine import open_engine
+        from memtui.engine.config import load_config
         engine = open_engine({str(db)!r}, load_config())
         assert engine.config.llm.model is None
         out = {{}}
@@ -99,7 +99,7 @@ def test_jobs_without_a_model_never_import_litellm(tmp_path):
         cli = subprocess.run([MEMTUI, "run", job, "--db", str(db)], capture_output=True, text=True, timeout=120,
                              env=subprocess_env(PYTHONPROFILEIMPORTTIME="1"))
         assert cli.returncode == 0, cli.stderr[-2000:]
-        assert "engine.jobs.profile" in cli.stderr  # the import report is there
+        assert "memtui.engine.jobs.profile" in cli.stderr  # the import report is there
         assert "litellm" not in cli.stderr
 
 

@@ -15,8 +15,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from engine import Engine
-from engine.config import Config
+from memtui.engine import Engine
+from memtui.engine.config import Config
 from tests.llm_mock import MODEL, ops, model  # noqa: F401  (model is a fixture)
 from tests.factories import dump
 

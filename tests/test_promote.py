@@ -5,9 +5,9 @@ from datetime import timedelta
 
 import pytest
 
-from engine import Engine
-from engine.config import Config, ConfigError, parse_config
-from engine.jobs.promote import PromoteConfig
+from memtui.engine import Engine
+from memtui.engine.config import Config, ConfigError, parse_config
+from memtui.engine.jobs.promote import PromoteConfig
 from tests.factories import add_pending, count
 
 

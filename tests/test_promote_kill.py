@@ -8,9 +8,9 @@ import subprocess
 import sys
 import time
 
-from engine import Engine
-from engine.config import Config
-from models import Store
+from memtui.engine import Engine
+from memtui.engine.config import Config
+from memtui.models import Store
 
 N = 60_000
 
@@ -31,7 +31,7 @@ def test_sigkill_mid_promotion_loses_and_duplicates_nothing(tmp_path):
     config = tmp_path / "config.toml"
     config.write_text("[jobs.promote]\ncap = 0\nbatch_size = 200\n")
     child = subprocess.Popen(
-        [sys.executable, "-m", "tui.cli", "run", "promote", "--db", str(db_path), "--config", str(config)],
+        [sys.executable, "-m", "memtui", "run", "promote", "--db", str(db_path), "--config", str(config)],
         cwd=os.path.dirname(os.path.dirname(__file__)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
     reader = sqlite3.connect(db_path, timeout=30)

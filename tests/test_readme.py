@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from models import Store
+from memtui.models import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -32,13 +32,13 @@ def shell_commands() -> list[list[str]]:
 
 
 def memtui(args, env, cwd, **kw):
-    return subprocess.run([sys.executable, "-m", "tui.cli", *args[1:]], env=env, cwd=cwd, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "memtui", *args[1:]], env=env, cwd=cwd, capture_output=True,
                           text=True, timeout=60, **kw)
 
 
 @pytest.fixture
 def readme_env(tmp_path):
-    env = {**os.environ, "MEMTUI_DB": str(tmp_path / "readme.db"), "PYTHONPATH": str(ROOT),
+    env = {**os.environ, "MEMTUI_DB": str(tmp_path / "readme.db"),
            "XDG_CONFIG_HOME": str(tmp_path / "config"), "XDG_DATA_HOME": str(tmp_path / "data")}
     for lang, body in BLOCKS:
         if lang == "jsonl":
@@ -74,7 +74,7 @@ def test_every_readme_command_runs(readme_env, tmp_path):
 
 
 def test_interactive_readme_commands_parse():
-    from tui.cli import build_parser
+    from memtui.tui.cli import build_parser
 
     for args in INTERACTIVE:
         build_parser().parse_args(list(args[1:]))
@@ -82,7 +82,7 @@ def test_interactive_readme_commands_parse():
 
 def test_headless_command_from_the_readme(readme_env, tmp_path):
     assert ["memtui", "--no-ui"] in shell_commands()
-    child = subprocess.Popen([sys.executable, "-m", "tui.cli", "--no-ui"], env=readme_env, cwd=tmp_path,
+    child = subprocess.Popen([sys.executable, "-m", "memtui", "--no-ui"], env=readme_env, cwd=tmp_path,
                              stderr=subprocess.PIPE, text=True)
     try:
         line = child.stderr.readline()
@@ -95,7 +95,7 @@ def test_headless_command_from_the_readme(readme_env, tmp_path):
 
 
 def test_the_readme_config_example_is_valid(tmp_path):
-    from engine.config import load_config
+    from memtui.engine.config import load_config
 
     toml = next(body for lang, body in BLOCKS if lang == "toml")
     (tmp_path / "c.toml").write_text(toml)

@@ -14,9 +14,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from engine import Engine
-from engine.config import Config
-from engine.summarize import sentences, summarize
+from memtui.engine import Engine
+from memtui.engine.config import Config
+from memtui.engine.summarize import sentences, summarize
 from tests.llm_mock import MODEL, model  # noqa: F401  (model is a fixture)
 from tests.factories import dump
 

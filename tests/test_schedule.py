@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from engine.schedule import MAX_JITTER_S, Schedule, ScheduleError
+from memtui.engine.schedule import MAX_JITTER_S, Schedule, ScheduleError
 
 UTC = timezone.utc
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -6,8 +6,8 @@ import stat
 
 import pytest
 
-from models import Store, StoreError, schema
-from models.db import MIGRATIONS_DIR
+from memtui.models import Store, StoreError, schema
+from memtui.models.db import MIGRATIONS_DIR
 
 
 def mode(path) -> int:

@@ -21,10 +21,10 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer
 
-from engine import Engine, EngineError, Event, JobInfo, RunInfo
-from tui.format import fmt_result
-from tui.screens import DetailsScreen, HelpScreen, RetimeRequest, RetimeScreen
-from tui.widgets import HistoryTable, JobsTable, StatsPanel, StatusLine
+from memtui.engine import Engine, EngineError, Event, JobInfo, RunInfo
+from memtui.tui.format import fmt_result
+from memtui.tui.screens import DetailsScreen, HelpScreen, RetimeRequest, RetimeScreen
+from memtui.tui.widgets import HistoryTable, JobsTable, StatsPanel, StatusLine
 
 
 class EngineUpdate(Message):
@@ -320,9 +320,9 @@ def run_dashboard(args) -> int:
     memory jobs once at start, so there is activity to see at once."""
     import tempfile
 
-    from engine import load_config, open_engine
-    from engine.config import resolve_db_path
-    from engine.demo import DemoAgent, fill
+    from memtui.engine import load_config, open_engine
+    from memtui.engine.config import resolve_db_path
+    from memtui.engine.demo import DemoAgent, fill
 
     config = load_config(getattr(args, "config", None))
     log_path = _log_to_file()

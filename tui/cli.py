@@ -17,12 +17,12 @@ import threading
 from datetime import datetime
 from typing import Sequence
 
-from engine import (ConfigError, Engine, EngineError, JobInfo, RunInfo, ScheduleError, StoreError, load_config,
+from memtui.engine import (ConfigError, Engine, EngineError, JobInfo, RunInfo, ScheduleError, StoreError, load_config,
                     open_engine)
-from engine.config import resolve_db_path
-from engine.memory import MemoryInputError
-from engine.redact import redact
-from tui.format import fmt_delta, fmt_result, fmt_time
+from memtui.engine.config import resolve_db_path
+from memtui.engine.memory import MemoryInputError
+from memtui.engine.redact import redact
+from memtui.tui.format import fmt_delta, fmt_result, fmt_time
 
 try:
     from importlib.metadata import version as _pkg_version
@@ -235,7 +235,7 @@ def cmd_remember(engine: Engine, args) -> int:
 
 
 def cmd_import(engine: Engine, args) -> int:
-    from engine.importer import import_lines
+    from memtui.engine.importer import import_lines
 
     try:
         handle = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")
@@ -259,7 +259,7 @@ def cmd_import(engine: Engine, args) -> int:
 
 
 def cmd_demo(engine: Engine, args) -> int:
-    from engine.demo import DemoRefused, fill
+    from memtui.engine.demo import DemoRefused, fill
 
     try:
         summary = fill(engine.store, engine.clock(), force=args.reset)
@@ -319,7 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         if args.command is None and not args.no_ui:
-            from tui.app import run_dashboard  # imports Textual only here
+            from memtui.tui.app import run_dashboard  # imports Textual only here
 
             return run_dashboard(args)
         engine = _open_engine(args)

@@ -17,8 +17,8 @@ from textual.screen import ModalScreen
 from textual.validation import ValidationResult, Validator
 from textual.widgets import Input, Label, Static
 
-from engine import JobInfo, RunInfo, Schedule, ScheduleError
-from tui.widgets import details_text
+from memtui.engine import JobInfo, RunInfo, Schedule, ScheduleError
+from memtui.tui.widgets import details_text
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import DataTable, Sparkline, Static
 
-from engine import JobInfo, RunInfo
-from engine.memory import PromotionStats
-from tui.format import fmt_delta, fmt_duration_ms, fmt_result, fmt_short_time, fmt_time
+from memtui.engine import JobInfo, RunInfo
+from memtui.engine.memory import PromotionStats
+from memtui.tui.format import fmt_delta, fmt_duration_ms, fmt_result, fmt_short_time, fmt_time
 
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 STATUS_STYLES = {

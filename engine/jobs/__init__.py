@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from engine.config import ConfigError, build
-from engine.jobs import compact, consolidate, decay, profile, promote, rollup
-from engine.jobs.base import JobContext, JobKind, JobSpec, SkipRun
+from memtui.engine.config import ConfigError, build
+from memtui.engine.jobs import compact, consolidate, decay, profile, promote, rollup
+from memtui.engine.jobs.base import JobContext, JobKind, JobSpec, SkipRun
 
 KINDS: dict[str, JobKind] = {
     kind.name: kind

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone, tzinfo
 from typing import Any, Callable
 
-from engine.clock import Clock
-from models import Store
+from memtui.engine.clock import Clock
+from memtui.models import Store
 
 
 class JobCancelled(Exception):

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.config import setting
-from engine.jobs.base import JobContext, JobKind, delete_while
+from memtui.engine.config import setting
+from memtui.engine.jobs.base import JobContext, JobKind, delete_while
 
 BATCH = 5000
 

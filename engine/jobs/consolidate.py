@@ -19,9 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from engine.config import setting
-from engine.jobs.base import JobContext, JobKind, SkipRun, in_batches
-from engine.memory import set_fact
+from memtui.engine.config import setting
+from memtui.engine.jobs.base import JobContext, JobKind, SkipRun, in_batches
+from memtui.engine.memory import set_fact
 
 SYSTEM_SENDER = "__system__"
 LAST_KEY = "last_consolidation"

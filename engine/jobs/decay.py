@@ -18,8 +18,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from engine.config import setting
-from engine.jobs.base import JobContext, JobKind, in_batches
+from memtui.engine.config import setting
+from memtui.engine.jobs.base import JobContext, JobKind, in_batches
 
 
 @dataclass(frozen=True)

@@ -29,10 +29,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from difflib import SequenceMatcher
 
-from engine.config import setting
-from engine.jobs.base import JobContext, JobKind
-from engine.llm import BudgetExhausted, LLMClient
-from engine.redact import redact
+from memtui.engine.config import setting
+from memtui.engine.jobs.base import JobContext, JobKind
+from memtui.engine.llm import BudgetExhausted, LLMClient
+from memtui.engine.redact import redact
 
 CATEGORIES = ("identity", "contact", "location", "preference", "work", "health", "family", "other")
 OPS = {"keep": ({"id"}, set()), "update": ({"id", "value"}, {"key", "category"}),

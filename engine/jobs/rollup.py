@@ -25,11 +25,11 @@ import json
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 
-from engine.config import ConfigError, setting
-from engine.jobs.base import JobContext, JobKind
-from engine.llm import BudgetExhausted, LLMClient, LLMError
-from engine.schedule import parse_zone
-from engine.summarize import summarize
+from memtui.engine.config import ConfigError, setting
+from memtui.engine.jobs.base import JobContext, JobKind
+from memtui.engine.llm import BudgetExhausted, LLMClient, LLMError
+from memtui.engine.schedule import parse_zone
+from memtui.engine.summarize import summarize
 
 LEVELS = ("day", "week", "month")
 DAY_JOB = "rollup-day"

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from models import Store
+from memtui.models import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
@@ -43,7 +43,7 @@ class Children:
         return proc
 
     def memtui(self, *args, name: str = "memtui") -> subprocess.Popen:
-        return self.start(PYTHON, "-m", "tui.cli", *args, name=name)
+        return self.start(PYTHON, "-m", "memtui", *args, name=name)
 
     def close(self) -> None:
         for proc in self.procs:

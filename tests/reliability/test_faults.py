@@ -35,15 +35,15 @@ from types import SimpleNamespace
 
 import pytest
 
-import models.db
-from engine import Engine, load_config
-from engine.clock import from_ts
-from engine.config import Config, EngineSettings
-from engine.demo import fill
-from engine.jobs import DEFAULT_JOBS, KINDS
-from engine.jobs.base import JobCancelled, JobKind, JobSpec
-from engine.schedule import Schedule
-from models import Store
+import memtui.models.db
+from memtui.engine import Engine, load_config
+from memtui.engine.clock import from_ts
+from memtui.engine.config import Config, EngineSettings
+from memtui.engine.demo import fill
+from memtui.engine.jobs import DEFAULT_JOBS, KINDS
+from memtui.engine.jobs.base import JobCancelled, JobKind, JobSpec
+from memtui.engine.schedule import Schedule
+from memtui.models import Store
 
 from .helpers import (DAY, PYTHON, WAIT, Children, add_conversations, bulk, checkpoint, connect,
                       integrity_ok, job_state, kill_at, new_db, output, rows, run_rows, scalar, wait_until,
@@ -967,7 +967,7 @@ def full_store(tmp_path, monkeypatch, clock, spare_pages: int, config: Config) -
     conn = connect(db)
     pages = scalar(conn, "PRAGMA page_count")
     conn.close()
-    monkeypatch.setitem(models.db.PRAGMAS, "max_page_count", pages + spare_pages)
+    monkeypatch.setitem(memtui.models.db.PRAGMAS, "max_page_count", pages + spare_pages)
     store = Store.open(db)
     assert store.execute("PRAGMA max_page_count").fetchone()[0] == pages + spare_pages
     return store, Engine(store, config, clock)

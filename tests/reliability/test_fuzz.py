@@ -31,14 +31,14 @@ from zoneinfo import available_timezones
 import pytest
 from hypothesis import HealthCheck, example, given, note, settings, strategies as st
 
-from engine import Engine, EngineError
-from engine.config import Config, ConfigError, EngineSettings, LLMSettings, load_config, parse_config
-from engine.importer import RECORDS, import_lines
-from engine.jobs import DEFAULT_JOBS, KINDS, config_for
-from engine.jobs.profile import CATEGORIES, MAX_KEY_CHARS, OPS, Op, ProfileConfig, Rejected, validate
-from engine.schedule import Schedule, ScheduleError
-from models import Store, StoreError
-from tui.cli import main
+from memtui.engine import Engine, EngineError
+from memtui.engine.config import Config, ConfigError, EngineSettings, LLMSettings, load_config, parse_config
+from memtui.engine.importer import RECORDS, import_lines
+from memtui.engine.jobs import DEFAULT_JOBS, KINDS, config_for
+from memtui.engine.jobs.profile import CATEGORIES, MAX_KEY_CHARS, OPS, Op, ProfileConfig, Rejected, validate
+from memtui.engine.schedule import Schedule, ScheduleError
+from memtui.models import Store, StoreError
+from memtui.tui.cli import main
 from tests.factories import track_store_opens
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)

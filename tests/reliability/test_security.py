@@ -30,10 +30,10 @@ from pathlib import Path
 
 import pytest
 
-from engine import Engine
-from engine.config import Config, LLMSettings, load_config
-from models import Store
-from tui.cli import main
+from memtui.engine import Engine
+from memtui.engine.config import Config, LLMSettings, load_config
+from memtui.models import Store
+from memtui.tui.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 WAIT = 60  # seconds; only reached when something is broken
@@ -201,7 +201,7 @@ def _llm(model: str, **kwargs) -> Config:
 
 
 def memtui_process(*argv, env: dict, umask: int = 0o022, timeout: float = WAIT) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tui.cli", *map(str, argv)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "memtui", *map(str, argv)], capture_output=True, text=True,
                           cwd=ROOT, env=env, timeout=timeout, umask=umask)
 
 
@@ -214,8 +214,8 @@ def anyio_backend():
 async def test_no_key_in_the_database_runs_cli_output_or_dashboard(tmp_path, clock, planted, echo_server, capfd):
     from textual.widgets import Static
 
-    from tui.app import MemtuiApp
-    from tui.screens import DetailsScreen
+    from memtui.tui.app import MemtuiApp
+    from memtui.tui.screens import DetailsScreen
 
     db = tmp_path / "secret.db"
     store = Store.open(db)
@@ -297,7 +297,7 @@ def test_headless_engine_with_a_provider_echoing_the_key(tmp_path, clock, plante
     config.write_text(f'[engine]\npoll_interval_s = 0.2\nbackoff_base_s = 1\n\n'
                       f'[llm]\nmodel = "openai/gpt-4o-mini"\napi_base = "{echo_server}"\nretries = 0\n\n'
                       f'[jobs.profile]\nschedule = "1s"\n')
-    proc = subprocess.Popen([sys.executable, "-m", "tui.cli", "--no-ui", "--db", db, "--config", config],
+    proc = subprocess.Popen([sys.executable, "-m", "memtui", "--no-ui", "--db", db, "--config", config],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"}, umask=0o002)
     try:
