@@ -19,7 +19,7 @@ from pathlib import Path
 from peewee import DatabaseError, OperationalError, SqliteDatabase
 from playhouse.migrations import Runner
 
-from memtui.models import schema
+from memtui.models import schema, text
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -107,6 +107,7 @@ class Store:
             str(path), pragmas=PRAGMAS, timeout=BUSY_TIMEOUT_S, lock_type="IMMEDIATE",
             check_same_thread=False,
         )
+        db.register_function(text.fold, text.SQL_NAME, 1, deterministic=True)  # on every connection
         try:
             db.connect()
             # A read first: a corrupt file fails here, before any pragma writes.

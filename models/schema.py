@@ -28,6 +28,7 @@ class Conversation(_Base):
     status = TextField(default="active")
     started_at = FloatField()
     updated_at = FloatField()
+    demo = BooleanField(default=False)  # written by `memtui demo`, or derived only from such rows
 
 
 class Message(_Base):
@@ -36,6 +37,7 @@ class Message(_Base):
     role = TextField(default="user")
     content = TextField()
     created_at = FloatField()
+    demo = BooleanField(default=False)  # written by `memtui demo`, or derived only from such rows
 
 
 class PendingMemory(_Base):
@@ -49,6 +51,7 @@ class PendingMemory(_Base):
     last_access_at = FloatField(null=True)
     remember = BooleanField(default=False)
     created_at = FloatField()
+    demo = BooleanField(default=False)  # written by `memtui demo`, or derived only from such rows
 
 
 class LongTermMemory(_Base):
@@ -64,6 +67,7 @@ class LongTermMemory(_Base):
     pinned = BooleanField(default=False)
     source_pending_id = IntegerField(null=True, unique=True)
     deleted_at = FloatField(null=True)
+    demo = BooleanField(default=False)  # written by `memtui demo`, or derived only from such rows
 
 
 class Fact(_Base):
@@ -71,6 +75,7 @@ class Fact(_Base):
     key = TextField()
     value = TextField()
     updated_at = FloatField()
+    demo = BooleanField(default=False)  # written by `memtui demo`, or derived only from such rows
 
 
 class Outcome(_Base):
@@ -79,6 +84,7 @@ class Outcome(_Base):
     score = FloatField(default=0.0)
     lesson = TextField()
     created_at = FloatField()
+    demo = BooleanField(default=False)  # written by `memtui demo`, or derived only from such rows
 
 
 class ProfileAttribute(_Base):
@@ -89,6 +95,7 @@ class ProfileAttribute(_Base):
     confidence = FloatField(default=0.5)
     source = TextField(default="")
     updated_at = FloatField()
+    demo = BooleanField(default=False)  # written by `memtui demo`, or derived only from such rows
 
 
 class ProfileAttributeHistory(_Base):
@@ -103,6 +110,7 @@ class ProfileAttributeHistory(_Base):
     replaced_at = FloatField()
     reason = TextField(default="")
     run_id = IntegerField(null=True)
+    demo = BooleanField(default=False)  # written by `memtui demo`, or derived only from such rows
 
 
 class Summary(_Base):
@@ -111,8 +119,10 @@ class Summary(_Base):
     sender = TextField()
     text = TextField()
     source_count = IntegerField()
+    period_end = FloatField(null=True)  # exclusive; NULL on summaries written by 0.1
     model = TextField()
     created_at = FloatField()
+    demo = BooleanField(default=False)  # written by `memtui demo`, or derived only from such rows
 
 
 class JobCheckpoint(_Base):
@@ -140,7 +150,7 @@ class JobState(_Base):
     next_run_at = FloatField(null=True)
     last_run_at = FloatField(null=True)
     last_status = TextField(null=True)
-    last_duration_ms = IntegerField(null=True)
+    last_duration_ms = FloatField(null=True)
     runs = IntegerField(default=0)
     errors = IntegerField(default=0)
     consecutive_failures = IntegerField(default=0)
@@ -157,7 +167,7 @@ class Run(_Base):
     scheduled_for = FloatField(null=True)
     started_at = FloatField()
     finished_at = FloatField(null=True)
-    duration_ms = IntegerField(null=True)
+    duration_ms = FloatField(null=True)  # fractional milliseconds
     status = TextField()
     result = TextField(null=True)
     error = TextField(null=True)
