@@ -22,6 +22,7 @@ from memtui.engine import memory as ops
 from memtui.engine.clock import Clock, from_ts, system_clock
 from memtui.engine.config import resolve_db_path
 from memtui.models import Store
+from memtui.models.text import SQL_NAME as FOLD_SQL, fold
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class Recalled:
     importance: float
     tier: str  # "long_term" or "pending"
     last_used: datetime | None
+    decayed: bool = False  # decay had soft-deleted it; recalling it (reinforce=True) restored it
 
 
 class Memory:
@@ -45,7 +47,8 @@ class Memory:
     @classmethod
     def open(cls, path: str | os.PathLike | None = None, clock: Clock = system_clock) -> "Memory":
         """Open (creating if needed) the store at ``path``, $MEMTUI_DB, or the default location."""
-        return cls(Store.open(resolve_db_path(str(path) if path else None)), clock)
+        # "" is refused by resolve_db_path, not read as "no path": it must not open the default store.
+        return cls(Store.open(resolve_db_path(None if path is None else os.fspath(path))), clock)
 
     def close(self) -> None:
         self.store.close()
@@ -65,37 +68,53 @@ class Memory:
                             importance=importance, confidence=confidence, keep=keep)
 
     def record_access(self, memory_id: int) -> str:
-        """The agent used memory ``memory_id``; returns which tier it was found in."""
+        """The agent used memory ``memory_id`` (a long-term one that decayed is restored); returns which tier
+        it was found in."""
         return ops.record_access(self.store, self.clock(), memory_id)
 
     def recall(self, query: str, *, sender: str | None = None, limit: int = 10,
                reinforce: bool = True) -> list[Recalled]:
-        """Memories whose text holds every word of ``query``, long-term first, most important first.
+        """Memories whose text holds every word of ``query``: long-term first, most important first,
+        then any that decay soft-deleted (``decayed``; recalling one restores it).
 
-        Returned long-term memories are reinforced and pending ones get an access,
-        because being recalled is what keeps a memory alive."""
-        words = [w for w in query.lower().split() if w]
+        Matching ignores case and accents (models/text.py ``fold``: "emile" finds
+        "Émile", "STRASSE" finds "Straße"). Returned long-term memories are
+        reinforced and pending ones get an access, because being recalled is what
+        keeps a memory alive; a hit deleted between the search and that write is
+        left out."""
+        # The same fold on both sides: in Python for the query, as SQL memtui_fold for the stored text
+        # (SQLite's own lower() knows only ASCII, so "Émile" could not even find itself).
+        words = fold(query).split()
         if not words:
             return []
-        where = " AND ".join("instr(lower(content), ?) > 0" for _ in words)
+        where = " AND ".join(f"instr({FOLD_SQL}(content), ?) > 0" for _ in words)
         params: list = list(words)
-        if sender is not None:
-            where += " AND sender = ?"
-            params.append(sender)
+        if sender is not None:  # tested first: other senders' rows then cost no fold (a Python call)
+            where = f"sender = ? AND {where}"
+            params.insert(0, sender)
+        # Memories decay soft-deleted are still found (after the live ones): being recalled is the
+        # evidence that they are still wanted, and reinforcing restores them (README, decay.py).
         rows = self.store.execute(
-            f"SELECT id, content, kind, sender, importance, 'long_term', last_reinforced_at FROM long_term_memory"
-            f" WHERE deleted_at IS NULL AND {where}"
-            f" UNION ALL SELECT id, content, kind, sender, importance, 'pending', last_access_at FROM pending_memory"
-            f" WHERE {where} ORDER BY 6, 5 DESC, 7 DESC LIMIT ?", (*params, *params, limit),
+            f"SELECT id, content, kind, sender, importance, 'long_term', last_reinforced_at,"
+            f" deleted_at IS NOT NULL AS decayed FROM long_term_memory WHERE {where}"
+            f" UNION ALL SELECT id, content, kind, sender, importance, 'pending', last_access_at, 0"
+            f" FROM pending_memory WHERE {where} ORDER BY 8, 6, 5 DESC, 7 DESC LIMIT ?",
+            (*params, *params, limit),
         ).fetchall()
-        hits = [Recalled(r[0], r[1], r[2], r[3], r[4], r[5], from_ts(r[6])) for r in rows]
-        if reinforce:
-            for hit in hits:
+        hits = [Recalled(r[0], r[1], r[2], r[3], r[4], r[5], from_ts(r[6]), bool(r[7])) for r in rows]
+        if not reinforce:
+            return hits
+        recalled = []
+        for hit in hits:
+            try:
                 if hit.tier == "long_term":
                     ops.reinforce(self.store, self.clock(), hit.id)
                 else:
                     ops.record_access(self.store, self.clock(), hit.id)
-        return hits
+            except ops.MemoryInputError:
+                continue  # deleted since the search (e.g. promote expired it meanwhile): not an error, not a hit
+            recalled.append(hit)
+        return recalled
 
     # -- conversations, facts, outcomes, profile -----------------------------------
 

@@ -5,7 +5,8 @@ fact, outcome or profile (fields below, in ``RECORDS``). Every line is checked
 first — JSON, known type, known fields, required fields, types and ranges,
 references — and nothing is written unless all lines are valid, or the caller
 asks to skip the invalid ones. Times are ISO 8601 with a UTC offset or unix
-seconds; absent means now.
+seconds; absent means now (a conversation's updated_at: its started_at), and 0
+is 1970-01-01, not absent.
 
 A message names its conversation either by ``conversation`` (the ``ref`` of a
 conversation line in the same file) or by ``conversation_id`` (a row already
@@ -216,6 +217,11 @@ def validate(store: Store, lines: Iterable[str]) -> tuple[list[tuple[int, str, d
     return records, errors
 
 
+def _given(value, default):
+    """``value`` unless it is absent (None): not ``value or default``, since 0 is a real time (1970-01-01)."""
+    return default if value is None else value
+
+
 def import_lines(store: Store, lines: Iterable[str], now: datetime, *, skip_invalid: bool = False) -> ImportReport:
     """Validate all lines, then write the valid ones in one transaction (none if any is invalid,
     unless ``skip_invalid``)."""
@@ -229,22 +235,22 @@ def import_lines(store: Store, lines: Iterable[str], now: datetime, *, skip_inva
     with store.atomic():
         for _, kind, r in records:
             if kind == "conversation":
-                started = r["started_at"] or ts
+                started = _given(r["started_at"], ts)
                 cid = store.execute(
                     "INSERT INTO conversation (channel, sender, status, started_at, updated_at) VALUES (?, ?, ?, ?, ?)",
-                    (r["channel"], r["sender"], r["status"], started, r["updated_at"] or started),
+                    (r["channel"], r["sender"], r["status"], started, _given(r["updated_at"], started)),
                 ).lastrowid
                 if r["ref"] is not None:
                     ref_ids[r["ref"]] = cid
             elif kind == "message":
                 # validate() accepted only refs of valid conversation lines above this one
-                cid = r["conversation_id"] or ref_ids[r["conversation"]]
+                cid = r["conversation_id"] if r["conversation_id"] is not None else ref_ids[r["conversation"]]
                 store.execute(
                     "INSERT INTO message (conversation_id, sender, role, content, created_at) VALUES (?, ?, ?, ?, ?)",
-                    (cid, r["sender"], r["role"], r["content"], r["created_at"] or ts),
+                    (cid, r["sender"], r["role"], r["content"], _given(r["created_at"], ts)),
                 )
             elif kind == "memory":
-                created = r["created_at"] or ts
+                created = _given(r["created_at"], ts)
                 store.execute(
                     "INSERT INTO pending_memory (content, kind, sender, session, importance, confidence, access_count,"
                     " last_access_at, remember, created_at) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?)",
@@ -256,14 +262,14 @@ def import_lines(store: Store, lines: Iterable[str], now: datetime, *, skip_inva
             elif kind == "outcome":
                 store.execute(
                     "INSERT INTO outcome (sender, domain, score, lesson, created_at) VALUES (?, ?, ?, ?, ?)",
-                    (r["sender"], r["domain"], r["score"], r["lesson"], r["created_at"] or ts),
+                    (r["sender"], r["domain"], r["score"], r["lesson"], _given(r["created_at"], ts)),
                 )
             elif kind == "profile":
                 store.execute(
                     "INSERT INTO profile_attribute (entity, category, key, value, confidence, source, updated_at)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (r["entity"], r["category"], r["key"], r["value"], r["confidence"], r["source"],
-                     r["updated_at"] or ts),
+                     _given(r["updated_at"], ts)),
                 )
             written[kind] = written.get(kind, 0) + 1
     report.written = written

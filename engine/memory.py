@@ -65,8 +65,10 @@ def record_access(store: Store, now: datetime, memory_id: int) -> str:
     """Note that the agent used pending memory ``memory_id``.
 
     If it was promoted meanwhile, the access reinforces its long-term successor
-    instead, so an agent holding an old id never loses the signal. Returns
-    'pending' or 'long_term'."""
+    instead, as ``reinforce`` does, so an agent holding an old id never loses the
+    signal: a successor that decay soft-deleted is restored. Returns 'pending' or
+    'long_term'; raises MemoryInputError if the memory is gone (expired unpromoted,
+    or hard-deleted by decay)."""
     ts = now.timestamp()
     with store.atomic():
         if store.execute(
@@ -74,9 +76,10 @@ def record_access(store: Store, now: datetime, memory_id: int) -> str:
             (ts, memory_id),
         ).rowcount:
             return "pending"
+        # Soft-deleted rows too: being used is what shows the memory is still wanted.
         if store.execute(
-            "UPDATE long_term_memory SET recall_count = recall_count + 1, last_reinforced_at = ?"
-            " WHERE source_pending_id = ? AND deleted_at IS NULL", (ts, memory_id),
+            "UPDATE long_term_memory SET recall_count = recall_count + 1, last_reinforced_at = ?,"
+            " deleted_at = NULL WHERE source_pending_id = ?", (ts, memory_id),
         ).rowcount:
             return "long_term"
     raise MemoryInputError(f"no memory with id {memory_id}")

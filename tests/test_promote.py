@@ -1,4 +1,5 @@
-"""The promote job: scoring, threshold and cap edges, remember, TTL, stats, atomicity."""
+"""The promote job: scoring, threshold and cap edges, remember, TTL and deferral, demo marks, stats,
+atomicity."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -7,7 +8,10 @@ import pytest
 
 from memtui.engine import Engine
 from memtui.engine.config import Config, ConfigError, parse_config
+from memtui.engine.jobs import promote
+from memtui.engine.jobs.base import JobContext
 from memtui.engine.jobs.promote import PromoteConfig
+from memtui.engine.memory import record_access
 from tests.factories import add_pending, count
 
 
@@ -100,10 +104,74 @@ def test_ttl_expires_old_unpromoted_memories_only(store, clock):
     old_high = add_pending(store, now, importance=10, confidence=1, accesses=10, last_access=now,
                            created=now - timedelta(days=9))
     run = make_engine(store, clock).run_job("promote")
-    assert run.result == {"promoted": 2, "expired": 1, "top_score": pytest.approx(1.0)}
+    assert run.result == {"promoted": 2, "expired": 1, "deferred": 0, "top_score": pytest.approx(1.0)}
     assert count(store, "pending_memory", "id = ?", (old_low,)) == 0
     assert count(store, "pending_memory", "id = ?", (young_low,)) == 1
     assert count(store, "long_term_memory", "source_pending_id IN (?, ?)", (old_kept, old_high)) == 2
+
+
+def scores_one(store, now, **kw) -> int:
+    # 0.20·1 (used now) + 0.30·1 (10 uses) + 0.25·1 + 0.25·1 = 1.0
+    return add_pending(store, now, importance=10, confidence=1.0, accesses=10, last_access=now, **kw)
+
+
+def test_qualifiers_the_cap_defers_wait_for_the_next_run_even_past_the_ttl(store, clock):
+    """Issue 16.2: 600 qualifiers older than the TTL, cap 500: 100 were expired instead of deferred."""
+    now = clock()
+    week_old = now - timedelta(days=8)
+    qualifiers = {scores_one(store, now, created=week_old, content=f"q{i}") for i in range(600)}
+    stale_low = add_pending(store, now, importance=1, created=week_old)
+    run = make_engine(store, clock).run_job("promote")
+    assert run.result == {"promoted": 500, "expired": 1, "deferred": 100, "top_score": 1.0}
+    assert count(store, "pending_memory", "id = ?", (stale_low,)) == 0
+    assert count(store, "pending_memory") == 100
+    clock.advance(seconds=30)
+    run = make_engine(store, clock).run_job("promote")
+    assert run.result == {"promoted": 100, "expired": 0, "deferred": 0, "top_score": 1.0}
+    assert {r[0] for r in store.execute("SELECT source_pending_id FROM long_term_memory")} == qualifiers
+
+
+def test_expiry_tests_the_score_again_in_the_delete(store, clock):
+    """A stale memory the agent uses after the expiry listed it, and so qualifies now, is not deleted."""
+    now = clock()
+    week_old = now - timedelta(days=8)
+    # 0.20·0.995^192 + 0.30·0.9 + 0 + 0.25·0.6 = 0.50; one use now: 0.20 + 0.30 + 0.15 = 0.65
+    used = add_pending(store, now, importance=6, confidence=0.0, accesses=9, last_access=week_old, created=week_old)
+    unused = add_pending(store, now, importance=1, created=week_old)
+    ctx = JobContext(store=store, clock=clock, config=PromoteConfig(), job="promote")
+    uses = []
+
+    def agent_uses_it_before_the_delete():  # in_batches calls check() before each chunk's transaction
+        if not uses:
+            uses.append(record_access(store, clock(), used))
+
+    ctx.check = agent_uses_it_before_the_delete
+    result = promote.run(ctx)
+    assert uses == ["pending"]
+    assert result == {"promoted": 0, "expired": 1, "deferred": 0}
+    assert count(store, "pending_memory", "id = ?", (used,)) == 1
+    assert count(store, "pending_memory", "id = ?", (unused,)) == 0
+    assert make_engine(store, clock).run_job("promote").result["promoted"] == 1  # it qualifies: next run takes it
+
+
+@pytest.mark.parametrize("rows", ["none", "stale only"])
+def test_a_run_that_scored_nothing_has_no_null_in_its_result(store, clock, rows):
+    # The result is shown to people: a top_score of None read "top_score=None".
+    if rows == "stale only":
+        add_pending(store, clock(), importance=1, created=clock() - timedelta(days=8))
+    run = make_engine(store, clock).run_job("promote")
+    expired = 1 if rows == "stale only" else 0
+    assert run.result == {"promoted": 0, "expired": expired, "deferred": 0}
+
+
+def test_a_promoted_demo_memory_stays_a_demo_memory(store, clock):
+    now = clock()
+    demo = add_pending(store, now, remember=True, content="demo")
+    own = add_pending(store, now, remember=True, content="own")
+    store.execute("UPDATE pending_memory SET demo = 1 WHERE id = ?", (demo,))
+    make_engine(store, clock).run_job("promote")
+    marks = dict(store.execute("SELECT source_pending_id, demo FROM long_term_memory").fetchall())
+    assert marks == {demo: 1, own: 0}
 
 
 def test_stats_survive_a_restart(db_path, clock):
