@@ -59,6 +59,11 @@ def checkpoint(store, job="rollup-day") -> dict | None:
     return json.loads(row[0]) if row else None
 
 
+def until(d: str, tz=UTC) -> float:
+    """The checkpoint instant: local midnight of ``d``."""
+    return datetime.combine(date.fromisoformat(d), datetime.min.time(), tz).timestamp()
+
+
 @pytest.fixture
 def make_engine(store, clock):
     made = []
@@ -102,7 +107,7 @@ def test_today_is_summarized_only_once_the_day_is_over(rollup, store, clock):
          "extractive"),
         ("2026-05-31", "bob", "Bob reported a failing build.", 1, "extractive"),
     ]
-    assert checkpoint(store) == {"next": "2026-06-01", "in_progress": False}
+    assert checkpoint(store) == {"until": until("2026-06-01"), "in_progress": False}
 
     clock.advance(hours=11, minutes=59)  # 23:59, still today
     assert run_ok(rollup, "rollup-day")["summaries_written"] == 0
@@ -262,14 +267,14 @@ def test_a_crashed_run_resumes_from_its_checkpoint_without_duplicates(rollup, st
     failed = rollup.run_job("rollup-day")
     assert failed.status == "failed" and "simulated crash" in failed.error
     assert [s[0] for s in summaries(store)] == days[:2]
-    assert checkpoint(store) == {"next": "2026-05-27", "in_progress": True}
+    assert checkpoint(store) == {"until": until("2026-05-27"), "in_progress": True}
 
     store.execute("DROP TRIGGER crash")
     result = run_ok(rollup, "rollup-day")
     assert result["resumed_from_checkpoint"] is True
     assert result["periods_summarized"] == 3 and result["periods_skipped_empty"] == 2  # the 30th and 31st
     assert [s[0] for s in summaries(store)] == days
-    assert checkpoint(store) == {"next": "2026-06-01", "in_progress": False}
+    assert checkpoint(store) == {"until": until("2026-06-01"), "in_progress": False}
 
     again = run_ok(rollup, "rollup-day")
     assert again["resumed_from_checkpoint"] is False and again["summaries_written"] == 0
@@ -316,7 +321,7 @@ def test_a_model_error_fails_the_run_and_the_failing_period_writes_nothing(model
     assert run.status == "failed"
     assert run.error == f"LLMError: {MODEL}: rate limited: this is a mock rate limit error"
     assert summaries(store) == [("2026-05-29", "alice", "Summary of the 29th.", 1, MODEL)]  # not even alice's 30th
-    assert checkpoint(store) == {"next": "2026-05-30", "in_progress": True}
+    assert checkpoint(store) == {"until": until("2026-05-30"), "in_progress": True}
 
     script.then("Fine again.")
     result = run_ok(engine, "rollup-day")
@@ -341,8 +346,11 @@ def test_dry_run_lists_what_it_would_summarize_and_writes_nothing(rollup, store,
     before = dump(db_path)
     result = rollup.dry_run("rollup-day")
     assert dump(db_path) == before
-    assert result["would_write"] == [{"period": "2026-05-30", "sender": "alice", "sources": 1},
-                                     {"period": "2026-05-31", "sender": "bob", "sources": 2}]
+    assert result["would_write"] == [
+        {"period": "2026-05-30", "start": "2026-05-30T00:00:00+00:00", "end": "2026-05-31T00:00:00+00:00",
+         "sender": "alice", "sources": 1},
+        {"period": "2026-05-31", "start": "2026-05-31T00:00:00+00:00", "end": "2026-06-01T00:00:00+00:00",
+         "sender": "bob", "sources": 2}]
 
 
 # -- the extractive summarizer on its own -------------------------------------------------------

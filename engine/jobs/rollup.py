@@ -9,7 +9,23 @@ Saturday already summarized by the 01:00 day run. Months are made from their
 built from weeks would count some days twice and miss others (DESIGN.md says
 "the level below"; this is the level below that tiles the month). A week or
 month waits until rollup-day has covered all of it, and is cut in rollup-day's
-time zone, so each day summary falls in exactly one week and one month.
+time zone. A day summary belongs to the week and the month that contain its
+start (``period_start``), so each one falls in exactly one of each, even when
+a zone change left it straddling a boundary.
+
+Periods are instants: ``summary.period_start`` and ``summary.period_end``
+(exclusive, unix seconds) are local midnights converted to UTC, so a DST day
+lasts 23 or 25 hours. The checkpoint is the instant where the last summarized
+period ended (``{"until": <unix seconds>}``), and the next period starts
+exactly there, so periods never overlap or leave a gap, whatever happens to the
+time zone. When the zone changes, the checkpoint is no longer a local boundary;
+the one period that follows runs from it to the end of the calendar period
+whose start is nearest (between half and one and a half ordinary periods),
+and is named after that calendar period; from then on periods are calendar
+periods of the new zone. A 0.1 checkpoint (``{"next": "2026-06-02"}``, a date)
+is read as that date's midnight in the zone the job had when it was written
+(the zone before the first retime after it, from the audit log), and is saved
+back as an instant.
 
 Only closed periods are summarized: the period in progress never is. After
 each period its summaries and a checkpoint commit together, so a run that
@@ -18,6 +34,7 @@ and sender, so running twice never duplicates one. With a model configured the
 text comes from it (through engine/llm.py); without one, from the extractive
 summarizer in engine/summarize.py. An LLM error fails the run with a readable
 message; periods finished before it stay, the failing period writes nothing.
+A summary is marked ``demo`` only when every one of its sources is.
 """
 from __future__ import annotations
 
@@ -28,7 +45,7 @@ from datetime import date, datetime, time, timedelta, tzinfo
 from memtui.engine.config import ConfigError, setting
 from memtui.engine.jobs.base import JobContext, JobKind
 from memtui.engine.llm import BudgetExhausted, LLMClient, LLMError
-from memtui.engine.schedule import parse_zone
+from memtui.engine.schedule import ScheduleError, parse_zone
 from memtui.engine.summarize import summarize
 
 LEVELS = ("day", "week", "month")
@@ -74,22 +91,76 @@ def at_midnight(day: date, tz: tzinfo) -> datetime:
     return datetime.combine(day, time(0), tzinfo=tz)
 
 
-def _sources(ctx: JobContext, level: str, start: float, end: float) -> dict[str, list[str]]:
-    if level == "day":
+def _instant(day: date, tz: tzinfo) -> float:
+    return at_midnight(day, tz).timestamp()
+
+
+@dataclass(frozen=True)
+class Period:
+    """What one step summarizes: [start, end) in unix seconds, and the calendar period it stands for."""
+
+    level: str
+    start: float
+    end: float
+    first_day: date  # the first local day of the calendar period it is named after
+    tz: tzinfo
+
+    @property
+    def whole(self) -> bool:
+        """True for a calendar period; False for the one after a zone change."""
+        return (self.start == _instant(self.first_day, self.tz)
+                and self.end == _instant(period_end(self.level, self.first_day), self.tz))
+
+    def local(self, ts: float) -> str:
+        return datetime.fromtimestamp(ts, self.tz).isoformat()
+
+    def label(self) -> str:
+        zone = getattr(self.tz, "key", str(self.tz))
+        if self.whole:
+            return f"the {self.level} starting {self.first_day.isoformat()} ({zone})"
+        start, end = (datetime.fromtimestamp(ts, self.tz).strftime("%Y-%m-%d %H:%M") for ts in (self.start, self.end))
+        return (f"the {self.level} of {self.first_day.isoformat()} ({zone}), here from {start} to {end}"
+                " because the time zone changed")
+
+
+def next_period(level: str, cursor: float, tz: tzinfo) -> Period:
+    """The period starting exactly at ``cursor``, ending on a local boundary of ``tz``.
+
+    Boundaries are local midnights converted to instants (never start + 86400: DST
+    days last 23 or 25 hours). A cursor on a boundary starts a calendar period. A
+    cursor between boundaries (the zone changed) starts a period running to the end
+    of the calendar period whose start is nearest, so it lasts between half and one
+    and a half ordinary periods instead of a few hours or nearly two."""
+    day = datetime.fromtimestamp(cursor, tz).date()
+    first = period_start(level, day)
+    following = period_end(level, first)
+    start, end = _instant(first, tz), _instant(following, tz)
+    if cursor - start <= end - cursor:  # on the boundary, or nearer this period's start: the rest of it
+        return Period(level, cursor, end, first, tz)
+    return Period(level, cursor, _instant(period_end(level, following), tz), following, tz)
+
+
+def _sources(ctx: JobContext, period: Period) -> dict[str, tuple[list[str], bool]]:
+    """Per sender: the texts to summarize, and whether every one of them is demo data."""
+    if period.level == "day":
         rows = ctx.store.execute(
-            "SELECT sender, content FROM message WHERE created_at >= ? AND created_at < ? ORDER BY created_at, id",
-            (start, end))
-    else:
+            "SELECT sender, content, demo FROM message WHERE created_at >= ? AND created_at < ?"
+            " ORDER BY created_at, id", (period.start, period.end))
+    else:  # a day summary belongs to the period containing its start
         rows = ctx.store.execute(
-            "SELECT sender, text FROM summary WHERE level = 'day' AND period_start >= ? AND period_start < ?"
-            " ORDER BY period_start, id", (start, end))
-    groups: dict[str, list[str]] = {}
-    for sender, text in rows:
-        groups.setdefault(sender, []).append(text)
+            "SELECT sender, text, demo FROM summary WHERE level = 'day' AND period_start >= ? AND period_start < ?"
+            " ORDER BY period_start, id", (period.start, period.end))
+    groups: dict[str, tuple[list[str], bool]] = {}
+    for sender, text, demo in rows:
+        texts, all_demo = groups.get(sender, ([], True))
+        texts.append(text)
+        groups[sender] = (texts, all_demo and bool(demo))
     return groups
 
 
-def _first_period(ctx: JobContext, cfg: RollupConfig, tz: tzinfo, now: datetime) -> date | None:
+def _first_cursor(ctx: JobContext, cfg: RollupConfig, tz: tzinfo, now: datetime) -> float | None:
+    """Where a job without a checkpoint starts: the calendar period holding its earliest source
+    (at most ``backfill_days`` back), or, if the checkpoint was lost, where its last summary ended."""
     if cfg.level == "day":
         row = ctx.store.execute("SELECT min(created_at) FROM message").fetchone()
     else:
@@ -97,16 +168,40 @@ def _first_period(ctx: JobContext, cfg: RollupConfig, tz: tzinfo, now: datetime)
     if row[0] is None:
         return None
     earliest = max(datetime.fromtimestamp(row[0], tz), now - timedelta(days=cfg.backfill_days))
-    return period_start(cfg.level, earliest.date())
+    cursor = _instant(period_start(cfg.level, earliest.date()), tz)
+    # Summaries commit with their checkpoint, period by period, so everything before the last
+    # one's end is done; starting there keeps periods cut in another zone from overlapping.
+    last = ctx.store.execute("SELECT max(period_end) FROM summary WHERE level = ?", (cfg.level,)).fetchone()[0]
+    return max(cursor, last) if last is not None else cursor
 
 
-def _day_coverage(ctx: JobContext) -> date | None:
-    """The first day rollup-day has not finished (days before it are all summarized)."""
-    row = ctx.store.execute("SELECT value FROM job_checkpoint WHERE job = ?", (DAY_JOB,)).fetchone()
+def _zone_then(ctx: JobContext, job: str, when: float) -> tzinfo:
+    """The time zone ``job`` had at ``when``: the old zone of its first retime after that, else its zone now."""
+    row = ctx.store.execute(
+        "SELECT old_value FROM audit_log WHERE action = 'retime' AND job = ? AND at > ? ORDER BY at, id LIMIT 1",
+        (job, when)).fetchone()
+    if row and row[0]:
+        words = row[0].split()  # "<spec> [<zone>]": a cron spec has 5 words, an interval or @name 1
+        try:
+            return parse_zone(words[-1] if len(words) in (2, 6) else None)
+        except ScheduleError:
+            pass  # not what the engine writes: use the zone it has now
+    row = ctx.store.execute("SELECT timezone FROM job_definition WHERE name = ?", (job,)).fetchone()
+    return parse_zone(row[0]) if row else ctx.tz
+
+
+def _read_checkpoint(ctx: JobContext, job: str, zone_job: str) -> tuple[float | None, bool, bool]:
+    """(until, in_progress, migrated) of ``job``'s checkpoint; a 0.1 date becomes an instant."""
+    row = ctx.store.execute("SELECT value, updated_at FROM job_checkpoint WHERE job = ?", (job,)).fetchone()
     if not row:
-        return None
-    nxt = json.loads(row[0]).get("next")
-    return date.fromisoformat(nxt) if nxt else None
+        return None, False, False
+    value = json.loads(row[0])
+    in_progress = bool(value.get("in_progress"))
+    if value.get("until") is not None:
+        return float(value["until"]), in_progress, False
+    if value.get("next"):  # 0.1: a date in the zone of rollup-day (or this day job) when it was written
+        return _instant(date.fromisoformat(value["next"]), _zone_then(ctx, zone_job, row[1])), in_progress, True
+    return None, in_progress, False
 
 
 def _write_text(client: LLMClient | None, cfg: RollupConfig, sender: str, label: str, texts: list[str]) -> str:
@@ -141,55 +236,57 @@ def run(ctx: JobContext) -> dict:
     now = ctx.now().astimezone(tz)
     client = LLMClient.for_run(ctx.llm)
     model = client.model if client else "extractive"
-    checkpoint = ctx.load_checkpoint()
-    resumed = bool(checkpoint.get("in_progress"))
-    start = date.fromisoformat(checkpoint["next"]) if checkpoint.get("next") else _first_period(ctx, cfg, tz, now)
-    current = period_start(cfg.level, now.date())  # in progress: never summarized
-    coverage = None if cfg.level == "day" else _day_coverage(ctx)
+    zone_job = ctx.job if cfg.level == "day" else DAY_JOB
+    until, resumed, migrated = _read_checkpoint(ctx, ctx.job, zone_job)
+    start = until if until is not None else _first_cursor(ctx, cfg, tz, now)
+    coverage = None if cfg.level == "day" else _read_checkpoint(ctx, DAY_JOB, DAY_JOB)[0]
     result = {"periods_summarized": 0, "summaries_written": 0, "periods_skipped_empty": 0,
               "resumed_from_checkpoint": resumed, "path": f"llm:{model}" if client else "extractive"}
     planned = []
     if cfg.level != "day" and coverage is None:
         result["waiting_for"] = DAY_JOB  # rollup-day has never finished a day: nothing to build on yet
-    period = start
+    cursor = start
     try:
-        while period is not None and period < current:
+        while cursor is not None:
             ctx.check()
-            end = period_end(cfg.level, period)
-            if cfg.level != "day" and (coverage is None or end > coverage):
+            period = next_period(cfg.level, cursor, tz)
+            if period.end > now.timestamp():  # in progress: never summarized
+                break
+            if cfg.level != "day" and (coverage is None or period.end > coverage):
                 result["waiting_for"] = DAY_JOB
                 break
-            start_ts, end_ts = at_midnight(period, tz).timestamp(), at_midnight(end, tz).timestamp()
-            groups = _sources(ctx, cfg.level, start_ts, end_ts)
+            groups = _sources(ctx, period)
             done = {r[0] for r in ctx.store.execute(
-                "SELECT sender FROM summary WHERE level = ? AND period_start = ?", (cfg.level, start_ts))}
-            label = f"the {cfg.level} starting {period.isoformat()} ({getattr(tz, 'key', str(tz))})"
-            todo = [(sender, texts) for sender, texts in sorted(groups.items()) if sender not in done]
+                "SELECT sender FROM summary WHERE level = ? AND period_start = ?", (cfg.level, period.start))}
+            todo = [(sender, *group) for sender, group in sorted(groups.items()) if sender not in done]
             if ctx.dry_run:  # says what it would summarize; spends no model tokens on it
-                planned += [{"period": period.isoformat(), "sender": s, "sources": len(t)} for s, t in todo]
-                period = end
+                planned += [{"period": period.first_day.isoformat(), "start": period.local(period.start),
+                             "end": period.local(period.end), "sender": s, "sources": len(t)} for s, t, _ in todo]
+                cursor = period.end
                 continue
-            rows = [(sender, _write_text(client, cfg, sender, label, texts), len(texts)) for sender, texts in todo]
+            rows = [(sender, _write_text(client, cfg, sender, period.label(), texts), len(texts), demo)
+                    for sender, texts, demo in todo]
             with ctx.store.atomic():
-                for sender, text, count in rows:
+                for sender, text, count, demo in rows:
                     ctx.store.execute(
-                        "INSERT OR IGNORE INTO summary (level, period_start, sender, text, source_count, model,"
-                        " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (cfg.level, start_ts, sender, text, count, model, ctx.now().timestamp()))
-                ctx.save_checkpoint({"next": end.isoformat(), "in_progress": True})
+                        "INSERT OR IGNORE INTO summary (level, period_start, period_end, sender, text, source_count,"
+                        " model, demo, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (cfg.level, period.start, period.end, sender, text, count, model, demo,
+                         ctx.now().timestamp()))
+                ctx.save_checkpoint({"until": period.end, "in_progress": True})
             if groups:
                 result["periods_summarized"] += 1
                 result["summaries_written"] += len(rows)
             else:
                 result["periods_skipped_empty"] += 1
-            period = end
+            cursor = period.end
     except BudgetExhausted as exc:
         result["budget_exhausted"] = str(exc)
     if ctx.dry_run:
         return {**result, "would_write": planned}
-    if period is not None and (resumed or period != start):
+    if cursor is not None and (resumed or migrated or cursor != start):
         with ctx.store.atomic():
-            ctx.save_checkpoint({"next": period.isoformat(), "in_progress": False})
+            ctx.save_checkpoint({"until": cursor, "in_progress": False})
     if client:
         result["tokens"] = client.tokens_used
     return result
