@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -28,11 +29,11 @@ PROFILE_TABLES = ("profile_attribute", "profile_attribute_history", "job_checkpo
 # -- helpers ---------------------------------------------------------------------
 
 def add_attr(store, entity, key, value, *, category="other", days_ago=1.0, id=None, confidence=0.5,
-             source="agent") -> int:
+             source="agent", demo=0) -> int:
     when = (NOW - timedelta(days=days_ago)).timestamp()
     return store.execute(
-        "INSERT INTO profile_attribute (id, entity, category, key, value, confidence, source, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (id, entity, category, key, value, confidence, source, when),
+        "INSERT INTO profile_attribute (id, entity, category, key, value, confidence, source, updated_at, demo)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", (id, entity, category, key, value, confidence, source, when, demo),
     ).lastrowid
 
 
@@ -176,8 +177,9 @@ def test_a_good_answer_is_applied_and_every_replaced_row_kept_in_history(model, 
 
     history = history_of(store, "alice")
     assert {(h[0], h[8]) for h in history} == {
-        (email, "update"), (berlin, f"delete: contradicted by #{lisbon}"),
-        (coffee_old, f"merge into {coffee_new}"), (coffee_new, f"merge into {coffee_new}"),
+        (email, "update"), (berlin, f"delete: contradicted by #{lisbon} city='Lisbon'"),
+        (coffee_old, f"merge of #{coffee_old}, #{coffee_new} into #{coffee_new}"),
+        (coffee_new, f"merge of #{coffee_old}, #{coffee_new} into #{coffee_new}"),
     }
     assert {h[9] for h in history} == {run.id}
     # nothing lost: every original row is still there unchanged, or its exact copy is in the history
@@ -213,15 +215,18 @@ def test_an_answer_is_applied_in_one_transaction(model, make_engine, store):
 # -- answers that are rejected ------------------------------------------------------------
 
 FOUR = [{"op": "keep", "id": f"a{i}"} for i in range(1, 5)]
+STAND_IN = re.compile(r"\ba\d+\b")
 
 BAD_ANSWERS = {
     "malformed JSON": ('{"operations": [{"op": "keep", "id": "a1"}', "not valid JSON"),
     "unknown id": (ops(*FOUR, {"op": "keep", "id": "a9"}), "unknown id 'a9'"),
     "real id instead of stand-in": (ops(*FOUR[1:], {"op": "keep", "id": 1}), "unknown id 1"),
-    "missing id": (ops(*FOUR[:3]), "ids not covered: a4"),
-    "id twice": (ops(*FOUR, {"op": "delete", "id": "a1", "reason": "dup"}), "a1 appears more than once"),
+    "missing id": (ops(*FOUR[:3]), "not covered: #4 pet='cat'"),
+    "id twice": (ops(*FOUR, {"op": "delete", "id": "a1", "reason": "dup"}), "#1 name='Alice' appears more than once"),
     "id twice inside a merge": (ops({"op": "merge", "ids": ["a1", "a1"], "value": "v"}, *FOUR[1:]),
-                                "a1 appears more than once"),
+                                "#1 name='Alice' appears more than once"),
+    "reason naming an unknown id": (ops({"op": "delete", "id": "a1", "reason": "duplicate of a9"}, *FOUR[1:]),
+                                    "operation 1 reason: unknown id 'a9'"),
     "over-eager delete": (ops(*({"op": "delete", "id": f"a{i}", "reason": "dup"} for i in (1, 2, 3)), FOUR[3]),
                           "removes 3 of 4 attributes (at most 2)"),
     "empty value": (ops({"op": "update", "id": "a1", "value": "   "}, *FOUR[1:]), "value must be non-empty"),
@@ -251,6 +256,8 @@ def test_a_bad_answer_rejects_the_entity_and_changes_nothing(model, make_engine,
     (rejection,) = run.result["rejections"]
     assert rejection["entity"] == "alice"
     assert reason in rejection["reason"]
+    # a stand-in the model was sent never reaches a person; one it made up is quoted as its own
+    assert not STAND_IN.search(rejection["reason"].replace("'a9'", "")), rejection["reason"]
     assert tables(store, ("profile_attribute", "profile_attribute_history")) == before
 
 
@@ -273,7 +280,7 @@ def test_one_entity_rejected_does_not_stop_the_others(model, make_engine, store)
                    ops({"op": "keep", "id": "a1"}))  # bob: a2 missing
     run = make_engine(script.config()).run_job("profile")
     assert run.result["merged"] == 1 and run.result["rejected"] == 1
-    assert run.result["rejections"] == [{"entity": "bob", "reason": "ids not covered: a2"}]
+    assert run.result["rejections"] == [{"entity": "bob", "reason": "not covered: #4 k2='Tea'"}]
     assert len(attrs_of(store, "alice")) == 1
     assert attrs_of(store, "bob") == bob_before and history_of(store, "bob") == []
 
@@ -415,9 +422,9 @@ def test_rules_merge_duplicates_into_the_newest_and_the_newest_wins_a_conflict(e
     assert now[lisbon][3:5] == ("city", "Lisbon")                # conflict: newest wins, key normalized
     assert now[untouched] == before[-1]
     reasons = {h[0]: h[8] for h in history_of(store, "alice")}
-    assert reasons[berlin].startswith("delete: contradicted by newer")
-    assert reasons[old_name] == reasons[new_name] == f"merge into {new_name}"
-    assert reasons[old_home] == f"merge into {new_home}"
+    assert reasons[berlin] == f"delete: contradicted by newer #{lisbon} City='Lisbon'"
+    assert reasons[old_name] == reasons[new_name] == f"merge of #{old_name}, #{new_name} into #{new_name}"
+    assert reasons[old_home] == f"merge of #{old_home}, #{new_home} into #{new_home}"
     assert engine.run_job("profile").result["entities_checked"] == 0
 
 
@@ -468,8 +475,9 @@ def test_dry_run_with_a_model_writes_nothing_and_says_what_the_run_then_does(mod
     assert line.startswith("merge ")
 
     assert engine.run_job("profile").result["merged"] == 1
-    ((key, value),) = store.execute("SELECT key, value FROM profile_attribute WHERE entity = 'alice'").fetchall()
-    assert line.endswith(f"-> {key}={value!r}"), f"dry run said {line!r}; the run wrote {key}={value!r}"
+    ((id_, key, value),) = store.execute(
+        "SELECT id, key, value FROM profile_attribute WHERE entity = 'alice'").fetchall()
+    assert line.endswith(f"-> #{id_} {key}={value!r}"), f"dry run said {line!r}; the run wrote {key}={value!r}"
 
 
 def test_cli_dry_run_prints_the_changes_and_writes_nothing(engine, store, db_path):
@@ -485,3 +493,207 @@ def test_cli_dry_run_prints_the_changes_and_writes_nothing(engine, store, db_pat
     assert any(line.startswith("    delete ") and "Berlin" in line for line in out)
     assert any(line.startswith("    merge ") and "coffee" in line for line in out)
     assert "bob" not in proc.stdout
+
+
+# -- saying what is true (issue 10) --------------------------------------------------------
+
+COUNTS = ("entities_checked", "entities_changed", "rejected", "updated", "merged", "deleted")
+
+
+def counts_of(result: dict) -> dict:
+    return {key: result[key] for key in COUNTS}
+
+
+def planned(result: dict) -> int:
+    return sum(len(lines) for lines in result["plan"].values())
+
+
+def test_a_dry_run_counts_what_it_plans_and_the_real_run_reports_the_same(engine, store):
+    _fill_for_dry_run(store)
+    add_attr(store, "carol", "city", "Paris", days_ago=5)
+    add_attr(store, "carol", "city", "Rome", days_ago=4)
+    add_attr(store, "carol", "city", "Oslo", days_ago=3)  # removes 2 of 3: rejected, in both
+
+    dry = engine.dry_run("profile")
+    assert counts_of(dry) == {"entities_checked": 3, "entities_changed": 1, "rejected": 1,
+                              "updated": 0, "merged": 1, "deleted": 1}
+    assert dry["updated"] + dry["merged"] + dry["deleted"] == planned(dry) == 2
+    assert dry["entities_changed"] == len(dry["plan"])
+    assert counts_of(engine.run_job("profile").result) == counts_of(dry)
+
+
+def test_an_update_that_changes_nothing_is_not_shown_written_or_counted(model, make_engine, store):
+    two_attr_entity(store, "alice")
+    answer = ops({"op": "update", "id": "a1", "value": "x", "key": "k1", "category": "other"},
+                 {"op": "update", "id": "a2", "value": "y"})
+    engine = make_engine(model(answer).config())
+    dry = engine.dry_run("profile")
+    assert dry["plan"] == {} and (dry["updated"], dry["entities_changed"]) == (0, 0)
+    before = tables(store, ("profile_attribute", "profile_attribute_history"))
+    run = engine.run_job("profile")
+    assert (run.result["updated"], run.result["entities_changed"]) == (0, 0)
+    assert tables(store, ("profile_attribute", "profile_attribute_history")) == before
+
+
+def test_the_models_stand_in_ids_never_reach_a_person(model, make_engine, store):
+    """The model answers over a1, a2, …; plan lines, history and run results name the real rows."""
+    berlin = add_attr(store, "alice", "city", "Berlin", id=17, days_ago=5)
+    munich = add_attr(store, "alice", "city", "Munich", id=23, days_ago=1)
+    tea = add_attr(store, "alice", "drink", "tea", id=31, days_ago=4)
+    tea2 = add_attr(store, "alice", "Drink", "Tea", id=32, days_ago=3)
+    answer = ops({"op": "delete", "id": "a1", "reason": "contradicted by a2, newer than a1"},
+                 {"op": "keep", "id": "a2"},
+                 {"op": "merge", "ids": ["a3", "a4"], "value": "tea", "key": "drink"})
+    engine = make_engine(model(answer).config())
+
+    dry = engine.dry_run("profile")
+    assert dry["plan"] == {"alice": [
+        f"delete #{berlin} city='Berlin' (contradicted by #{munich} city='Munich', newer than #{berlin} city='Berlin')",
+        f"merge #{tea} drink='tea', #{tea2} Drink='Tea' -> #{tea2} drink='tea'",
+    ]}
+    run = engine.run_job("profile")
+    assert counts_of(run.result) == counts_of(dry)
+    reasons = [h[8] for h in history_of(store, "alice")]
+    assert reasons == [f"delete: contradicted by #{munich} city='Munich', newer than #{berlin} city='Berlin'",
+                       f"merge of #{tea}, #{tea2} into #{tea2}", f"merge of #{tea}, #{tea2} into #{tea2}"]
+    shown = json.dumps([dry, run.result, reasons])
+    assert not STAND_IN.search(shown), shown
+
+
+def test_the_rules_name_the_real_rows_too(engine, store):
+    berlin = add_attr(store, "alice", "city", "Berlin", days_ago=5)
+    munich = add_attr(store, "alice", "city", "Munich", days_ago=1)
+    add_attr(store, "alice", "pet", "cat")
+    dry = engine.dry_run("profile")
+    assert dry["plan"] == {"alice": [f"delete #{berlin} city='Berlin' (contradicted by newer #{munich} city='Munich')"]}
+    engine.run_job("profile")
+    assert [h[8] for h in history_of(store)] == [f"delete: contradicted by newer #{munich} city='Munich'"]
+
+
+def test_the_rules_say_newer_only_when_it_is(engine, store):
+    first = add_attr(store, "alice", "city", "Berlin", days_ago=1)
+    second = add_attr(store, "alice", "city", "Munich", days_ago=1)  # same time: the later-written wins
+    add_attr(store, "alice", "pet", "cat")
+    engine.run_job("profile")
+    assert [h[8] for h in history_of(store)] == [
+        f"delete: contradicted by #{second} city='Munich' (same time, written later)"]
+    assert first not in [r[0] for r in attrs_of(store, "alice")]
+
+
+def test_a_long_value_named_in_a_reason_is_cut(engine, store):
+    add_attr(store, "alice", "note", "old", days_ago=5)
+    newer = add_attr(store, "alice", "note", "n" * 300, days_ago=1)
+    add_attr(store, "alice", "pet", "cat")
+    engine.run_job("profile")
+    (reason,) = [h[8] for h in history_of(store)]
+    assert reason == f"delete: contradicted by newer #{newer} note='{'n' * 59}…'"
+
+
+def test_a_dry_run_shows_a_category_change(model, make_engine, store):
+    row = add_attr(store, "alice", "drink", "coffee", category="other", days_ago=2)
+    add_attr(store, "alice", "pet", "cat")
+    answer = ops({"op": "update", "id": "a1", "value": "coffee", "category": "preference"}, {"op": "keep", "id": "a2"})
+    engine = make_engine(model(answer).config())
+    dry = engine.dry_run("profile")
+    assert dry["plan"] == {"alice": [
+        f"update #{row} drink='coffee' -> #{row} drink='coffee' (category other -> preference)"]}
+    assert dry["updated"] == 1
+    assert engine.run_job("profile").result["updated"] == 1
+
+
+def test_a_dry_run_with_a_model_reports_the_tokens_it_spent(model, make_engine, store):
+    two_attr_entity(store, "alice")
+    dry = make_engine(model(keep_all(2)).config()).dry_run("profile")
+    assert dry["tokens"] > 0
+
+
+def test_entities_left_unchecked_are_not_counted_as_checked(model, make_engine, store):
+    for entity in ("alice", "bob"):
+        two_attr_entity(store, entity, "tea", "Tea")
+    script = model(ops({"op": "merge", "ids": ["a1", "a2"], "value": "tea"}))
+    run = make_engine(script.config(token_budget=1)).run_job("profile")  # bob is never asked
+    assert run.result["budget_exhausted"] and len(script.calls) == 1
+    assert run.result["entities_checked"] == 1
+
+
+def test_a_too_big_entity_is_skipped_not_checked(store, clock):
+    for i in range(3):
+        add_attr(store, "alice", f"k{i}", f"v{i}")
+    engine = Engine(store, Config(jobs={"profile": {"max_attributes": 2}}), clock)
+    try:
+        run = engine.run_job("profile")
+    finally:
+        engine.stop(timeout=5)
+    assert run.status == "success", run.error
+    assert (run.result["skipped_too_big"], run.result["entities_checked"]) == (1, 0)
+
+
+# -- demo marks ------------------------------------------------------------------------------
+
+def demo_of(store, table, ids) -> dict:
+    marks = ",".join("?" * len(ids))
+    column = "attribute_id" if table == "profile_attribute_history" else "id"
+    return dict(store.execute(f"SELECT {column}, demo FROM {table} WHERE {column} IN ({marks})", ids).fetchall())
+
+
+@pytest.mark.parametrize("marks, merged_demo", [((1, 1), 1), ((0, 1), 0), ((1, 0), 0), ((0, 0), 0)])
+def test_a_merged_row_is_demo_only_if_every_row_merged_into_it_was(model, make_engine, store, marks, merged_demo):
+    older = add_attr(store, "alice", "drink", "tea", days_ago=3, demo=marks[0])
+    newer = add_attr(store, "alice", "Drink", "Tea", days_ago=1, demo=marks[1])
+    run = make_engine(model(ops({"op": "merge", "ids": ["a1", "a2"], "value": "tea"})).config()).run_job("profile")
+    assert run.result["merged"] == 1
+    assert demo_of(store, "profile_attribute", [newer]) == {newer: merged_demo}
+    # each history row records the mark of the row it copies
+    assert demo_of(store, "profile_attribute_history", [older, newer]) == {older: marks[0], newer: marks[1]}
+
+
+def test_history_rows_and_updated_rows_keep_their_demo_mark(engine, store):
+    demo_old = add_attr(store, "alice", "city", "Berlin", days_ago=5, demo=1)
+    demo_new = add_attr(store, "alice", "City ", " Munich", days_ago=1, demo=1)  # rules update: key and value
+    agent = add_attr(store, "alice", "pet", "cat", demo=0)
+    agent_old = add_attr(store, "bob", "city", "Paris", days_ago=5, demo=0)
+    add_attr(store, "bob", "city", "Rome", days_ago=1, demo=0)
+    add_attr(store, "bob", "pet", "dog", demo=0)
+    run = engine.run_job("profile")
+    assert (run.result["deleted"], run.result["updated"]) == (2, 1)
+    assert demo_of(store, "profile_attribute_history", [demo_old, demo_new, agent_old]) == \
+        {demo_old: 1, demo_new: 1, agent_old: 0}
+    assert demo_of(store, "profile_attribute", [demo_new, agent]) == {demo_new: 1, agent: 0}
+
+
+# -- end to end through the command line --------------------------------------------------------
+
+def test_cli_dry_run_counts_are_the_plan_shown_and_the_real_runs_counts(tmp_path):
+    """memtui demo, then run profile --dry-run, then run profile: the same numbers three times."""
+    db = str(tmp_path / "p.db")
+    env = {**os.environ, "HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path / "xdg-data"),
+           "XDG_CONFIG_HOME": str(tmp_path / "xdg-config")}
+
+    def memtui(*args) -> str:
+        proc = subprocess.run([sys.executable, "-m", "memtui", "--db", db, *args],
+                              capture_output=True, text=True, timeout=120, env=env)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    memtui("demo")
+    text = memtui("run", "profile", "--dry-run")
+    dry = json.loads(memtui("run", "profile", "--dry-run", "--json"))
+    run = json.loads(memtui("run", "profile", "--json"))
+    assert run["status"] == "success", run["error"]
+
+    assert dry["entities_changed"] > 0 and planned(dry) > 0, "the demo has work for profile"
+    assert dry["updated"] + dry["merged"] + dry["deleted"] == planned(dry)
+    assert dry["entities_changed"] == len(dry["plan"])
+    assert counts_of(run["result"]) == counts_of(dry)
+    header = text.splitlines()[0]  # 'entities_changed=3' or 'entities changed 3': the printed counts are these
+    for key in ("entities_changed", "updated", "merged", "deleted"):
+        printed = re.findall(key.replace("_", "[ _]") + r"[ =](\d+)", header)
+        assert printed == [str(dry[key])] or (not printed and dry[key] == 0), header
+    assert not STAND_IN.search(text), text
+    with sqlite3.connect(db) as con:
+        reasons = [r for (r,) in con.execute("SELECT reason FROM profile_attribute_history")]
+        marks = {table: {d for (d,) in con.execute(f"SELECT DISTINCT demo FROM {table}")}
+                 for table in ("profile_attribute", "profile_attribute_history")}
+    assert len(reasons) >= planned(dry) and not any(STAND_IN.search(r) for r in reasons), reasons
+    assert marks == {"profile_attribute": {1}, "profile_attribute_history": {1}}  # all from demo rows
+    assert json.loads(memtui("run", "profile", "--dry-run", "--json"))["plan"] == {}  # nothing left to do
