@@ -47,7 +47,7 @@ def demo_engine(folder: str) -> Engine:
     return engine
 
 
-async def shoot(name: str, keys: list[str], size=(110, 32)) -> Path:
+async def shoot(name: str, keys: list[str], size=(120, 32)) -> Path:
     with tempfile.TemporaryDirectory() as folder:
         engine = demo_engine(folder)
         engine.start()  # alarms sit on the fake clock's timeline: nothing fires while we shoot

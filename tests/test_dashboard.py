@@ -8,7 +8,14 @@ kind waits on a threading.Event, so "while it is running" is exact.
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
+import os
+import re
+import stat
 import threading
+import time
+from argparse import Namespace
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -16,13 +23,15 @@ from datetime import timedelta
 import pytest
 from textual.widgets import Input, Static
 
-from memtui.engine import Engine
+from memtui.engine import Engine, EngineError
 from memtui.engine.config import Config, EngineSettings
 from memtui.engine.jobs import DEFAULT_JOBS
+from memtui.engine.report import run_line
 from memtui.engine.schedule import local_zone
-from memtui.tui.app import MemtuiApp
+from memtui.tui import app as app_module
+from memtui.tui.app import LogFile, MemtuiApp, PrivateRotatingFileHandler
 from memtui.tui.screens import DetailsScreen, HelpScreen, RetimeScreen
-from memtui.tui.widgets import HistoryTable, JobsTable, StatusLine
+from memtui.tui.widgets import HistoryTable, JobsTable, PromotionChart, StatusLine
 from tests.kinds import Blocker, register
 
 pytestmark = pytest.mark.anyio
@@ -360,6 +369,7 @@ async def test_retime_opens_prefilled_previews_cancels_and_applies(eng, clock):
             "retime", "consolidate", "10m", "45s", "ui")
         assert row(jobs_table(app), "consolidate")["schedule"] == "every 45 s"
         assert row(jobs_table(app), "consolidate")["left"] == "45s"
+        assert notifications(app)[-1].message == "consolidate: now every 45 s"  # in words, as the table says
 
 
 async def test_retime_with_a_cron_spec_and_a_time_zone(eng):
@@ -461,8 +471,10 @@ async def test_r_runs_the_selected_job_now_in_the_background(started):
         assert any(a.action == "run_now" and a.job == "decay" and a.source == "ui" for a in started.audit_log())
         await until(pilot, lambda: any(n.title == "run finished" for n in notifications(app)), what="the toast")
         [done] = [n for n in notifications(app) if n.title == "run finished"]
-        assert done.message.startswith("decay: done in ")
-        assert "soft_deleted=0" in done.message
+        # in words, with a real duration (not "0 ms" for a sub-millisecond run), never key=value
+        assert re.fullmatch(r"decay: done in [\d.]+ m?s — soft-deleted 0 · hard-deleted 0 · remaining 0",
+                            done.message), done.message
+        assert "0 ms" not in done.message and "=" not in done.message
 
 
 async def test_run_now_while_the_job_is_running_is_recorded_skipped_and_says_so(started, kinds):
@@ -552,7 +564,7 @@ async def test_enter_opens_details_with_config_error_and_traceback(eng):
         assert isinstance(screen, DetailsScreen)
         assert len(app.screen_stack) == 2  # one details screen, not two (table enter and app enter)
         text = static_text(screen, "#details")
-        assert "flaky  (flaky) — fails on demand" in text
+        assert text.startswith("flaky — fails on demand")  # kind "flaky" too: not repeated
         assert "config" in text and "threshold" in text and "flaky-label" in text
         assert f"run #{failed.id} at" in text
         assert "RuntimeError: kaboom" in text
@@ -580,6 +592,12 @@ async def test_enter_opens_details_with_config_error_and_traceback(eng):
         await pilot.pause()
         assert len(app.screen_stack) == 1
 
+        # a job whose kind is not its name says its kind
+        await select_job(pilot, "rollup-day")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert static_text(app.screen, "#details").startswith("rollup-day  (kind: rollup) — summarize")
+
 
 # -- 7. help --------------------------------------------------------------------------------
 
@@ -590,15 +608,34 @@ async def test_help_lists_every_key_and_escape_closes(eng):
         await pilot.press("question_mark")
         await pilot.pause()
         assert isinstance(app.screen, HelpScreen)
-        lines = static_text(app.screen, "#help").splitlines()
-        for key, _, _, text in MemtuiApp.KEYS:
+        text = static_text(app.screen, "#help")
+        lines = text.splitlines()
+        for key, _, _, description in MemtuiApp.KEYS:
             shown = "?" if key == "question_mark" else key
-            description = text.split(": ", 1)[1]
+            description = description.split(": ", 1)[1]
             assert any(line.split() and line.split()[0] == shown and description in line for line in lines), key
+        # what q really does: the engine's stop timeout (5 s in SETTINGS), then runs are interrupted
+        [quit_line] = [line for line in lines if line.split() and line.split()[0] == "q"]
+        assert "waiting for running jobs (up to 5 s; runs still going then are marked interrupted)" in quit_line
+        assert "within about 60 s" in text  # SETTINGS.poll_interval_s, not a promise of 2 s
         await pilot.press("escape")
         await pilot.pause()
         assert len(app.screen_stack) == 1
         assert app.focused is jobs_table(app)
+
+
+async def test_help_scrolls_to_the_log_file_line_in_a_small_terminal(eng, tmp_path):
+    app = make_app(eng, log_path=tmp_path / "log" / "memtui.log")
+    async with running(app, (80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("question_mark")
+        await pilot.pause()
+        dialog = app.screen.query_one("#dialog")
+        assert dialog.max_scroll_y > 0 and dialog.allow_vertical_scroll  # more than fits, and reachable
+        await pilot.press("end")
+        await pilot.pause()
+        assert dialog.scroll_y == dialog.max_scroll_y > 0
+        assert str(tmp_path / "log" / "memtui.log") in static_text(app.screen, "#help")
 
 
 # -- 8. live updates ------------------------------------------------------------------------
@@ -845,3 +882,372 @@ async def test_the_history_table_keeps_a_bounded_number_of_rows(eng, store, monk
         assert keys == sorted(keys, reverse=True)
         assert keys[0] == max(r.id for r in eng.history("promote", 1))
         assert table.oldest_id == min(keys) and table.exhausted is False
+
+
+# -- 12. words: durations, run ids, the promotion chart, the palette -----------------------------
+
+def add_run_ms(store, job: str, now_ts: float, duration_ms: float, result: dict, status: str = "success") -> int:
+    """One finished run of ``job`` with an exact (fractional) duration, written with SQL."""
+    with store.atomic():
+        return store.execute(
+            "INSERT INTO run (job, reason, started_at, finished_at, duration_ms, status, result, owner)"
+            " VALUES (?, 'scheduled', ?, ?, ?, ?, ?, 'test')",
+            (job, now_ts, now_ts + duration_ms / 1000, duration_ms, status, json.dumps(result)),
+        ).lastrowid
+
+
+async def test_durations_read_in_fitting_units_everywhere(eng, store, clock):
+    """Sub-millisecond runs read '0.4 ms' (not '0 ms' or '0.4123ms'); longer ones in s and min."""
+    now_ts = clock().timestamp()
+    quick = add_run_ms(store, "decay", now_ts - 120, 0.4123, {"soft_deleted": 0, "hard_deleted": 0})
+    slow = add_run_ms(store, "decay", now_ts - 60, 184_000.0, {"soft_deleted": 2, "hard_deleted": 0})
+    with store.atomic():
+        store.execute("UPDATE job_state SET runs = 2, last_run_at = ?, last_status = 'success',"
+                      " last_duration_ms = 0.4123 WHERE name = 'decay'", (now_ts - 60,))
+    app = make_app(eng)
+    async with running(app, (140, 40)) as pilot:
+        await pilot.pause()
+        assert row(jobs_table(app), "decay")["duration"] == "0.4 ms"
+        await select_job(pilot, "decay")
+        history = history_table(app)
+        assert row(history, str(quick))["duration"] == "0.4 ms"
+        assert row(history, str(slow))["duration"] == "3 min 4 s"
+        assert row(history, str(slow))["result"] == "soft-deleted 2 · hard-deleted 0"
+        await pilot.press("enter")
+        await pilot.pause()
+        text = static_text(app.screen, "#details")
+        assert "0.4 ms" in text and "3 min 4 s" in text
+        assert "\n          soft-deleted 2 · hard-deleted 0\n" in text  # each result whole, under its run
+        assert "took 0.4 ms" in text  # the last run's duration, beside its time
+        assert "soft-deleted" in text and "soft_deleted" not in text  # totals in words too
+
+
+async def test_the_run_column_says_it_holds_run_ids(eng):
+    """Runs of one job skip numbers (ids are shared by all jobs): the column says they are ids."""
+    ids = [eng.run_job(name).id for name in ("promote", "decay", "promote")]
+    app = make_app(eng)
+    async with running(app, (100, 30)) as pilot:
+        await pilot.pause()
+        history = history_table(app)
+        assert [str(c.label) for c in history.columns.values()][0] == "RUN ID"
+        assert row_keys(history) == [str(ids[2]), str(ids[0])]  # 3 and 1: a gap, explained by the header
+        await pilot.press("enter")
+        await pilot.pause()
+        assert re.search(r"run id\s+status\s+started\s+took\s+reason", static_text(app.screen, "#details"))
+
+
+def chart_lines(app) -> list[str]:
+    return str(app.screen.query_one("#stats-chart", PromotionChart).render()).splitlines()
+
+
+async def test_the_promotion_chart_on_a_fresh_database_says_there_are_no_runs(eng):
+    app = make_app(eng)
+    async with running(app, (100, 30)) as pilot:
+        await pilot.pause()
+        lines = chart_lines(app)
+        assert lines == ["promoted per run", "no promote runs yet"]
+        assert "█" not in "".join(lines)
+
+
+async def test_the_promotion_chart_draws_zeros_flat_and_is_scaled_to_its_top(eng, store, clock):
+    now_ts = clock().timestamp()
+    for i in range(3):
+        add_run_ms(store, "promote", now_ts - 90 + 30 * i, 1.0, {"promoted": 0, "expired": 0})
+    app = make_app(eng)
+    async with running(app, (100, 30)) as pilot:
+        await pilot.pause()
+        lines = chart_lines(app)
+        assert lines[0] == "promoted per run: all 0"
+        assert [line.strip() for line in lines[1:4]] == ["", "", ""]  # no bars at all, let alone full ones
+        assert set(lines[4].replace(" ", "")) == {"▔"}  # the baseline, under each run
+
+        for count in (5, 10):
+            add_run_ms(store, "promote", now_ts, 1.0, {"promoted": count, "expired": 0})
+        app.refresh_all()
+        await pilot.pause()
+        lines = chart_lines(app)
+        assert lines[0] == "promoted per run"
+        room = len(lines[2])  # the bars' width; the scale is to the right of it
+        assert lines[1][room:] == " 10" and lines[4][room:] == "  0"  # full height is 10, the baseline 0
+        columns = ["".join(c) for c in zip(*(line[:room] for line in lines[1:4]))]  # each top to bottom
+        bars = [c for i, c in enumerate(columns) if c.strip() and (i == 0 or c != columns[i - 1])]
+        assert bars == [" ▄█", "███"]  # 5 is half the height of 10; the three 0s draw nothing
+        assert lines[4][:room].split() == ["▔▔"] * 5  # but each of the 5 runs has its place on the baseline
+
+
+async def test_the_palette_quit_says_it_waits_for_running_jobs(eng):
+    app = make_app(eng)
+    async with running(app, (100, 30)) as pilot:
+        await pilot.pause()
+        commands = list(app.get_system_commands(app.screen))
+        [quit_command] = [c for c in commands if c.title == "Quit"]  # Textual's own is replaced, not doubled
+        assert "as soon as possible" not in quit_command.help
+        assert quit_command.help.startswith("stop the engine, waiting for running jobs (up to 5 s")
+        assert quit_command.callback == app.action_quit
+        titles = [c.title for c in commands]
+        for _, action, _, text in MemtuiApp.KEYS:
+            assert titles.count(text.split(": ", 1)[0]) == 1, action
+
+
+async def test_the_stats_panel_says_paused_and_enabling_while_paused_says_when_it_runs(started):
+    app = make_app(started)
+    async with running(app, (100, 30)) as pilot:
+        await pilot.pause()
+        assert "schedule   every 30 s" in static_text(app.screen, "#stats-text")
+        assert "short-term" in static_text(app.screen, "#stats-text")
+        await pilot.press("p")
+        await pilot.pause()
+        assert "schedule   paused" in static_text(app.screen, "#stats-text")
+        await select_job(pilot, "decay")
+        await pilot.press("d", "e")
+        await pilot.pause()
+        assert notifications(app)[-1].message == (
+            "decay: enabled; all jobs are paused, so it runs once you resume (p)")
+
+
+async def test_open_details_follow_the_engine(eng):
+    """Details left open do not go stale: a run that happens meanwhile shows in them."""
+    app = make_app(eng)
+    async with running(app, (120, 40)) as pilot:
+        await pilot.pause()
+        await select_job(pilot, "decay")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert "runs / errors 0 / 0" in static_text(app.screen, "#details")
+        run = await asyncio.to_thread(eng.run_job, "decay")
+        await until(pilot, lambda: "runs / errors 1 / 0" in static_text(app.screen, "#details"),
+                    what="the details to show the new run")
+        assert re.search(rf"\n  {run.id}\s+success", static_text(app.screen, "#details"))
+
+
+async def test_the_wide_layout_gives_the_schedule_the_room_left_and_always_fits(eng, store, clock):
+    """The wide layout shows whole schedules when the other columns leave room for them; when
+    long cells arrive (a minutes-long duration, a backoff, six-digit counts) the schedule gets
+    shorter instead of pushing columns past the edge."""
+    month = "at 03:00 on the first day of every month"
+    now_ts = clock().timestamp()
+    for width in (119, 120, 126, 140):
+        with store.atomic():
+            store.execute("UPDATE job_state SET runs = 0, errors = 0, last_run_at = NULL, last_status = NULL,"
+                          " last_duration_ms = NULL, backoff_until = NULL WHERE name = 'rollup-month'")
+        app = make_app(eng)
+        async with running(app, (width, 30)) as pilot:
+            await pilot.pause()
+            table = jobs_table(app)
+            assert table.wide == (width >= JobsTable.WIDE_AT)
+            assert_every_column_fits(table)
+            assert (row(table, "rollup-month")["schedule"] == month) == table.wide
+
+            with store.atomic():
+                store.execute("UPDATE job_state SET runs = 123456, errors = 678, last_run_at = ?,"
+                              " last_status = 'failed', last_duration_ms = 184000.0, backoff_until = ?"
+                              " WHERE name = 'rollup-month'", (now_ts - 3599, now_ts + 3000))
+            app.refresh_all()
+            await pilot.pause()
+            assert_every_column_fits(table)
+            schedule = row(table, "rollup-month")["schedule"]
+            assert (schedule == month) == (width >= 140), schedule
+            assert month.startswith(schedule.rstrip("…"))
+            assert row(table, "rollup-month")["runs"] == "123456"
+
+
+async def test_a_long_result_is_cut_with_an_ellipsis_to_the_room_there_is(eng, store, clock):
+    """The history cannot scroll sideways: a result cut by the edge alone could read
+    'best score 0' for 0.84, so it is cut, visibly, to fit, and shown whole when there is room."""
+    result = {"promoted": 67, "expired": 62, "deferred": 1200, "top_score": 0.835}
+    whole = "promoted 67 · expired 62 · deferred to the next run 1,200 · best score 0.84"
+    run_id = add_run_ms(store, "promote", clock().timestamp(), 1.9, result)
+    app = make_app(eng)
+    async with running(app, (100, 30)) as pilot:
+        await pilot.pause()
+        history = history_table(app)
+        cell = row(history, str(run_id))["result"]
+        assert cell.endswith("…") and whole.startswith(cell[:-1])
+        others = sum(c.get_render_width(history) for c in history.columns.values() if c.key.value != "result")
+        assert others + len(cell) + 2 * history.cell_padding <= history.size.width
+
+        await pilot.resize_terminal(180, 30)
+        await pilot.pause()
+        assert row(history, str(run_id))["result"] == whole
+
+        await pilot.resize_terminal(120, 30)
+        await pilot.pause()
+        cell = row(history, str(run_id))["result"]
+        assert cell.endswith("…") and whole.startswith(cell[:-1]) and len(cell) == history.result_width
+
+
+# -- 13. run now while held -------------------------------------------------------------------
+
+async def test_run_now_while_jobs_are_held_says_why_and_that_nothing_ran(started, monkeypatch):
+    app = make_app(started)
+    async with running(app, (100, 30)) as pilot:
+        await pilot.pause()
+        await select_job(pilot, "decay")
+
+        def held(name, source="api"):
+            raise EngineError("jobs are held: the database file is gone")
+
+        monkeypatch.setattr(started, "run_now", held)
+        await pilot.press("r")
+        await pilot.pause()
+        toast = notifications(app)[-1]
+        assert (toast.title, toast.severity) == ("nothing ran", "error")
+        assert toast.message == "decay: jobs are held: the database file is gone"
+        assert not any("starting now" in n.message for n in notifications(app))
+        assert started.history("decay") == []
+
+
+async def test_run_now_with_the_engine_holding_jobs_runs_nothing(started):
+    app = make_app(started)
+    async with running(app, (100, 30)) as pilot:
+        await pilot.pause()
+        await select_job(pilot, "decay")
+        assert row(jobs_table(app), "decay")["left"] == "1h"
+        problem = ("/home/someone/.local/share/memtui/memtui.db: the database is read-only; jobs are held until"
+                   " it can be written again")
+        started._set_problem(problem)  # what the health check sets
+        await until(pilot, lambda: "jobs held" in status_line(app), what="the held status")
+        await pilot.pause(3 * app.tick_s)  # ticks pass: the countdowns must not start again
+        # nothing counts down to a run that will not happen, and the reason is there whole
+        assert {row(jobs_table(app), j.name)["left"] for j in started.jobs() if j.enabled} == {"held"}
+        assert "schedule   held" in static_text(app.screen, "#stats-text")
+        assert problem in status_line(app) and app.screen.query_one("#status").size.height >= 2
+        await pilot.press("r")
+        await pilot.pause()
+        toast = notifications(app)[-1]
+        assert toast.title == "nothing ran" and "the database is read-only" in toast.message
+        assert not any("starting now" in n.message for n in notifications(app))
+        assert started.history("decay") == []
+
+
+async def test_a_failed_runs_toast_shows_its_error_as_written(started, monkeypatch):
+    """Errors quote config sections and values in brackets; a toast must not read them as markup."""
+    def explode():
+        raise RuntimeError("[jobs.flaky] threshold: [bold]must be[/bold] at least 1")
+
+    monkeypatch.setattr(f"{__name__}.explode_for_the_traceback", explode)
+    app = make_app(started)
+    async with running(app, (100, 30)) as pilot:
+        await pilot.pause()
+        await select_job(pilot, "flaky")
+        await pilot.press("r")
+        await until(pilot, lambda: any(n.title == "run failed" for n in notifications(app)), what="the toast")
+        [toast] = [n for n in notifications(app) if n.title == "run failed"]
+        assert toast.message == "flaky: failed — RuntimeError: [jobs.flaky] threshold: [bold]must be[/bold] at least 1"
+        assert toast.markup is False
+        assert all(n.markup is False for n in notifications(app))
+
+
+# -- 14. the log file -------------------------------------------------------------------------
+
+def mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+@pytest.fixture
+def log_file(tmp_path):
+    log = LogFile(tmp_path / "state" / "log" / "memtui.log")
+    yield log
+    log.close()
+
+
+async def test_the_log_file_gets_the_headless_line_for_each_run_and_change(started, log_file):
+    old_umask = os.umask(0o022)  # the usual umask: files would be 0644
+    try:
+        log_file.follow(started)
+        app = make_app(started, log_path=log_file.path)
+        async with running(app, (100, 30)) as pilot:
+            await pilot.pause()
+            await select_job(pilot, "decay")
+            await pilot.press("r")
+            await until(pilot, lambda: any(r.status == "success" for r in started.history("decay")), what="the run")
+            [run] = started.history("decay")
+            await until(pilot, lambda: run_line(run) in log_file.path.read_text(), what="the run line in the log")
+            await pilot.press("d")
+            await until(pilot, lambda: "decay disabled (ui)" in log_file.path.read_text(), what="the change line")
+            await pilot.press("question_mark")
+            await pilot.pause()
+            assert str(log_file.path) in static_text(app.screen, "#help")
+    finally:
+        os.umask(old_umask)
+    text = log_file.path.read_text()
+    assert "INFO memtui: decay run now (ui)" in text
+    assert f"INFO memtui: {run_line(run)}" in text
+    assert mode(log_file.path) == 0o600
+    assert mode(log_file.path.parent) == 0o700 and mode(log_file.path.parent.parent) == 0o700
+
+
+def test_the_log_file_rotates_and_every_file_is_owner_only(tmp_path):
+    path = tmp_path / "memtui.log"
+    path.write_text("left readable by an older version\n")
+    path.chmod(0o644)
+    old_umask = os.umask(0o022)
+    handler = PrivateRotatingFileHandler(path, maxBytes=300, backupCount=2, encoding="utf-8")
+    logger = logging.getLogger("memtui.test-rotation")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        for i in range(40):
+            logger.warning("line %d of a log that would grow without bound %s", i, "x" * 30)
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+        os.umask(old_umask)
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == ["memtui.log", "memtui.log.1", "memtui.log.2"]  # bounded: 1 + 2 backups
+    assert all(p.stat().st_size <= 300 for p in tmp_path.iterdir())
+    assert {mode(p) for p in tmp_path.iterdir()} == {0o600}
+
+
+def test_the_log_file_puts_the_loggers_back_when_closed(tmp_path):
+    logger = logging.getLogger("memtui")
+    before = (logger.level, logger.propagate, list(logger.handlers))
+    log = LogFile(tmp_path / "memtui.log")
+    assert logger.propagate is False and log.handler in logger.handlers
+    log.close()
+    assert (logger.level, logger.propagate, list(logger.handlers)) == before
+
+
+def test_a_log_file_that_cannot_be_written_does_not_stop_the_dashboard(tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the log folder should be\n")
+    log = LogFile(blocker / "memtui.log")
+    try:
+        assert log.path is None and "cannot write" in log.problem
+        assert logging.getLogger("memtui").propagate is False  # still nothing onto the dashboard's screen
+        logging.getLogger("memtui").warning("goes nowhere")
+    finally:
+        log.close()
+
+
+# -- 15. --demo -------------------------------------------------------------------------------
+
+def test_demo_first_runs_are_scheduled_runs_and_are_logged(kinds, tmp_path, monkeypatch):
+    """--demo makes its jobs due instead of pressing run-now for them: the runs are 'scheduled',
+    no audit row says someone asked for them, no 'run finished' toasts, and the log file has them."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.setattr(logging.getLogger("memtui"), "handlers", [])
+    names = ["promote", "decay", "consolidate", "rollup-day", "profile"]
+    seen = {}
+
+    def run(self):  # instead of taking over the terminal: wait for the demo's first runs, bounded
+        for _ in range(400):
+            runs = [r for r in self.engine.history(None, 100) if r.status != "running"]
+            if {r.job for r in runs} >= set(names):
+                break
+            time.sleep(0.05)
+        seen.update(runs=runs, audit=self.engine.audit_log(), log_path=self.log_path)
+
+    monkeypatch.setattr(MemtuiApp, "run", run)
+    assert app_module.run_dashboard(Namespace(demo=True, db=None, config=None)) == 0
+    firsts = {}
+    for r in sorted(seen["runs"], key=lambda r: r.id):
+        firsts.setdefault(r.job, r)
+    assert set(firsts) >= set(names)
+    assert {firsts[n].reason for n in names} == {"scheduled"}
+    assert not [a for a in seen["audit"] if a.action == "run_now"]
+    text = seen["log_path"].read_text()
+    for name in names:
+        assert f"INFO memtui: {name} " in text or f"WARNING memtui: {name} " in text, name
+    assert mode(seen["log_path"]) == 0o600
+    assert not any(isinstance(h, PrivateRotatingFileHandler) for h in logging.getLogger("memtui").handlers)

@@ -118,22 +118,19 @@ def app_for(engine) -> MemtuiApp:
 
 
 def test_main_view_100x30(snap_compare, demo):
-    """Status line, every job, promote's history and the promotion stats.
-
-    Note: a 100-column terminal gets the narrow layout (the table is 98 wide, WIDE_AT is 100),
-    and today the long rollup schedules push RUNS and ERR past the edge; see test_dashboard's
-    test_every_jobs_column_is_visible_at_80_columns. Update this SVG when that is fixed."""
+    """Status line, every job, promote's history in words and the promotion stats with the
+    promoted-per-run chart (scaled to its top count). A 100-column terminal gets the narrow
+    layout (JobsTable.WIDE_AT is 120)."""
     assert snap_compare(app_for(demo), terminal_size=(100, 30))
 
 
 def test_main_view_80x24(snap_compare, demo):
-    """The narrow layout: no NEXT and TOOK columns. (Today LAST, STATUS, RUNS and ERR fall off the
-    right edge: the known bug test_every_jobs_column_is_visible_at_80_columns reports.)"""
+    """The narrow layout: no NEXT and TOOK columns, runs and errors in one column; every column fits."""
     assert snap_compare(app_for(demo), terminal_size=(80, 24))
 
 
 def test_main_view_140x40_with_decay_selected(snap_compare, demo):
-    """The wide layout; the failed job's history with its error."""
+    """The wide layout, whole schedules at 140 columns; the failed job's history with its error."""
     assert snap_compare(app_for(demo), press=["down", "down"], terminal_size=(140, 40))
 
 

@@ -6,13 +6,20 @@ blocks). Consecutive ``EngineUpdate`` messages collapse into one, so a job
 firing every second cannot flood the UI; each update re-reads the few rows it
 shows and diffs them into the tables. A half-second tick moves countdowns and
 spinners from the data already in hand, without touching the database.
+
+While the dashboard owns the terminal, the engine's log goes to a file
+(``LogFile``): the same one line per run and per change that ``--no-ui``
+prints (engine/report.py), owner-only and rotated.
 """
 from __future__ import annotations
 
 import gc
+import logging
+import os
 from datetime import datetime
+from logging.handlers import RotatingFileHandler
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
@@ -22,7 +29,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer
 
 from memtui.engine import Engine, EngineError, Event, JobInfo, RunInfo
-from memtui.tui.format import fmt_result
+from memtui.engine.report import describe_result, event_logger, fmt_duration
 from memtui.tui.screens import DetailsScreen, HelpScreen, RetimeRequest, RetimeScreen
 from memtui.tui.widgets import HistoryTable, JobsTable, StatsPanel, StatusLine
 
@@ -61,9 +68,11 @@ class MemtuiApp(App):
     LOCK_WAIT_S = 2.0
 
     def __init__(self, engine: Engine, *, model: str = "offline fallback", tick_s: float = 0.5,
-                 stop_timeout_s: float | None = None, db_label: str | None = None, log_path: Path | None = None):
+                 stop_timeout_s: float | None = None, db_label: str | None = None, log_path: Path | None = None,
+                 log_problem: str | None = None):
         super().__init__()
         self.log_path = log_path
+        self.log_problem = log_problem  # why there is no log file, when there is none
         self.engine = engine
         self.model = model
         self.db_label = db_label or str(engine.store.path)
@@ -125,18 +134,33 @@ class MemtuiApp(App):
         if self.is_running:  # nothing to draw on once the app is leaving
             self.refresh_all()
 
+    def toast(self, message: str, **kwargs) -> None:
+        """A toast whose text is shown as it is: job errors and results may hold [brackets] that
+        Textual would otherwise read as markup and swallow ("[jobs.decay] ...")."""
+        self.notify(message, markup=False, **kwargs)
+
     def on_run_notice(self, message: RunNotice) -> None:
         run = message.run
         if run.status == "success":
-            self.notify(f"{run.job}: done in {run.duration_ms} ms. {fmt_result(run.result)}", title="run finished")
+            words = describe_result(run.result, 200)
+            self.toast(f"{run.job}: done in {fmt_duration(run.duration_ms)}" + (f" — {words}" if words else ""),
+                       title="run finished")
         elif run.status == "skipped":
-            self.notify(f"{run.job}: skipped — {run.error}", title="run skipped", severity="warning")
+            self.toast(f"{run.job}: skipped — {run.error}", title="run skipped", severity="warning")
         else:
-            self.notify(f"{run.job}: {run.status} — {run.error}", title="run failed", severity="error")
+            self.toast(f"{run.job}: {run.status} — {run.error}", title="run failed", severity="error")
+
+    @property
+    def held(self) -> bool:
+        """The engine holds every job: the database is unusable (engine.problem says why)."""
+        return self.engine.problem is not None
 
     def refresh_all(self) -> None:
-        if self.engine.problem is not None:  # the database can't be read now; show why, keep the rest
+        if self.held:  # the database can't be read now: show why, keep the rest, stop the countdowns
             self._refresh_status()
+            self.jobs_table.show(self.jobs, self.engine.clock(), self.frame, held=True)
+            if self.stats is not None:
+                self.query_one("#stats", StatsPanel).show(self.stats, self.engine.clock(), self.paused, held=True)
             return
         now = self.engine.clock()
         self.jobs = self.engine.jobs()
@@ -144,8 +168,16 @@ class MemtuiApp(App):
         self.jobs_table.show(self.jobs, now, self.frame)
         self._refresh_history(now)
         self.stats = self.engine.promotion_stats()
-        self.query_one("#stats", StatsPanel).show(self.stats, now)
+        self.query_one("#stats", StatsPanel).show(self.stats, now, self.paused)
         self._refresh_status()
+        self._refresh_details(now)
+
+    def _refresh_details(self, now: datetime) -> None:
+        screen = self.screen
+        if isinstance(screen, DetailsScreen):
+            job = next((j for j in self.jobs if j.name == screen.job.name), None)
+            if job is not None:
+                screen.show(job, self.engine.history(job.name, DetailsScreen.RUNS), now)
 
     def _refresh_status(self) -> None:
         self.query_one("#status", StatusLine).show(
@@ -166,9 +198,9 @@ class MemtuiApp(App):
             return
         self.frame += 1
         now = self.engine.clock()
-        self.jobs_table.show(self.jobs, now, self.frame)
+        self.jobs_table.show(self.jobs, now, self.frame, self.held)
         if self.stats is not None and self.frame % 2 == 0:
-            self.query_one("#stats", StatsPanel).show(self.stats, now)
+            self.query_one("#stats", StatsPanel).show(self.stats, now, self.paused, self.held)
 
     # -- selection -----------------------------------------------------------------
 
@@ -201,29 +233,38 @@ class MemtuiApp(App):
         try:
             change()
         except EngineError as exc:
-            self.notify(str(exc), severity="error")
+            self.toast(str(exc), severity="error")
             return False
         except Exception as exc:  # the database busy past our short wait, or worse
-            self.notify(f"could not change it now: {' '.join(str(exc).split())[:200]} — try again",
-                        severity="error")
+            self.toast(f"could not change it now: {' '.join(str(exc).split())[:200]} — try again",
+                       severity="error")
             return False
         return True
 
-    def _change(self, what: str, change) -> None:
+    def _change(self, what: str | Callable[[JobInfo], str], change) -> None:
+        """Apply ``change(name)`` to the selected job; ``what`` says the outcome, from the job as it is after."""
         job = self.selected_job
         if job is None:
             return
-        if self._attempt(lambda: change(job.name)):
+        after: list = []
+        if self._attempt(lambda: after.append(change(job.name))):
             self.refresh_all()
-            self.notify(f"{job.name}: {what}")
+            result = after[0] if after and isinstance(after[0], JobInfo) else job
+            self.toast(f"{job.name}: {what(result) if callable(what) else what}")
+
+    @staticmethod
+    def _enabled_words(job: JobInfo) -> str:
+        if not job.enabled:
+            return "disabled"
+        return "enabled; all jobs are paused, so it runs once you resume (p)" if job.paused else "enabled"
 
     def action_toggle(self) -> None:
         job = self.selected_job
         if job is not None:
-            self._change("disabled" if job.enabled else "enabled", lambda n: self.engine.toggle(n, source="ui"))
+            self._change(self._enabled_words, lambda n: self.engine.toggle(n, source="ui"))
 
     def action_enable(self) -> None:
-        self._change("enabled", lambda n: self.engine.enable(n, source="ui"))
+        self._change(self._enabled_words, lambda n: self.engine.enable(n, source="ui"))
 
     def action_disable(self) -> None:
         self._change("disabled", lambda n: self.engine.disable(n, source="ui"))
@@ -232,15 +273,23 @@ class MemtuiApp(App):
         job = self.selected_job
         if job is None:
             return
-        if self._attempt(lambda: self.engine.run_now(job.name, source="ui")):
-            self.notify(f"{job.name}: starting now")
+        try:
+            self.engine.run_now(job.name, source="ui")
+        except EngineError as exc:  # held (the database is unusable: the message says why) or unknown job
+            self.toast(f"{job.name}: {exc}", title="nothing ran", severity="error")
+            return
+        except Exception as exc:  # the database busy past our short wait, or worse
+            self.toast(f"{job.name}: could not start it — {' '.join(str(exc).split())[:200]}",
+                       title="nothing ran", severity="error")
+            return
+        self.toast(f"{job.name}: starting now")
 
     def action_pause(self) -> None:
         if self.paused:
             if self._attempt(lambda: self.engine.resume_all(source="ui")):
-                self.notify("resumed: enabled jobs are scheduled again")
+                self.toast("resumed: enabled jobs are scheduled again")
         elif self._attempt(lambda: self.engine.pause_all(source="ui")):
-            self.notify("paused: no job will fire until you resume")
+            self.toast("paused: no job will fire until you resume")
         self.refresh_all()
 
     def action_retime(self) -> None:
@@ -251,7 +300,7 @@ class MemtuiApp(App):
         def apply(request: RetimeRequest | None) -> None:
             if request is None:
                 return
-            self._change(f"now {request.spec}", lambda n: self.engine.retime(
+            self._change(lambda j: f"now {j.schedule_text}", lambda n: self.engine.retime(
                 n, request.spec, request.timezone or "", source="ui"))
 
         self.push_screen(RetimeScreen(job, self.engine.clock), apply)
@@ -259,23 +308,34 @@ class MemtuiApp(App):
     def action_details(self) -> None:
         job = self.selected_job
         if job is not None:
-            self.push_screen(DetailsScreen(job, self.engine.history(job.name, 30), self.engine.clock()))
+            self.push_screen(DetailsScreen(job, self.engine.history(job.name, DetailsScreen.RUNS),
+                                           self.engine.clock()))
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen(self.key_help(), self.log_path))
+        self.push_screen(HelpScreen(self.key_help(), self.log_path, self.engine.config.engine.poll_interval_s,
+                                    self.log_problem))
+
+    def describe(self, action: str) -> str:
+        """What the key for ``action`` does, as help and the command palette say it."""
+        text = next(text for _, act, _, text in self.KEYS if act == action)
+        if action == "quit":
+            timeout = self.engine.config.engine.stop_timeout_s if self.stop_timeout_s is None else self.stop_timeout_s
+            text += f" (up to {timeout:g} s; runs still going then are marked interrupted)"
+        return text
 
     def key_help(self) -> list[tuple[str, str]]:
         names = {"question_mark": "?"}
-        return [(names.get(key, key), text) for key, _, _, text in self.KEYS] + [
+        return [(names.get(key, key), self.describe(action)) for key, action, _, _ in self.KEYS] + [
             ("↑ ↓", "select a job; tab moves to the run history"),
         ]
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
-        for _, action, _, text in self.KEYS:
-            if action != "quit":
-                title, help_text = text.split(": ", 1)
-                yield SystemCommand(title, help_text, getattr(self, f"action_{action}"))
+        # Textual's own Quit says "as soon as possible", but quitting here waits for running jobs:
+        # it is replaced by ours, which says so.
+        yield from (c for c in super().get_system_commands(screen) if c.title != "Quit")
+        for _, action, _, _ in self.KEYS:
+            title, help_text = self.describe(action).split(": ", 1)
+            yield SystemCommand(title, help_text, getattr(self, f"action_{action}"))
 
     async def action_quit(self) -> None:
         """Stop the engine (waiting for running jobs, shown on screen), then exit."""
@@ -291,22 +351,91 @@ class MemtuiApp(App):
         self.call_from_thread(self.exit)
 
 
-def _log_to_file() -> Path:
-    """While the dashboard owns the terminal, the engine's log goes to memtui.log in the user log dir."""
-    import logging
+class PrivateRotatingFileHandler(RotatingFileHandler):
+    """A RotatingFileHandler whose files are owner-only (0600): the log and each file a rollover
+    starts. The standard handler opens them with the process umask (often 0644), and run lines
+    carry job errors and results."""
 
-    import platformdirs
+    def _open(self):
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        if hasattr(os, "fchmod"):
+            try:
+                os.fchmod(fd, 0o600)  # a log left readable by an older version is tightened too
+            except OSError:
+                pass
+        return os.fdopen(fd, "a", encoding=self.encoding, errors=self.errors)
 
-    path = Path(platformdirs.user_log_dir("memtui")) / "memtui.log"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    for name, level in (("memtui", logging.INFO), ("apscheduler", logging.WARNING)):
-        logger = logging.getLogger(name)
-        logger.addHandler(handler)
-        logger.setLevel(level)
-        logger.propagate = False
-    return path
+
+class LogFile:
+    """The dashboard's log: while it owns the terminal, the engine's log goes to a file.
+
+    ``follow(engine)`` adds one line per run and per change through report.event_logger, the
+    lines ``--no-ui`` prints. The file is 0600 and rotates at MAX_BYTES, keeping BACKUPS older
+    files, so it cannot grow without bound. ``close()`` puts the loggers back as they were.
+
+    A log that cannot be written (a read-only home, a file where the folder should be) does not
+    keep the dashboard from opening: ``path`` is then None and ``problem`` says why, and the
+    log goes nowhere rather than onto the screen the dashboard draws."""
+
+    MAX_BYTES = 1_000_000
+    BACKUPS = 3
+    LOGGERS = (("memtui", logging.INFO), ("apscheduler", logging.WARNING))
+
+    def __init__(self, path: Path, max_bytes: int = MAX_BYTES, backups: int = BACKUPS):
+        self.path: Path | None = path
+        self.problem: str | None = None
+        try:
+            _make_private_dirs(path.parent)
+            self.handler: logging.Handler = PrivateRotatingFileHandler(
+                path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
+        except OSError as exc:
+            self.path, self.problem = None, f"cannot write {path}: {exc.strerror or exc}"
+            self.handler = logging.NullHandler()
+        self.handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        self._saved = []
+        for name, level in self.LOGGERS:
+            logger = logging.getLogger(name)
+            self._saved.append((logger, logger.level, logger.propagate))
+            logger.addHandler(self.handler)
+            logger.setLevel(level)
+            logger.propagate = False  # nothing may reach the terminal the dashboard draws on
+        self._unsubscribe: list[Callable[[], None]] = []
+
+    @classmethod
+    def open(cls, path: Path | None = None) -> "LogFile":
+        """The log file, by default memtui.log in the user log dir."""
+        if path is None:
+            import platformdirs
+
+            path = Path(platformdirs.user_log_dir("memtui")) / "memtui.log"
+        return cls(path)
+
+    def follow(self, engine: Engine) -> None:
+        self._unsubscribe.append(engine.subscribe(event_logger(logging.getLogger("memtui"))))
+
+    def close(self) -> None:
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe.clear()
+        for logger, level, propagate in self._saved:
+            logger.removeHandler(self.handler)
+            logger.setLevel(level)
+            logger.propagate = propagate
+        self._saved.clear()
+        self.handler.close()
+
+
+def _make_private_dirs(folder: Path) -> None:
+    """Create ``folder`` and its missing parents 0700 (mkdir(parents=True) gives parents the umask's mode)."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    for each in reversed(missing):
+        try:
+            each.mkdir(mode=0o700)
+        except FileExistsError:
+            pass  # made by another process meanwhile
 
 
 def model_label(model: str | None) -> str:
@@ -316,8 +445,9 @@ def model_label(model: str | None) -> str:
 def run_dashboard(args) -> int:
     """Open the dashboard with the engine running in this process.
 
-    ``--demo`` uses a fresh demo database in a temporary folder and runs the
-    memory jobs once at start, so there is activity to see at once."""
+    ``--demo`` uses a fresh demo database in a temporary folder and makes the
+    memory jobs due at start, so there is activity to see at once: ordinary
+    scheduled runs, not run-now (nobody pressed a key, and no audit row says so)."""
     import tempfile
 
     from memtui.engine import load_config, open_engine
@@ -325,25 +455,29 @@ def run_dashboard(args) -> int:
     from memtui.engine.demo import DemoAgent, fill
 
     config = load_config(getattr(args, "config", None))
-    log_path = _log_to_file()
-    with tempfile.TemporaryDirectory(prefix="memtui-demo-") as scratch:
-        db_path = resolve_db_path(None if args.demo else getattr(args, "db", None))
-        if args.demo:
-            db_path = f"{scratch}/demo.db"
-        engine = open_engine(db_path, config)
-        if args.demo:
-            fill(engine.store, engine.clock())
-        engine.start()
-        agent = None
-        if args.demo:
-            for name in ("promote", "decay", "consolidate", "rollup-day", "profile"):
-                engine.run_now(name, source="ui")
-            agent = DemoAgent(engine.remember, engine.record_access).start()
-        try:
-            MemtuiApp(engine, model=model_label(config.llm.model), log_path=log_path).run()
-        finally:
-            if agent is not None:
-                agent.stop()
-            engine.stop()
-            engine.close()
+    log = LogFile.open()
+    try:
+        with tempfile.TemporaryDirectory(prefix="memtui-demo-") as scratch:
+            db_path = resolve_db_path(None if args.demo else getattr(args, "db", None))
+            if args.demo:
+                db_path = f"{scratch}/demo.db"
+            engine = open_engine(db_path, config)
+            log.follow(engine)  # before start: the first runs are logged too
+            if args.demo:
+                fill(engine.store, engine.clock())
+            engine.start()
+            agent = None
+            if args.demo:
+                engine.make_due(["promote", "decay", "consolidate", "rollup-day", "profile"])
+                agent = DemoAgent(engine.remember, engine.record_access).start()
+            try:
+                MemtuiApp(engine, model=model_label(config.llm.model), log_path=log.path,
+                          log_problem=log.problem).run()
+            finally:
+                if agent is not None:
+                    agent.stop()
+                engine.stop()
+                engine.close()
+    finally:
+        log.close()
     return 0

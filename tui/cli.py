@@ -22,7 +22,8 @@ from memtui.engine import (ConfigError, Engine, EngineError, JobInfo, RunInfo, S
 from memtui.engine.config import resolve_db_path
 from memtui.engine.memory import MemoryInputError
 from memtui.engine.redact import redact
-from memtui.tui.format import fmt_delta, fmt_result, fmt_time
+from memtui.engine.report import describe_result, event_logger, fmt_duration, run_line
+from memtui.tui.format import fmt_delta, fmt_time
 
 try:
     from importlib.metadata import version as _pkg_version
@@ -42,19 +43,6 @@ class _Parser(argparse.ArgumentParser):
 
 
 # -- formatting ---------------------------------------------------------------
-
-def format_run_line(run: RunInfo) -> str:
-    """One readable line per run, for headless logs and ``memtui run``."""
-    parts = [run.job, run.status]
-    if run.reason != "scheduled":
-        parts.append(f"({run.reason})")
-    if run.duration_ms is not None:
-        parts.append(f"{run.duration_ms} ms")
-    detail = run.error if run.status != "success" and run.error else fmt_result(run.result)
-    if detail:
-        parts.append("— " + detail)
-    return " ".join(parts)
-
 
 def _table(headers: Sequence[str], rows: list[Sequence[str]]) -> str:
     widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows)]
@@ -81,11 +69,10 @@ def jobs_table(jobs: list[JobInfo], now: datetime) -> str:
 
 
 def history_table(runs: list[RunInfo]) -> str:
-    rows = [[str(r.id), r.job, r.status, r.reason, fmt_time(r.started),
-             f"{r.duration_ms} ms" if r.duration_ms is not None else "-",
-             (r.error if r.status != "success" and r.error else fmt_result(r.result, 50)) or ""]
+    rows = [[str(r.id), r.job, r.status, r.reason, fmt_time(r.started), fmt_duration(r.duration_ms),
+             (r.error if r.status != "success" and r.error else describe_result(r.result, 60)) or ""]
             for r in runs]
-    return _table(["ID", "JOB", "STATUS", "REASON", "STARTED", "DURATION", "RESULT"], rows)
+    return _table(["RUN", "JOB", "STATUS", "REASON", "STARTED", "DURATION", "RESULT"], rows)
 
 
 # -- argument parsing -----------------------------------------------------------
@@ -115,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("name")
     p = sub.add_parser("retime", parents=[common], help="give a job a new schedule")
     p.add_argument("name")
-    p.add_argument("spec", help="interval (30s, 5m, 1h30m) or 5-field cron expression")
+    p.add_argument("spec", nargs="?", help="interval (30s, 5m, 1h30m) or 5-field cron expression")
+    p.add_argument("--spec", dest="dashed_spec", help=argparse.SUPPRESS)  # see _dashed_spec
     p.add_argument("--tz", metavar="ZONE", help="IANA time zone for cron schedules (default: keep)")
     p = sub.add_parser("history", parents=[common], help="recent runs, newest first")
     p.add_argument("name", nargs="?")
@@ -131,8 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("import", parents=[common], help="import JSON Lines (a file, or - for stdin)")
     p.add_argument("file")
     p.add_argument("--skip-invalid", action="store_true", help="write the valid lines, list the rest")
-    p = sub.add_parser("demo", parents=[common], help="fill a database with a realistic sample")
-    p.add_argument("--reset", action="store_true", help="replace what the database holds")
+    p = sub.add_parser("demo", parents=[common],
+                       help="fill an empty database (or one holding only demo data) with a realistic sample")
+    p.add_argument("--reset", action="store_true",
+                   help="first delete every memory, run and audit entry in the database (asks unless --yes)")
+    p.add_argument("--yes", action="store_true", help="do not ask before --reset replaces everything")
     sub.add_parser("pause", parents=[common], help="pause every job (each job's enabled flag is kept)")
     sub.add_parser("resume", parents=[common], help="resume the jobs that are enabled")
     return parser
@@ -150,11 +141,41 @@ def _positive_int(text: str) -> int:
 
 # -- commands -------------------------------------------------------------------
 
+def _only_reads(args) -> bool:
+    return args.command in ("jobs", "history") or (args.command == "run" and args.dry_run)
+
+
 def _open_engine(args) -> Engine:
     config = load_config(getattr(args, "config", None))
     for warning in config.warnings:
         print(f"memtui: warning: {warning}", file=sys.stderr)
-    return open_engine(resolve_db_path(getattr(args, "db", None)), config)
+    given = getattr(args, "db", None)
+    if given is None:
+        given = os.environ.get("MEMTUI_DB")
+    # A command that only reads never creates a database (nor its folders) at a path someone typed:
+    # a typo must say "no database there", not leave a new empty one behind. The default path is
+    # created by any command, as on first start.
+    create = given is None or not _only_reads(args)
+    return open_engine(resolve_db_path(getattr(args, "db", None)), config, create=create)
+
+
+def _dashed_spec(argv: list[str]) -> list[str]:
+    """``memtui retime promote -5m``: argparse reads ``-5m`` as an unknown option and would answer
+    "the following arguments are required: spec". Hand it over as the spec instead, so it is
+    refused as the bad schedule it is."""
+    if "retime" not in argv:
+        return argv
+    known = {"--tz", "--db", "--config", "--spec", "-h", "--help"}
+    at = argv.index("retime")
+    out = argv[:at + 1]
+    for i, token in enumerate(argv[at + 1:], start=at + 1):
+        previous = argv[i - 1]
+        takes_value = previous in known - {"-h", "--help"}
+        if token.startswith("-") and token != "--" and token.split("=")[0] not in known and not takes_value:
+            out.append(f"--spec={token}")
+        else:
+            out.append(token)
+    return out
 
 
 def cmd_jobs(engine: Engine, args) -> int:
@@ -169,7 +190,7 @@ def cmd_jobs(engine: Engine, args) -> int:
 def print_dry_run(name: str, result: dict) -> None:
     plan = result.pop("plan", None)
     planned = result.pop("would_write", None)
-    print(f"{name} (dry run, nothing written): {fmt_result(result, 200)}")
+    print(f"{name} (dry run, nothing written): {describe_result(result)}")
     for entity, lines in (plan or {}).items():
         print(f"  {entity}:")
         for line in lines:
@@ -192,7 +213,7 @@ def cmd_run(engine: Engine, args) -> int:
     if args.json:
         print(json.dumps(run.to_json(), indent=2))
     else:
-        print(format_run_line(run))
+        print(run_line(run))
     if run.status == "skipped" and (run.result or {}).get("busy"):
         if args.json:
             print(f"memtui: {args.name} is {run.error}", file=sys.stderr)
@@ -207,7 +228,11 @@ def cmd_toggle(engine: Engine, args) -> int:
 
 
 def cmd_retime(engine: Engine, args) -> int:
-    job = engine.retime(args.name, args.spec, args.tz, source="cli")
+    spec = args.spec if args.spec is not None else args.dashed_spec
+    if spec is None:
+        raise UsageError("retime needs a schedule: an interval such as 30s, 5m, 2h or 1h30m, "
+                         "or a 5-field cron expression such as '0 2 * * 0'")
+    job = engine.retime(args.name, spec, args.tz, source="cli")
     print(jobs_table([job], engine.clock()))
     return 0
 
@@ -259,10 +284,22 @@ def cmd_import(engine: Engine, args) -> int:
 
 
 def cmd_demo(engine: Engine, args) -> int:
-    from memtui.engine.demo import DemoRefused, fill
+    from memtui.engine.demo import DemoRefused, describe_counts, fill, replaced_by_reset
 
+    if args.reset and not args.yes:
+        doomed = replaced_by_reset(engine.store)
+        if doomed:
+            what = (f"--reset deletes everything in {engine.store.path}: {describe_counts(doomed)} "
+                    "(job schedules and on/off stay)")
+            if not sys.stdin.isatty():
+                raise UsageError(f"{what}; nothing was changed: add --yes to confirm (no terminal to ask on)")
+            print(f"{what}.", file=sys.stderr)
+            answer = input("Replace it with the demo sample? [y/N] ")
+            if answer.strip().lower() not in ("y", "yes"):
+                print("nothing was changed", file=sys.stderr)
+                return 1
     try:
-        summary = fill(engine.store, engine.clock(), force=args.reset)
+        summary = fill(engine.store, engine.clock(), reset=args.reset)
     except DemoRefused as exc:
         raise UsageError(str(exc)) from None
     print(f"demo data in {engine.store.path}: " + ", ".join(f"{v} {k.replace('_', ' ')}"
@@ -287,15 +324,9 @@ def run_headless(engine: Engine, stop: threading.Event | None = None) -> int:
     logger.setLevel(logging.INFO)
     logger.propagate = False
 
-    def on_event(event) -> None:
-        if event.kind == "run_finished" and event.run is not None:
-            logger.info(format_run_line(event.run))
-        elif event.kind in ("paused", "resumed"):
-            logger.info("all jobs %s", event.kind)
-
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    engine.subscribe(on_event)
+    engine.subscribe(event_logger(logger))  # a line per run and per change picked up, with its source
     engine.start()
     enabled = [j.name for j in engine.jobs() if j.enabled]
     logger.info("engine running on %s: %d jobs enabled (%s)%s", engine.store.path, len(enabled),
@@ -317,7 +348,7 @@ def run_headless(engine: Engine, stop: threading.Event | None = None) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser().parse_args(_dashed_spec(list(sys.argv[1:] if argv is None else argv)))
         if args.command is None and not args.no_ui:
             from memtui.tui.app import run_dashboard  # imports Textual only here
 

@@ -1,7 +1,13 @@
-"""Text formatting shared by the command line and the dashboard: times, durations, results."""
+"""Text formatting shared by the command line and the dashboard: times, durations, results.
+
+Durations and run results come from engine/report.py, so the dashboard, the
+command line and the logs use the same words.
+"""
 from __future__ import annotations
 
 from datetime import datetime
+
+from memtui.engine.report import describe_result, fmt_duration  # noqa: F401 (re-exported for the dashboard)
 
 _UNITS = ((86400, "d", 3600, "h"), (3600, "h", 60, "m"), (60, "m", 1, "s"))
 
@@ -32,18 +38,3 @@ def fmt_delta(seconds: float) -> str:
             return f"{seconds // size}{unit}" + (f" {rest}{sub_unit}" if rest else "")
     return f"{seconds}s"
 
-
-def fmt_duration_ms(ms: int | None) -> str:
-    if ms is None:
-        return "-"
-    if ms < 1000:
-        return f"{ms}ms"
-    return f"{ms / 1000:.1f}s" if ms < 60_000 else fmt_delta(ms / 1000)
-
-
-def fmt_result(result: dict | None, limit: int = 60) -> str:
-    """'promoted=3 expired=0' from a run result, cut to ``limit`` characters."""
-    if not result:
-        return ""
-    text = " ".join(f"{k}={v}" for k, v in result.items() if not isinstance(v, (dict, list)))
-    return text if len(text) <= limit else text[: limit - 1] + "…"

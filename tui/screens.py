@@ -108,9 +108,13 @@ class RetimeScreen(ModalScreen[RetimeRequest | None]):
 
 
 class DetailsScreen(ModalScreen[None]):
-    """A job's config, totals, last error with its full traceback, and recent results."""
+    """A job's config, totals, last error with its full traceback, and recent results.
+
+    The app calls ``show`` on every engine update while it is open, so it never shows a next
+    run that has already happened."""
 
     BINDINGS = [Binding("escape", "close", "Close"), Binding("enter", "close", "Close", show=False)]
+    RUNS = 30  # recent runs read for it: the last error is looked for among them
 
     def __init__(self, job: JobInfo, runs: list[RunInfo], now: datetime):
         super().__init__()
@@ -119,6 +123,11 @@ class DetailsScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="dialog"):
             yield Static(details_text(self.job, self.runs, self.now), id="details")
+
+    def show(self, job: JobInfo, runs: list[RunInfo], now: datetime) -> None:
+        self.job, self.runs, self.now = job, runs, now
+        if self.is_mounted:
+            self.query_one("#details", Static).update(details_text(job, runs, now))
 
     def action_close(self) -> None:
         self.dismiss(None)
@@ -129,10 +138,13 @@ class HelpScreen(ModalScreen[None]):
 
     BINDINGS = [Binding("escape", "close", "Close"), Binding("question_mark", "close", "Close", show=False)]
 
-    def __init__(self, bindings: list[tuple[str, str]], log_path=None):
+    def __init__(self, bindings: list[tuple[str, str]], log_path=None, sync_s: float | None = None,
+                 log_problem: str | None = None):
         super().__init__()
         self.keys = bindings
         self.log_path = log_path
+        self.log_problem = log_problem
+        self.sync_s = sync_s  # how often the engine reads changes made by other processes
 
     def compose(self) -> ComposeResult:
         text = Text("memtui keys\n\n", style="bold")
@@ -140,10 +152,15 @@ class HelpScreen(ModalScreen[None]):
             text.append(f"  {key:<10}", style="bold cyan")
             text.append(f"{description}\n")
         text.append("\nctrl+p opens the command palette with every action.\n", style="dim")
-        text.append("Changes from the CLI or another engine appear within 2 seconds.", style="dim")
+        if self.sync_s is not None:
+            text.append(f"Changes from the CLI or another memtui process show here within about {self.sync_s:g} s.",
+                        style="dim")
         if self.log_path:
-            text.append(f"\nThe engine's log: {self.log_path}", style="dim")
-        with Vertical(id="dialog"):
+            text.append(f"\nLog file (one line per run and per change, as --no-ui prints them):\n  {self.log_path}",
+                        style="dim")
+        elif self.log_problem:
+            text.append(f"\nNo log file this time: {self.log_problem}", style="dim")
+        with VerticalScroll(id="dialog"):  # scrolls: at 80x24 the keys alone fill the dialog
             yield Static(text, id="help")
 
     def action_close(self) -> None:
