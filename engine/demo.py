@@ -17,7 +17,6 @@ from datetime import datetime
 
 from memtui.models import Store
 
-DEMO_FLAG = "demo"
 SENDERS = ("alice", "bob", "carol", "dev-agent")
 CHANNELS = ("chat", "email", "slack", "cli")
 TOPICS = (
@@ -63,36 +62,76 @@ class DemoRefused(Exception):
     """The database holds data that is not demo data; the message says what to do."""
 
 
-def holds_user_data(store: Store) -> bool:
-    if store.setting(DEMO_FLAG) == "1":
-        return False
-    for table in ("conversation", "pending_memory", "long_term_memory", "fact", "outcome", "profile_attribute"):
-        if store.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone():
-            return True
-    return False
-
-
+# Every table whose rows carry the ``demo`` mark (migration 0002), in delete order.
 MEMORY_TABLES = ("message", "conversation", "pending_memory", "long_term_memory", "fact", "outcome",
-                 "profile_attribute", "profile_attribute_history", "summary", "job_checkpoint")
+                 "profile_attribute", "profile_attribute_history", "summary")
+SYSTEM_SENDER = "__system__"  # engine state kept as facts (consolidate's last run): not the agent's data
 
 
-def reset(store: Store) -> None:
-    """Empty the memory store and the run history; job definitions stay."""
+def foreign_rows(store: Store) -> dict[str, int]:
+    """Rows that are not the demo's, by table: what a refill would destroy. Read the marks, never
+    guess from counts: a row is the demo's only when it says so."""
+    counts = {}
+    for table in MEMORY_TABLES:
+        where = "demo = 0" + (f" AND sender != '{SYSTEM_SENDER}'" if table == "fact" else "")
+        n = store.execute(f"SELECT count(*) FROM {table} WHERE {where}").fetchone()[0]
+        if n:
+            counts[table] = n
+    return counts
+
+
+def replaced_by_reset(store: Store) -> dict[str, int]:
+    """What ``--reset`` deletes, by table (for the confirmation question)."""
+    counts = {}
+    for table in MEMORY_TABLES + ("job_checkpoint", "run", "audit_log"):
+        n = store.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        if n:
+            counts[table] = n
+    return counts
+
+
+def describe_counts(counts: dict[str, int]) -> str:
+    """'3 pending memory rows, 1 fact row' — table names as a person reads them."""
+    return ", ".join(f"{n:,} {table.replace('_', ' ')} row{'s' if n != 1 else ''}" for table, n in counts.items())
+
+
+def _clear_memory(store: Store) -> None:
+    for table in MEMORY_TABLES + ("job_checkpoint",):  # checkpoints describe the data they were made from
+        store.execute(f"DELETE FROM {table}")
+
+
+def _clear_history(store: Store) -> None:
+    store.execute("DELETE FROM run")
+    store.execute("DELETE FROM audit_log")
+    store.execute(
+        "UPDATE job_state SET last_run_at = NULL, last_status = NULL, last_duration_ms = NULL, runs = 0,"
+        " errors = 0, consecutive_failures = 0, backoff_until = NULL, totals = '{}'")
+
+
+def fill(store: Store, now: datetime, *, seed: int = 7, scale: int = 1, reset: bool = False) -> DemoSummary:
+    """Write the demo sample into ``store``, in one transaction.
+
+    Without ``reset`` it fills an empty store, or refills one that holds nothing but demo rows
+    (run history and the audit log stay); anything else raises DemoRefused and changes nothing.
+    With ``reset`` it first deletes every memory row, job checkpoint, run and audit entry and
+    zeroes the job counters; job definitions (schedules, on/off) stay. The check and the writes
+    share the transaction, so an agent writing meanwhile cannot lose a row to the refill."""
     with store.atomic():
-        for table in MEMORY_TABLES + ("run", "audit_log"):
-            store.execute(f"DELETE FROM {table}")
-        store.execute(
-            "UPDATE job_state SET last_run_at = NULL, last_status = NULL, last_duration_ms = NULL, runs = 0,"
-            " errors = 0, consecutive_failures = 0, backoff_until = NULL, totals = '{}'")
-        store.execute("DELETE FROM setting WHERE key = ?", (DEMO_FLAG,))
+        if not reset:
+            foreign = foreign_rows(store)
+            if foreign:
+                total = sum(foreign.values())
+                raise DemoRefused(
+                    f"{store.path} holds {total:,} {'rows that are' if total != 1 else 'row that is'} not demo data "
+                    f"({describe_counts(foreign)}); nothing was changed. Use --reset to replace everything, "
+                    "or --db to pick another file")
+        _clear_memory(store)
+        if reset:
+            _clear_history(store)
+        return _write_sample(store, now, seed, scale)
 
 
-def fill(store: Store, now: datetime, *, seed: int = 7, scale: int = 1, force: bool = False) -> DemoSummary:
-    """Write the sample into ``store``. Refuses a store with non-demo data unless ``force``."""
-    if holds_user_data(store) and not force:
-        raise DemoRefused(f"{store.path} already holds memory data that is not from the demo; "
-                          "use --reset to replace it, or --db to pick another file")
-    reset(store)
+def _write_sample(store: Store, now: datetime, seed: int, scale: int) -> DemoSummary:
     rng = random.Random(seed)
     ts = now.timestamp()
     day = 86400.0
@@ -102,74 +141,72 @@ def fill(store: Store, now: datetime, *, seed: int = 7, scale: int = 1, force: b
     def facts_of(topic_index: int) -> list[str]:
         return TOPICS[topic_index % len(TOPICS)][1]
 
-    with store.atomic():
-        for i in range(120 * scale):
-            sender = rng.choice(SENDERS)
-            started = ts - rng.uniform(0, 90) * day
-            updated = min(ts, started + rng.uniform(0.01, 2) * day)
-            closed = ts - updated > 2 * day or rng.random() < 0.3
-            cid = store.execute(
-                "INSERT INTO conversation (channel, sender, status, started_at, updated_at) VALUES (?, ?, ?, ?, ?)",
-                (rng.choice(CHANNELS), sender, "closed" if closed else "active", started, updated),
-            ).lastrowid
-            counts["conversations"] += 1
-            topic, lines = TOPICS[rng.randrange(len(TOPICS))]
-            for m in range(rng.randint(3, 12)):
-                role = "user" if m % 2 == 0 else "assistant"
-                text = (f"About {topic}: {sender} {rng.choice(lines)}." if role == "user"
-                        else f"Noted — I'll remember that {sender} {rng.choice(lines)}.")
-                store.execute(
-                    "INSERT INTO message (conversation_id, sender, role, content, created_at) VALUES (?, ?, ?, ?, ?)",
-                    (cid, sender, role, text, started + (updated - started) * m / 12),
-                )
-                counts["messages"] += 1
-        for i in range(300 * scale):
-            sender = rng.choice(SENDERS)
-            created = ts - rng.uniform(0, 9) * day
-            accesses = min(int(rng.expovariate(0.35)), 40)
-            last = None if accesses == 0 else min(ts, created + rng.uniform(0, 3) * day)
+    for i in range(120 * scale):
+        sender = rng.choice(SENDERS)
+        started = ts - rng.uniform(0, 90) * day
+        updated = min(ts, started + rng.uniform(0.01, 2) * day)
+        closed = ts - updated > 2 * day or rng.random() < 0.3
+        cid = store.execute(
+            "INSERT INTO conversation (channel, sender, status, started_at, updated_at, demo) VALUES (?, ?, ?, ?, ?, 1)",
+            (rng.choice(CHANNELS), sender, "closed" if closed else "active", started, updated),
+        ).lastrowid
+        counts["conversations"] += 1
+        topic, lines = TOPICS[rng.randrange(len(TOPICS))]
+        for m in range(rng.randint(3, 12)):
+            role = "user" if m % 2 == 0 else "assistant"
+            text = (f"About {topic}: {sender} {rng.choice(lines)}." if role == "user"
+                    else f"Noted — I'll remember that {sender} {rng.choice(lines)}.")
             store.execute(
-                "INSERT INTO pending_memory (content, kind, sender, session, importance, confidence, access_count,"
-                " last_access_at, remember, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (f"{sender} {rng.choice(facts_of(i))}", rng.choice(("note", "preference", "fact", "plan")),
-                 sender, f"s{rng.randint(1, 40)}", round(min(10, max(0, rng.gauss(5, 2.5))), 1),
-                 round(rng.betavariate(4, 2), 2), accesses, last, rng.random() < 0.02, created),
+                "INSERT INTO message (conversation_id, sender, role, content, created_at, demo) VALUES (?, ?, ?, ?, ?, 1)",
+                (cid, sender, role, text, started + (updated - started) * m / 12),
             )
-            counts["pending"] += 1
-        for i in range(200 * scale):
-            sender = rng.choice(SENDERS)
-            created = ts - rng.uniform(1, 240) * day
-            reinforced = min(ts, created + rng.uniform(0, 30) * day)
+            counts["messages"] += 1
+    for i in range(300 * scale):
+        sender = rng.choice(SENDERS)
+        created = ts - rng.uniform(0, 9) * day
+        accesses = min(int(rng.expovariate(0.35)), 40)
+        last = None if accesses == 0 else min(ts, created + rng.uniform(0, 3) * day)
+        store.execute(
+            "INSERT INTO pending_memory (content, kind, sender, session, importance, confidence, access_count,"
+            " last_access_at, remember, created_at, demo) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
+            (f"{sender} {rng.choice(facts_of(i))}", rng.choice(("note", "preference", "fact", "plan")),
+             sender, f"s{rng.randint(1, 40)}", round(min(10, max(0, rng.gauss(5, 2.5))), 1),
+             round(rng.betavariate(4, 2), 2), accesses, last, rng.random() < 0.02, created),
+        )
+        counts["pending"] += 1
+    for i in range(200 * scale):
+        sender = rng.choice(SENDERS)
+        created = ts - rng.uniform(1, 240) * day
+        reinforced = min(ts, created + rng.uniform(0, 30) * day)
+        store.execute(
+            "INSERT INTO long_term_memory (content, kind, sender, importance, confidence, created_at,"
+            " promoted_at, last_reinforced_at, recall_count, pinned, demo) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
+            (f"{sender} {rng.choice(facts_of(i + 2))}", "note", sender, round(rng.uniform(0, 10), 1),
+             round(rng.uniform(0.4, 1), 2), created, created, reinforced, int(rng.expovariate(0.8)),
+             rng.random() < 0.08),
+        )
+        counts["long_term"] += 1
+    for sender in SENDERS:
+        for key, value in (("language", rng.choice(("en", "de", "pt"))), ("verbosity", "short"),
+                           ("timezone", rng.choice(("Europe/Berlin", "Europe/Lisbon", "UTC")))):
+            store.execute("INSERT INTO fact (sender, key, value, updated_at, demo) VALUES (?, ?, ?, ?, 1)",
+                          (sender, key, value, ts - rng.uniform(0, 30) * day))
+            counts["facts"] += 1
+        for _ in range(rng.randint(110, 160) * scale):
             store.execute(
-                "INSERT INTO long_term_memory (content, kind, sender, importance, confidence, created_at,"
-                " promoted_at, last_reinforced_at, recall_count, pinned) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (f"{sender} {rng.choice(facts_of(i + 2))}", "note", sender, round(rng.uniform(0, 10), 1),
-                 round(rng.uniform(0.4, 1), 2), created, created, reinforced, int(rng.expovariate(0.8)),
-                 rng.random() < 0.08),
+                "INSERT INTO outcome (sender, domain, score, lesson, created_at, demo) VALUES (?, ?, ?, ?, ?, 1)",
+                (sender, rng.choice(("email", "travel", "code", "search")), round(rng.uniform(-1, 1), 2),
+                 rng.choice(LESSONS), ts - rng.uniform(0, 90) * day),
             )
-            counts["long_term"] += 1
-        for sender in SENDERS:
-            for key, value in (("language", rng.choice(("en", "de", "pt"))), ("verbosity", "short"),
-                               ("timezone", rng.choice(("Europe/Berlin", "Europe/Lisbon", "UTC")))):
-                store.execute("INSERT INTO fact (sender, key, value, updated_at) VALUES (?, ?, ?, ?)",
-                              (sender, key, value, ts - rng.uniform(0, 30) * day))
-                counts["facts"] += 1
-            for _ in range(rng.randint(110, 160) * scale):
-                store.execute(
-                    "INSERT INTO outcome (sender, domain, score, lesson, created_at) VALUES (?, ?, ?, ?, ?)",
-                    (sender, rng.choice(("email", "travel", "code", "search")), round(rng.uniform(-1, 1), 2),
-                     rng.choice(LESSONS), ts - rng.uniform(0, 90) * day),
-                )
-                counts["outcomes"] += 1
-        for entity, attributes in PROFILE.items():
-            for category, key, value, age_days in attributes:
-                store.execute(
-                    "INSERT INTO profile_attribute (entity, category, key, value, confidence, source, updated_at)"
-                    " VALUES (?, ?, ?, ?, ?, 'demo', ?)",
-                    (entity, category, key, value, round(rng.uniform(0.5, 0.95), 2), ts - age_days * day),
-                )
-                counts["profile_attributes"] += 1
-        store.set_setting(DEMO_FLAG, "1")
+            counts["outcomes"] += 1
+    for entity, attributes in PROFILE.items():
+        for category, key, value, age_days in attributes:
+            store.execute(
+                "INSERT INTO profile_attribute (entity, category, key, value, confidence, source, updated_at, demo)"
+                " VALUES (?, ?, ?, ?, ?, 'demo', ?, 1)",
+                (entity, category, key, value, round(rng.uniform(0.5, 0.95), 2), ts - age_days * day),
+            )
+            counts["profile_attributes"] += 1
     return DemoSummary(**counts)
 
 

@@ -150,6 +150,8 @@ class Engine:
         self._logged: set[tuple] = set()  # sync failures already logged
         self._seed()
         self._seen_paused = self.paused
+        # Changes made before this engine opened the store are history, not news.
+        self._audit_seen = self.store.execute("SELECT coalesce(max(id), 0) FROM audit_log").fetchone()[0]
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -221,8 +223,9 @@ class Engine:
 
         return unsubscribe
 
-    def _publish(self, kind: str, job: str | None = None, run: RunInfo | None = None) -> None:
-        event = Event(kind, job, run, self.clock())
+    def _publish(self, kind: str, job: str | None = None, run: RunInfo | None = None,
+                 audit: AuditEntry | None = None) -> None:
+        event = Event(kind, job, run, self.clock(), audit)
         with self._lock:
             subscribers = list(self._subscribers)
         for callback in subscribers:
@@ -272,9 +275,18 @@ class Engine:
         return self.store.setting("paused", "0") == "1"
 
     def _cursor(self, d: _Definition, now: datetime, paused: bool | None = None) -> float | None:
-        """The due time to store for ``d``: its next fire time, or None when it must not fire."""
+        """The due time to store for ``d``: its next fire time, or None when it must not fire.
+
+        A failing job's backoff holds across disable/enable, pause/resume and retime: none of
+        them is a request to retry at once (run-now is)."""
         paused = self.paused if paused is None else paused
-        return d.next_due(now) if d.enabled and not paused else None
+        if not d.enabled or paused:
+            return None
+        due = d.next_due(now)
+        row = self.store.execute("SELECT backoff_until FROM job_state WHERE name = ?", (d.name,)).fetchone()
+        if due is not None and row and row[0] and row[0] > due:
+            due = row[0]
+        return due
 
     def _audit(self, action: str, job: str | None, old, new, source: str) -> None:
         self.store.execute(
@@ -322,7 +334,7 @@ class Engine:
                 "UPDATE job_definition SET schedule = ?, timezone = ?, jitter_s = ?, updated_at = ? WHERE name = ?",
                 (schedule.spec, schedule.timezone, schedule.jitter_s, now.timestamp(), name),
             )
-            self.store.execute("UPDATE job_state SET next_run_at = ?, backoff_until = NULL WHERE name = ?",
+            self.store.execute("UPDATE job_state SET next_run_at = ? WHERE name = ?",
                                (self._cursor(self._definition(name), now), name))
             old = d.schedule + (f" {d.timezone}" if d.timezone else "")
             new = schedule.spec + (f" {schedule.timezone}" if schedule.timezone else "")
@@ -354,11 +366,33 @@ class Engine:
     def run_now(self, name: str, source: str = "api") -> None:
         """Start job ``name`` in the background now; the schedule is not shifted.
 
-        If it is already running the run is recorded as skipped, with the reason."""
+        If it is already running the run is recorded as skipped, with the reason. While the jobs
+        are held (the database is gone, read-only or full) it writes nothing and says why."""
+        self._refuse_while_held()
         self._definition(name)
         with self.store.atomic():
             self._audit("run_now", name, None, None, source)
+        self._apply_changes()  # the change is told before the run it starts, not at the next poll
         self._spawn(name, "manual")
+
+    def make_due(self, names: list[str]) -> None:
+        """Make these enabled jobs due now: they run as ordinary scheduled runs (``memtui --demo``
+        uses it so there is activity at once; nobody pressed run-now, so nothing is audited)."""
+        now = self.clock().timestamp()
+        with self.store.atomic():
+            for name in names:
+                d = self._definition(name)
+                if d.enabled and not self.paused:
+                    self.store.execute("UPDATE job_state SET next_run_at = ? WHERE name = ?", (now, name))
+        self._apply_changes()
+
+    def _refuse_while_held(self) -> None:
+        try:
+            self.store.check_file()  # deleted a moment ago, before the sync loop noticed
+        except StoreError as exc:
+            self._set_problem(str(exc))
+        if self.problem is not None:
+            raise EngineError(f"jobs are held, nothing was run: {self.problem}")
 
     def limit_lock_wait(self, seconds: float) -> None:
         """Writes from the calling thread wait at most ``seconds`` for another writer (a UI
@@ -532,16 +566,21 @@ class Engine:
             self._set_problem(None)
 
     def _set_problem(self, problem: str | None) -> None:
-        if problem == self.problem:
-            return
-        previous, self.problem = self.problem, problem
-        if problem:
-            log.error("jobs held: %s", problem)
-            with self._lock:
+        """Hold or release the jobs. The log says so once per change of state: a second reason
+        found while already held (the sync loop and a run thread both notice) is not news."""
+        with self._lock:
+            if problem == self.problem:
+                return
+            previous, self.problem = self.problem, problem
+            if problem:
                 for name in list(self._alarms):
                     self._set_alarm(name, None)
+        if problem and previous is None:
+            log.error("jobs held: %s", problem)
+        elif problem:
+            log.debug("jobs still held: %s", problem)
         else:
-            log.warning("database usable again (%s); jobs resume", previous)
+            log.warning("database usable again; jobs resume")
         self._publish("health")
 
     def _enforce_timeouts(self) -> None:
@@ -597,8 +636,10 @@ class Engine:
 
         One thread at a time reads and applies, so an older snapshot never lands after a newer
         one; events go out after the locks are released (a subscriber may touch the database)."""
-        events: list[tuple[str, str | None]] = []
+        events: list[tuple[str, str | None, AuditEntry | None]] = []
         with self._apply_lock:
+            for entry in self._new_audit_entries():
+                events.append(("audit", entry.job, entry))
             definitions = self._definitions()
             states = {r[0]: r[1:] for r in self.store.execute(
                 "SELECT name, next_run_at, runs, last_status, last_run_at, lease_owner, consecutive_failures"
@@ -606,23 +647,32 @@ class Engine:
             paused = self.paused
             with self._lock:
                 if paused != self._seen_paused:
-                    events.append(("paused" if paused else "resumed", None))
+                    events.append(("paused" if paused else "resumed", None, None))
                 self._seen_paused = paused
                 for name, d in definitions.items():
                     state = states.get(name, (None,) * 6)
                     key = (d, paused)
                     previous = self._seen.get(name)
                     if previous is None or previous[0] != key:
-                        events.append(("job_changed", name))
+                        events.append(("job_changed", name, None))
                     elif previous[1] != state:
-                        events.append(("state_changed", name))
+                        events.append(("state_changed", name, None))
                     self._seen[name] = (key, state)
                     if self.started:
                         schedulable = (d.enabled and not paused and self.problem is None
                                        and d.schedulable() is not None)
                         self._set_alarm(name, state[0] if schedulable else None)
-        for kind, name in events:
-            self._publish(kind, name)
+        for kind, name, entry in events:
+            self._publish(kind, name, audit=entry)
+
+    def _new_audit_entries(self) -> list[AuditEntry]:
+        """Audit rows written since the last look, by anyone: each change is told once."""
+        rows = self.store.execute(
+            "SELECT id, at, action, job, old_value, new_value, source FROM audit_log WHERE id > ? ORDER BY id",
+            (self._audit_seen,)).fetchall()
+        if rows:
+            self._audit_seen = rows[-1][0]
+        return [AuditEntry(from_ts(r[1]), *r[2:], id=r[0]) for r in rows]
 
     def _set_alarm(self, name: str, due_ts: float | None) -> None:
         """Point job ``name``'s APScheduler alarm at ``due_ts`` (None: no alarm). Holds _lock."""
@@ -770,7 +820,7 @@ class Engine:
         with self.store.atomic():
             ended = self.store.execute(
                 "UPDATE run SET status = ?, finished_at = ?, error = ?,"
-                " duration_ms = CAST((? - started_at) * 1000 AS INTEGER) WHERE id = ? AND status = 'running'",
+                " duration_ms = round((? - started_at) * 1000, 3) WHERE id = ? AND status = 'running'",
                 (status, now, why, now, run_id),
             ).rowcount
             if ended:
@@ -842,7 +892,7 @@ class Engine:
                 status, result, error = "skipped", skip.result, skip.reason
             except Exception as exc:
                 status, error, trace = "failed", redact(_one_line(exc)), redact(tb.format_exc())
-            duration_ms = int((time.perf_counter() - t0) * 1000)
+            duration_ms = round((time.perf_counter() - t0) * 1000, 3)  # to the microsecond
             try:
                 self._finish_run(name, run_id, status, result, error, trace, duration_ms)
             except Exception as exc:  # busy past the timeout, disk full: don't leave it "running"
@@ -964,5 +1014,7 @@ def _db_problem(path, exc: BaseException) -> str:
     return f"{path}: {text}{hint}"
 
 
-def open_engine(db_path: str | Path, config: Config | None = None, clock: Clock = system_clock) -> Engine:
-    return Engine(Store.open(db_path), config, clock)
+def open_engine(db_path: str | Path, config: Config | None = None, clock: Clock = system_clock, *,
+                create: bool = True) -> Engine:
+    """An engine (not started) over the store at ``db_path``; ``create=False`` refuses a missing file."""
+    return Engine(Store.open(db_path, create=create), config, clock)

@@ -25,7 +25,7 @@ class JobInfo:
     next_run: datetime | None
     last_run: datetime | None
     last_status: str | None
-    last_duration_ms: int | None
+    last_duration_ms: float | None  # fractional milliseconds
     runs: int
     errors: int
     consecutive_failures: int
@@ -59,7 +59,7 @@ class RunInfo:
     scheduled_for: datetime | None
     started: datetime
     finished: datetime | None
-    duration_ms: int | None
+    duration_ms: float | None  # fractional milliseconds
     status: str
     result: dict[str, Any] | None
     error: str | None
@@ -84,12 +84,16 @@ class RunInfo:
 @dataclass(frozen=True)
 class Event:
     """Something the engine did. ``kind`` is one of run_started, run_finished,
-    job_changed, paused, resumed, state_changed (another process changed the store)."""
+    job_changed, paused, resumed, state_changed (another process changed the store),
+    health (jobs held or resumed: ``Engine.problem`` says why), and audit (a change
+    recorded in the audit log by anyone — this process, the CLI, another dashboard —
+    picked up by this engine; ``audit`` holds it)."""
 
     kind: str
     job: str | None = None
     run: RunInfo | None = None
     at: datetime | None = None
+    audit: AuditEntry | None = None
 
 
 @dataclass(frozen=True)
@@ -100,3 +104,4 @@ class AuditEntry:
     old_value: str | None
     new_value: str | None
     source: str
+    id: int | None = field(default=None, compare=False)  # the audit_log row

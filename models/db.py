@@ -50,6 +50,8 @@ def _check_path(path: Path) -> bool:
             raise StoreError(f"{shown(path)}: is a directory, not a database file")
         if not path.exists():
             return True
+        if not path.is_file():  # /dev/null, a FIFO, a socket: SQLite would fail obscurely or hang
+            raise StoreError(f"{shown(path)}: not a regular file, so it cannot be a database (left untouched)")
         with path.open("rb") as fh:
             header = fh.read(len(SQLITE_HEADER))
     except OSError as exc:
@@ -60,14 +62,31 @@ def _check_path(path: Path) -> bool:
 
 
 def _create_owner_only(path: Path) -> None:
+    """Create the database file 0600, and each missing parent folder 0700 (not the umask's mode)."""
+    missing = []
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        missing.append(parent)
+        parent = parent.parent
     try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for folder in reversed(missing):
+            try:
+                folder.mkdir(mode=0o700)
+            except FileExistsError:
+                pass  # made by another process meanwhile
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         os.close(fd)
     except FileExistsError:
         pass  # another process created it between our check and now
     except OSError as exc:
         raise StoreError(f"{shown(path)}: cannot create database ({exc.strerror})") from None
+
+
+def _uri(path: Path) -> str:
+    """A ``mode=rw`` URI: SQLite opens the file but never creates it. The file is created once,
+    0600, by _create_owner_only; no later connection (a new thread, a reconnect after the file was
+    deleted under a running engine) can bring back a schema-less, world-readable file."""
+    return Path(os.path.abspath(path)).as_uri() + "?mode=rw"
 
 
 class Store:
@@ -96,15 +115,19 @@ class Store:
             self._local.generation = self._generation
 
     @classmethod
-    def open(cls, path: str | os.PathLike, *, migrate: bool = True) -> "Store":
+    def open(cls, path: str | os.PathLike, *, migrate: bool = True, create: bool = True) -> "Store":
+        """Open the store at ``path``. ``create=False`` (commands that only read) refuses a missing
+        file instead of creating it, so a mistyped path leaves nothing behind."""
         try:
             path = Path(path).expanduser()
         except RuntimeError:  # ~someone who does not exist
             raise StoreError(f"{shown(path)}: cannot expand '~' (no such user)") from None
         if _check_path(path):
+            if not create:
+                raise StoreError(f"no memtui database at {shown(path)}")
             _create_owner_only(path)
         db = SqliteDatabase(
-            str(path), pragmas=PRAGMAS, timeout=BUSY_TIMEOUT_S, lock_type="IMMEDIATE",
+            _uri(path), uri=True, pragmas=PRAGMAS, timeout=BUSY_TIMEOUT_S, lock_type="IMMEDIATE",
             check_same_thread=False,
         )
         db.register_function(text.fold, text.SQL_NAME, 1, deterministic=True)  # on every connection

@@ -46,7 +46,7 @@ def test_demo_refuses_a_store_with_user_data_unless_reset(store, clock):
     with pytest.raises(DemoRefused, match="--reset"):
         fill(store, clock())
     assert snapshot(store) == before
-    fill(store, clock(), force=True)
+    fill(store, clock(), reset=True)
     assert ("me", "k") not in {(r[1], r[2]) for r in snapshot(store)["fact"]}
 
 
@@ -56,7 +56,7 @@ def test_demo_command_says_why_it_refuses(db_path, capsys):
     assert main(["demo", "--db", str(db_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("memtui: ") and "--reset" in err and "\n" not in err
-    assert main(["demo", "--db", str(db_path), "--reset"]) == 0
+    assert main(["demo", "--db", str(db_path), "--reset", "--yes"]) == 0
     assert "demo data in" in capsys.readouterr().out
 
 
@@ -199,6 +199,16 @@ def test_memory_api_round_trip(db_path, clock):
         assert memory.set_profile("alice", "seat", "aisle", category="preference") > 0
 
 
+def test_an_empty_path_is_refused_not_read_as_the_default_store(tmp_path, monkeypatch):
+    from memtui.engine.config import ConfigError
+
+    monkeypatch.setenv("MEMTUI_DB", str(tmp_path / "default.db"))
+    for empty in ("", "  "):
+        with pytest.raises(ConfigError, match="empty database path"):
+            Memory.open(empty)
+    assert not (tmp_path / "default.db").exists()
+
+
 def test_recall_reinforces_long_term_memories_first(db_path, clock):
     from memtui.engine import Engine
     from memtui.engine.config import Config
@@ -231,6 +241,34 @@ def test_a_promoted_id_stays_valid_for_the_agent(db_path, clock):
         assert newer != mid  # ids are never reused
         with pytest.raises(ValueError, match="no memory with id 424242"):
             memory.record_access(424242)
+
+
+def test_using_a_memory_that_decayed_restores_it_and_a_deleted_one_is_an_error(db_path, clock):
+    """Issue 16.5: a use of a soft-deleted memory raised "no memory" instead of restoring it."""
+    from memtui.engine import Engine
+    from memtui.engine.config import Config
+    from memtui.engine.memory import MemoryInputError
+
+    with Memory.open(db_path, clock=clock) as memory:
+        engine = Engine(memory.store, Config(), clock)
+        mids = [memory.remember(f"note {i}", importance=10, confidence=1.0) for i in range(2)]
+        for mid in mids:
+            for _ in range(10):
+                memory.record_access(mid)
+        assert engine.run_job("promote").result["promoted"] == 2  # not kept, so not pinned: they can decay
+        clock.advance(days=400)
+        assert engine.run_job("decay").result["soft_deleted"] == 2
+        clock.advance(hours=1)
+        assert memory.record_access(mids[0]) == "long_term"
+        row = memory.store.execute("SELECT deleted_at, recall_count, last_reinforced_at FROM long_term_memory"
+                                   " WHERE source_pending_id = ?", (mids[0],)).fetchone()
+        assert row == (None, 1, clock().timestamp())
+        assert [(h.content, h.decayed) for h in memory.recall("note", reinforce=False)] == [
+            ("note 0", False), ("note 1", True)]  # back among the living; the other still faded
+        clock.advance(days=31)  # past decay's grace: the memory nobody used is deleted for good
+        assert engine.run_job("decay").result["hard_deleted"] == 1
+        with pytest.raises(MemoryInputError, match=f"no memory with id {mids[1]}"):
+            memory.record_access(mids[1])
 
 
 def test_the_demo_agent_feeds_promotion(engine, clock):

@@ -46,9 +46,9 @@ def cli(monkeypatch, capsys):
 
 @pytest.fixture
 def db(tmp_path, cli):
-    """A database created by the CLI itself."""
+    """A database created by the CLI itself (a command that writes: listing never creates one)."""
     path = tmp_path / "cli.db"
-    assert cli("jobs", "--db", path).code == 0
+    assert cli("remember", "seed the store", "--db", path).code == 0
     return path
 
 
@@ -119,9 +119,10 @@ def test_jobs_json_has_the_documented_keys_and_offsets(cli, db):
 
 def test_db_option_works_before_and_after_the_subcommand(cli, tmp_path):
     a, b = tmp_path / "a.db", tmp_path / "b.db"
-    assert cli("--db", a, "jobs").code == 0
-    assert cli("jobs", "--db", b).code == 0
-    assert a.is_file() and b.is_file()
+    assert cli("--db", a, "disable", "decay").code == 0
+    assert cli("disable", "compact", "--db", b).code == 0
+    assert jobs_json(cli, a)["decay"]["enabled"] is False and jobs_json(cli, a)["compact"]["enabled"] is True
+    assert jobs_json(cli, b)["compact"]["enabled"] is False and jobs_json(cli, b)["decay"]["enabled"] is True
 
 
 # -- run -----------------------------------------------------------------------------
@@ -131,8 +132,8 @@ def test_run_prints_one_line_and_records_the_run(cli, db):
     assert result.code == 0, result.err
     assert result.err == ""
     assert len(result.out.splitlines()) == 1
-    assert result.out.startswith("compact success (manual) ")
-    assert "runs_pruned_by_age=0" in result.out
+    assert result.out.startswith("compact success in ") and " ms (manual) — " in result.out
+    assert "old runs pruned 0" in result.out and "…" not in result.out  # the whole result, in words
 
     compact = jobs_json(cli, db)["compact"]
     assert (compact["runs"], compact["errors"], compact["last_status"]) == (1, 0, "success")
@@ -144,7 +145,7 @@ def test_run_json(cli, db):
     assert result.code == 0 and result.err == ""
     run = json.loads(result.out)
     assert (run["job"], run["status"], run["reason"], run["error"]) == ("compact", "success", "manual", None)
-    assert isinstance(run["id"], int) and isinstance(run["duration_ms"], int)
+    assert isinstance(run["id"], int) and isinstance(run["duration_ms"], float) and run["duration_ms"] > 0
     parse_iso(run["started"])
     parse_iso(run["finished"])
     assert run["result"]["runs_pruned_by_cap"] == 0
@@ -165,7 +166,7 @@ def test_run_of_a_failing_job_exits_1(cli, tmp_path, monkeypatch):
     path = tmp_path / "boom.db"
     result = cli("run", "boom", "--db", path)
     assert result.code == 1
-    assert result.out.startswith("boom failed (manual) ")
+    assert result.out.startswith("boom failed after ") and "(manual) — RuntimeError: kaboom" in result.out
     assert "RuntimeError: kaboom" in result.out
     result = cli("run", "boom", "--json", "--db", path)
     assert result.code == 1
@@ -232,7 +233,7 @@ def test_history_text_and_json(cli, db):
     result = cli("history", "--db", db)
     assert result.code == 0
     lines = result.out.splitlines()
-    assert lines[0].split() == ["ID", "JOB", "STATUS", "REASON", "STARTED", "DURATION", "RESULT"]
+    assert lines[0].split() == ["RUN", "JOB", "STATUS", "REASON", "STARTED", "DURATION", "RESULT"]
     assert [line.split()[:4] for line in lines[1:]] == [["2", "compact", "success", "manual"],
                                                           ["1", "compact", "success", "manual"]]
 
@@ -273,7 +274,9 @@ def test_pause_and_resume_keep_enabled_flags(cli, db):
 def test_memtui_db_environment_variable(cli, tmp_path, monkeypatch):
     env_db = tmp_path / "from-env" / "env.db"
     monkeypatch.setenv("MEMTUI_DB", str(env_db))
-    assert cli("jobs").code == 0
+    assert_one_line_error(cli("jobs"), f"no memtui database at {env_db}")  # a path given is never made by a listing
+    assert not env_db.parent.exists()
+    assert cli("remember", "from the environment").code == 0
     assert env_db.is_file()
     assert stat.S_IMODE(env_db.stat().st_mode) == 0o600
 
@@ -298,6 +301,7 @@ def test_config_file_applies_on_first_start(cli, tmp_path):
     cfg = tmp_path / "memtui.toml"
     cfg.write_text('[jobs.compact]\nschedule = "6h"\ntimezone = "UTC"\nruns_per_job = 50\n')
     path = tmp_path / "c.db"
+    assert cli("pause", "--db", path, "--config", cfg).code == 0
     jobs = json.loads(cli("jobs", "--json", "--db", path, "--config", cfg).out)
     compact = {j["name"]: j for j in jobs}["compact"]
     assert (compact["schedule"], compact["timezone"]) == ("6h", "UTC")
@@ -309,6 +313,7 @@ def test_memtui_config_environment_variable(cli, tmp_path, monkeypatch):
     cfg.write_text('[jobs.compact]\nschedule = "3h"\n')
     monkeypatch.setenv("MEMTUI_CONFIG", str(cfg))
     path = tmp_path / "e.db"
+    assert cli("remember", "x", "--db", path).code == 0
     assert jobs_json(cli, path)["compact"]["schedule"] == "3h"
 
 
@@ -356,7 +361,9 @@ BAD_INPUT = [
     (["--bogus"], ["--bogus"]),
     (["frobnicate"], ["frobnicate"]),
     (["run"], ["name"]),
-    (["retime", "compact"], ["spec"]),
+    (["retime", "compact"], ["needs a schedule"]),
+    (["retime", "compact", "-5m"], ["cannot read '-5m'", "5-field cron"]),
+    (["retime", "compact", "--tz", "UTC", "-5m"], ["cannot read '-5m'"]),
     (["history", "--limit", "0"], ["--limit"]),
     (["history", "--limit", "many"], ["--limit"]),
     (["run", "compact", "extra"], ["extra"]),
@@ -447,6 +454,43 @@ def test_unusable_database_paths(cli, tmp_path):
     under_file = text / "memtui.db"
     assert_one_line_error(cli("jobs", "--db", under_file), str(under_file))
     assert files(tmp_path) == before
+
+
+@pytest.mark.parametrize("argv", [["jobs"], ["jobs", "--json"], ["history"], ["history", "promote"],
+                                  ["run", "profile", "--dry-run"]], ids=" ".join)
+def test_a_command_that_only_reads_never_creates_a_database_or_a_folder(cli, tmp_path, argv):
+    typo = tmp_path / "nonexistent" / "dir" / "x.db"
+    assert_one_line_error(cli("--db", typo, *argv), f"no memtui database at {typo}")
+    assert not (tmp_path / "nonexistent").exists()
+    assert not (tmp_path / "xdg-data" / "memtui").exists(), "nor the default database"
+
+
+def test_a_command_that_writes_creates_missing_folders_owner_only(cli, tmp_path):
+    path = tmp_path / "new" / "deeper" / "memtui.db"
+    assert cli("remember", "first memory", "--db", path).code == 0
+    for folder in (tmp_path / "new", tmp_path / "new" / "deeper"):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_the_database_and_its_log_files_are_owner_only(tmp_path):
+    path = tmp_path / "m.db"
+    store = Store.open(path)
+    try:
+        Engine(store).remember("a write, so the -wal and -shm files exist")
+        for name in (path, f"{path}-wal", f"{path}-shm"):
+            assert os.path.exists(name) and stat.S_IMODE(os.stat(name).st_mode) == 0o600, name
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("special", ["/dev/null", "fifo"])
+def test_a_path_that_is_not_a_regular_file_is_refused_as_such(cli, tmp_path, special):
+    if special == "fifo":
+        special = tmp_path / "pipe"
+        os.mkfifo(special)
+    for argv in (["jobs"], ["remember", "x"], ["run", "compact"]):
+        assert_one_line_error(cli(*argv, "--db", special), f"{special}: not a regular file")
 
 
 def test_an_empty_db_path_is_refused_not_replaced_by_the_default(cli, tmp_path):

@@ -104,3 +104,22 @@ def test_batches_do_not_change_the_outcome(store, clock):
         add_long_term(store, created=old, reinforced=old)
     engine = Engine(store, Config(jobs={"decay": {"batch_size": 5}}), clock)
     assert engine.run_job("decay").result["soft_deleted"] == 23
+
+
+def test_a_memory_soft_deleted_anew_while_the_run_lists_is_not_hard_deleted(store, clock):
+    """Between the listing and the delete, the agent recalled the memory and it was soft-deleted
+    again: its grace period starts over, so the delete must re-check it."""
+    from memtui.engine.jobs import decay
+    from memtui.engine.jobs.base import JobContext
+
+    now = clock()
+    mid = add_long_term(store, created=now - timedelta(days=500), deleted=now - timedelta(days=40))
+
+    class Interleaved(JobContext):
+        def check(self):  # called before each batch: the moment another writer may slip in
+            with store.atomic():
+                store.execute("UPDATE long_term_memory SET deleted_at = ? WHERE id = ?", (now.timestamp(), mid))
+
+    result = decay.run(Interleaved(store=store, clock=clock, config=DecayConfig(), job="decay"))
+    assert result["hard_deleted"] == 0
+    assert count(store, "long_term_memory", "id = ?", (mid,)) == 1

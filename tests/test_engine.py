@@ -312,7 +312,7 @@ def test_run_job_success_records_the_run_and_the_counters(engine, store, clock):
     assert info.reason == "manual"
     assert info.scheduled_for is None
     assert info.started == T0 and info.finished == T0
-    assert isinstance(info.duration_ms, int) and 0 <= info.duration_ms < 10_000
+    assert isinstance(info.duration_ms, float) and 0 < info.duration_ms < 10_000
     assert info.result["runs_pruned_by_age"] == 3
     assert info.result["runs_pruned_by_cap"] == 0
     assert info.error is None and info.traceback is None
@@ -409,13 +409,44 @@ def test_a_scheduled_run_that_fails_pushes_the_next_cursor_past_the_backoff(eng,
     assert s["next_run_at"] == (due + timedelta(seconds=30 + 60)).timestamp()
 
 
-def test_retime_clears_the_backoff(eng, kinds, store):
+LONG_BACKOFF = dataclasses.replace(SETTINGS, backoff_cap_s=3600.0)
+
+
+@pytest.fixture
+def failing(kinds, store, clock):
+    """An engine whose "flaky" job has failed six times in a row: backoff 960 s (30 s doubling)."""
+    e = Engine(store, Config(engine=LONG_BACKOFF), clock)
     kinds.flaky.fail = True
-    eng.run_job("flaky")
-    assert state(store, "flaky")["backoff_until"] is not None
-    eng.retime("flaky", "20s")
-    assert state(store, "flaky")["backoff_until"] is None
-    assert state(store, "flaky")["next_run_at"] == (T0 + timedelta(seconds=20)).timestamp()
+    for _ in range(6):
+        assert e.run_job("flaky").status == "failed"
+        clock.advance(seconds=1)
+    assert state(store, "flaky")["backoff_until"] == clock().timestamp() - 1 + 960
+    yield e
+    e.stop(timeout=5)
+
+
+@pytest.mark.parametrize("off, on", [
+    (lambda e: e.pause_all("cli"), lambda e: e.resume_all("cli")),
+    (lambda e: e.disable("flaky", "cli"), lambda e: e.enable("flaky", "cli")),
+    (lambda e: e.disable("flaky", "cli"), lambda e: e.toggle("flaky", "ui")),
+    (lambda e: None, lambda e: e.retime("flaky", "20s", source="cli")),
+], ids=["pause-resume", "disable-enable", "disable-toggle", "retime"])
+def test_switching_a_failing_job_off_and_on_keeps_its_backoff(failing, store, clock, off, on):
+    backoff_until = state(store, "flaky")["backoff_until"]
+    off(failing)
+    clock.advance(seconds=10)
+    on(failing)
+    s = state(store, "flaky")
+    assert s["backoff_until"] == backoff_until
+    assert s["next_run_at"] >= backoff_until, "the job would fail again 10 s later instead of after its backoff"
+    assert failing.job("flaky").backoff_until is not None
+
+
+def test_run_now_is_still_the_way_to_try_a_backed_off_job_at_once(failing, kinds, store):
+    kinds.flaky.fail = False
+    assert failing.run_job("flaky").status == "success"
+    s = state(store, "flaky")
+    assert (s["backoff_until"], s["consecutive_failures"]) == (None, 0)
 
 
 # -- overlap ---------------------------------------------------------------------------
@@ -795,7 +826,7 @@ def test_control_changes_publish_job_changed(eng, kinds):
     assert ("job_changed", "block") in [(e.kind, e.job) for e in recorder.events]
     recorder.events.clear()
     eng.retime("block", "3h")
-    assert [(e.kind, e.job) for e in recorder.events] == [("job_changed", "block")]
+    assert [(e.kind, e.job) for e in recorder.events] == [("audit", "block"), ("job_changed", "block")]
 
 
 def test_pause_and_resume_publish_events_even_as_the_first_call(store, clock):
@@ -822,3 +853,90 @@ def test_a_jobs_own_timeout_overrides_the_engine_wide_one(kinds, store, clock):
     finally:
         kinds.blocker.release.set()
         engine.stop(timeout=5)
+
+
+# -- run-now while held, make_due, audit events, durations -------------------------------
+
+def test_run_now_while_the_database_is_gone_says_why_and_brings_nothing_back(eng, db_path):
+    os.remove(db_path)  # the sync loop has not noticed yet: run-now looks itself
+    with pytest.raises(EngineError) as err:
+        eng.run_now("flaky", source="ui")
+    assert "jobs are held, nothing was run" in str(err.value) and "deleted" in str(err.value)
+    assert not db_path.exists(), "nothing may bring back a deleted database file"
+    assert eng.problem is not None
+
+
+def test_run_now_while_held_writes_nothing(eng, kinds, store):
+    eng._set_problem("memtui.db: disk I/O error (free some disk space)")
+    with pytest.raises(EngineError, match="jobs are held, nothing was run: memtui.db: disk I/O error"):
+        eng.run_now("flaky", source="ui")
+    assert audit_rows(store) == [] and runs(store, "flaky") == [] and kinds.flaky.calls == 0
+
+
+def test_no_connection_can_create_the_database_file(eng, db_path):
+    """A new thread's connection after the file was deleted fails instead of making a fresh 0644 file."""
+    os.remove(db_path)
+    errors = []
+
+    def use_from_new_thread():
+        try:
+            eng.store.execute("SELECT 1").fetchone()
+        except Exception as exc:  # noqa: BLE001 - any failure is right; creating the file is not
+            errors.append(exc)
+        finally:
+            eng.store.db.close()
+
+    worker = threading.Thread(target=use_from_new_thread)
+    worker.start()
+    worker.join(WAIT)
+    assert errors and not db_path.exists()
+
+
+def test_make_due_runs_jobs_as_scheduled_without_an_audit_row(eng, kinds, store, clock):
+    eng.make_due(["flaky"])
+    due = state(store, "flaky")["next_run_at"]
+    assert due == clock().timestamp()
+    fire(eng, "flaky", due)
+    [run] = runs(store, "flaky")
+    assert (run["reason"], run["status"]) == ("scheduled", "success")
+    assert audit_rows(store) == []
+
+
+def test_every_change_picked_up_is_one_audit_event_with_its_source(eng, store, clock):
+    rec = Recorder()
+    eng.subscribe(rec)
+    other = Engine(Store.open(store.path), Config(engine=SETTINGS), clock)  # the CLI, another dashboard
+    try:
+        other.disable("decay", "cli")
+        other.retime("promote", "45s", source="cli")
+        other.pause_all("cli")
+        other.resume_all("ui")
+        eng.sync()
+        eng.sync()  # nothing new: nothing told twice
+        audits = [e.audit for e in rec.events if e.kind == "audit"]
+        assert [(a.action, a.job, a.source) for a in audits] == [
+            ("disable", "decay", "cli"), ("retime", "promote", "cli"), ("pause_all", None, "cli"),
+            ("resume_all", None, "ui")]
+        assert audits[1].old_value == "30s" and audits[1].new_value.startswith("45s")
+        eng.enable("decay", "ui")  # this engine's own change is told too
+        assert [e.audit.action for e in rec.events if e.kind == "audit"][-1] == "enable"
+    finally:
+        other.close()
+
+
+def test_changes_made_before_the_engine_opened_are_not_told_again(store, clock):
+    first = Engine(store, Config(engine=SETTINGS), clock)
+    first.disable("decay", "cli")
+    rec = Recorder()
+    second = Engine(Store.open(store.path), Config(engine=SETTINGS), clock)
+    second.subscribe(rec)
+    second.sync()
+    assert [e for e in rec.events if e.kind == "audit"] == []
+    second.close()
+
+
+def test_a_fast_run_keeps_its_sub_millisecond_duration(eng, kinds, store):
+    info = eng.run_job("flaky")
+    assert isinstance(info.duration_ms, float) and 0 < info.duration_ms < 1000
+    assert runs(store, "flaky")[-1]["duration_ms"] == info.duration_ms
+    assert eng.job("flaky").last_duration_ms == info.duration_ms

@@ -111,23 +111,29 @@ def test_headless_runs_logs_and_follows_other_processes_then_stops_on_sigterm(sp
     # another process runs a job while the engine is up: no lock errors, exit 0
     result = memtui("run", "compact", "--db", db)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("compact success (manual)")
+    assert result.stdout.startswith("compact success in ") and "(manual)" in result.stdout
 
-    # changes made by other processes are adopted within a poll
+    # changes made by other processes are adopted within a poll, each told once with its source
     assert memtui("pause", "--db", db).returncode == 0
-    log.wait_for("all jobs paused")
+    log.wait_for("all jobs paused (cli)")
     assert memtui("resume", "--db", db).returncode == 0
-    log.wait_for("all jobs resumed")
+    log.wait_for("all jobs resumed (cli)")
 
     # a schedule changed elsewhere fires here, one log line per run
     assert memtui("retime", "compact", "1s", "--db", db).returncode == 0
+    log.wait_for("compact retimed: 0 4 * * 0")
     line = log.wait_for("compact success")
     assert "(manual)" not in line  # a scheduled run
     assert memtui("disable", "compact", "--db", db).returncode == 0
+    log.wait_for("compact disabled (cli)")
+    assert memtui("enable", "decay", "--db", db).returncode == 0  # already on: still a change someone made
+    log.wait_for("decay already enabled (cli)")
 
     text = stop(proc, log)
     assert text.splitlines()[-1].endswith("stopped")
     assert "Traceback" not in text
+    for change in ("all jobs paused (cli)", "all jobs resumed (cli)", "compact disabled (cli)"):
+        assert text.count(change) == 1, change
     statuses = query(db, "SELECT reason, status FROM run WHERE job = 'compact' ORDER BY id")
     assert statuses[0] == ("manual", "success")
     assert ("scheduled", "success") in statuses

@@ -38,8 +38,9 @@ def memtui(args, env, cwd, **kw):
 
 @pytest.fixture
 def readme_env(tmp_path):
-    env = {**os.environ, "MEMTUI_DB": str(tmp_path / "readme.db"),
-           "XDG_CONFIG_HOME": str(tmp_path / "config"), "XDG_DATA_HOME": str(tmp_path / "data")}
+    # The default database (under XDG_DATA_HOME), as a reader following the README has it.
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config"), "XDG_DATA_HOME": str(tmp_path / "data")}
+    env.pop("MEMTUI_DB", None)
     for lang, body in BLOCKS:
         if lang == "jsonl":
             (tmp_path / "memories.jsonl").write_text(body)

@@ -255,3 +255,40 @@ def test_bound_models_query_the_store_they_belong_to(tmp_path):
     finally:
         a.close()
         b.close()
+
+
+def test_a_0_1_database_migrates_to_0_2_without_loss(tmp_path):
+    """A store written by memtui 0.1 (only 0001 applied) opens, migrates, and keeps every row and value."""
+    from peewee import SqliteDatabase
+    from playhouse.migrations import Runner
+
+    from memtui.models.db import MIGRATIONS_DIR
+
+    path = tmp_path / "old.db"
+    old = SqliteDatabase(str(path))
+    Runner(old, directory=str(MIGRATIONS_DIR)).up(target="0001_initial")
+    old.execute_sql("INSERT INTO pending_memory (content, created_at) VALUES ('Émile likes trains', 1)")
+    old.execute_sql("INSERT INTO run (job, reason, started_at, finished_at, duration_ms, status, owner)"
+                    " VALUES ('promote', 'manual', 10, 10.037, 37, 'success', 'h:1:x')")
+    old.execute_sql("INSERT INTO job_definition (name, kind, schedule, created_at, updated_at)"
+                    " VALUES ('promote', 'promote', '30s', 0, 0)")
+    old.execute_sql("INSERT INTO job_state (name, last_duration_ms, runs) VALUES ('promote', 37, 1)")
+    old.execute_sql("INSERT INTO summary (level, period_start, sender, text, source_count, model, created_at)"
+                    " VALUES ('day', 0, 'alice', 'a day', 3, 'extractive', 5)")
+    old.close()
+
+    store = Store.open(path)
+    try:
+        applied = [r[0] for r in store.execute("SELECT name FROM schema_migration ORDER BY id")]
+        assert applied == sorted(p.stem for p in MIGRATIONS_DIR.glob("0*.py"))
+        assert store.execute("SELECT content, demo FROM pending_memory").fetchall() == [("Émile likes trains", 0)]
+        assert store.execute("SELECT job, duration_ms, status FROM run").fetchall() == [("promote", 37.0, "success")]
+        assert store.execute("SELECT runs, last_duration_ms FROM job_state").fetchall() == [(1, 37.0)]
+        assert store.execute("SELECT text, period_end, demo FROM summary").fetchall() == [("a day", None, 0)]
+        indexes = {r[0] for r in store.execute("SELECT name FROM sqlite_master WHERE type = 'index'"
+                                               " AND tbl_name = 'run' AND sql IS NOT NULL")}
+        assert indexes == {"run_job_id", "run_status", "run_started"}, "the rebuilt run table keeps its indexes"
+        with pytest.raises(Exception, match="CHECK"):
+            store.execute("INSERT INTO run (job, reason, started_at, status) VALUES ('x', 'bogus', 0, 'success')")
+    finally:
+        store.close()

@@ -55,11 +55,14 @@ def run(ctx: JobContext) -> dict:
         " AND (? - last_reinforced_at) / 86400.0 > ? * (0.5 + importance / 10.0) * (1 + recall_count)"
         " AND id IN ({ids})",
         (now_ts, now_ts, limit)))
+    grace_cutoff = now_ts - cfg.grace_days * 86400
     expired = [r[0] for r in ctx.store.execute(
         "SELECT id FROM long_term_memory WHERE deleted_at IS NOT NULL AND deleted_at < ? AND pinned = 0",
-        (now_ts - cfg.grace_days * 86400,))]
+        (grace_cutoff,))]
+    # The whole condition again: one restored and soft-deleted anew meanwhile starts a new grace period.
     hard = in_batches(ctx, expired, cfg.batch_size, (
-        "DELETE FROM long_term_memory WHERE deleted_at IS NOT NULL AND pinned = 0 AND id IN ({ids})", ()))
+        "DELETE FROM long_term_memory WHERE deleted_at IS NOT NULL AND deleted_at < ? AND pinned = 0"
+        " AND id IN ({ids})", (grace_cutoff,)))
     remaining = ctx.store.execute("SELECT count(*) FROM long_term_memory WHERE deleted_at IS NULL").fetchone()[0]
     return {"soft_deleted": soft, "hard_deleted": hard, "remaining": remaining}
 

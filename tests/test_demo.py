@@ -1,0 +1,156 @@
+"""`memtui demo` never loses data: it fills an empty store or refills a demo-only one, by the rows' marks;
+`--reset` replaces everything only when a person confirms it."""
+from __future__ import annotations
+
+import io
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from memtui.engine import Config, Engine
+from memtui.engine.demo import MEMORY_TABLES, DemoRefused, fill
+from memtui.models import Store
+from memtui.tui.cli import main
+from tests.factories import count, track_store_opens
+
+
+@pytest.fixture
+def cli(monkeypatch, capsys):
+    opened = track_store_opens(monkeypatch)
+
+    def run(*argv, stdin: str | None = None, tty: bool = False):
+        if stdin is not None or tty:
+            fake = io.StringIO(stdin or "")
+            fake.isatty = lambda: tty  # type: ignore[method-assign]
+            monkeypatch.setattr("sys.stdin", fake)
+        capsys.readouterr()
+        try:
+            code = main([str(a) for a in argv])
+        finally:
+            for store in opened:
+                store.close()
+            opened.clear()
+        out, err = capsys.readouterr()
+        return SimpleNamespace(code=code, out=out, err=err)
+
+    return run
+
+
+def rows(path) -> dict[str, int]:
+    store = Store.open(path, create=False)
+    try:
+        return {t: count(store, t) for t in (*MEMORY_TABLES, "run", "audit_log")}
+    finally:
+        store.close()
+
+
+def test_demo_fills_an_empty_store_and_marks_every_row(cli, tmp_path):
+    db = tmp_path / "t.db"
+    assert cli("demo", "--db", db).code == 0
+    store = Store.open(db)
+    try:
+        for table in MEMORY_TABLES:
+            assert count(store, table, "demo = 0") == 0, table
+        assert count(store, "pending_memory") > 0
+    finally:
+        store.close()
+
+
+def test_demo_refuses_when_real_data_was_added_and_changes_nothing(cli, tmp_path):
+    """The reported defect: demo, remember, import, demo -> the remembered memory and the fact were gone."""
+    db = tmp_path / "t.db"
+    assert cli("demo", "--db", db).code == 0
+    assert cli("remember", "real one", "--keep", "--db", db).code == 0
+    facts = tmp_path / "facts.jsonl"
+    facts.write_text(json.dumps({"type": "fact", "sender": "me", "key": "home", "value": "Lisbon"}) + "\n")
+    assert cli("import", facts, "--db", db).code == 0
+    before = rows(db)
+
+    result = cli("demo", "--db", db)
+    assert result.code == 2 and result.out == ""
+    assert result.err.strip() == (f"memtui: {db} holds 2 rows that are not demo data (1 pending memory row, "
+                                  "1 fact row); nothing was changed. Use --reset to replace everything, "
+                                  "or --db to pick another file")
+    assert rows(db) == before
+    store = Store.open(db)
+    try:
+        assert store.execute("SELECT content FROM pending_memory WHERE demo = 0").fetchall() == [("real one",)]
+    finally:
+        store.close()
+
+
+def test_demo_refills_a_store_that_holds_only_demo_rows_even_after_the_jobs_ran(cli, tmp_path, clock):
+    db = tmp_path / "t.db"
+    store = Store.open(db)
+    fill(store, clock())
+    engine = Engine(store, Config(), clock)
+    for job in ("promote", "decay", "consolidate", "rollup-day", "profile"):
+        assert engine.run_job(job).status in ("success", "skipped"), job
+    assert count(store, "long_term_memory", "source_pending_id IS NOT NULL") > 0  # promote made derived rows
+    engine.close()
+    runs = rows(db)["run"]
+
+    assert cli("demo", "--db", db).code == 0  # derived rows carry the mark; __system__ facts are engine state
+    after = rows(db)
+    assert after["run"] == runs, "a refill keeps the run history"
+    assert after["pending_memory"] == 300
+
+
+def test_a_store_written_by_0_1_with_its_demo_flag_is_not_trusted(store, clock):
+    """0.1 marked a whole store as demo with one setting; rows added later were lost. Rows without
+    the mark are never the demo's."""
+    store.execute("INSERT INTO setting (key, value) VALUES ('demo', '1')")
+    store.execute("INSERT INTO pending_memory (content, created_at) VALUES ('mine', 0)")
+    with pytest.raises(DemoRefused, match="1 row that is not demo data"):
+        fill(store, clock())
+    assert count(store, "pending_memory") == 1
+
+
+def test_reset_without_a_terminal_and_without_yes_refuses(cli, tmp_path):
+    db = tmp_path / "t.db"
+    assert cli("remember", "mine", "--db", db).code == 0
+    assert cli("run", "promote", "--db", db).code == 0
+    before = rows(db)
+    result = cli("demo", "--reset", "--db", db, stdin="")
+    assert result.code == 2
+    assert "add --yes to confirm" in result.err and "1 pending memory row" in result.err and "1 run row" in result.err
+    assert len(result.err.splitlines()) == 1
+    assert rows(db) == before
+
+
+def test_reset_on_a_terminal_asks_and_no_changes_nothing(cli, tmp_path):
+    db = tmp_path / "t.db"
+    assert cli("remember", "mine", "--db", db).code == 0
+    before = rows(db)
+    result = cli("demo", "--reset", "--db", db, stdin="n\n", tty=True)
+    assert result.code == 1
+    assert "deletes everything" in result.err and "nothing was changed" in result.err
+    assert rows(db) == before
+
+
+def test_reset_on_a_terminal_replaces_everything_after_yes(cli, tmp_path):
+    db = tmp_path / "t.db"
+    assert cli("remember", "mine", "--db", db).code == 0
+    assert cli("disable", "decay", "--db", db).code == 0
+    assert cli("run", "promote", "--db", db).code == 0
+    result = cli("demo", "--reset", "--db", db, stdin="y\n", tty=True)
+    assert result.code == 0, result.err
+    after = rows(db)
+    assert after["run"] == 0 and after["audit_log"] == 0
+    store = Store.open(db)
+    try:
+        assert count(store, "pending_memory", "demo = 0") == 0
+        enabled = store.execute("SELECT enabled FROM job_definition WHERE name = 'decay'").fetchone()[0]
+        assert enabled == 0, "job definitions (schedules, on/off) stay"
+        assert store.execute("SELECT runs FROM job_state WHERE name = 'promote'").fetchone()[0] == 0
+    finally:
+        store.close()
+
+
+def test_reset_with_yes_does_not_ask(cli, tmp_path):
+    db = tmp_path / "t.db"
+    assert cli("remember", "mine", "--db", db).code == 0
+    result = cli("demo", "--reset", "--yes", "--db", db, stdin="")
+    assert result.code == 0 and "demo data in" in result.out
+    assert rows(db)["pending_memory"] == 300
