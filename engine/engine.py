@@ -445,13 +445,13 @@ class Engine:
         for r in rows:
             d = _Definition.from_row(r)
             try:
-                text = d.parsed().describe(jitter=False)
+                text, detail = d.parsed().describe(jitter=False), d.parsed().describe()
             except ScheduleError:
-                text = f"invalid schedule {d.schedule!r}"
+                text = detail = f"invalid schedule {d.schedule!r}"
             kind = KINDS.get(d.kind)
             out.append(JobInfo(
                 name=d.name, kind=d.kind, enabled=bool(d.enabled), schedule=d.schedule, schedule_text=text,
-                timezone=d.timezone, jitter_s=d.jitter_s,
+                schedule_detail=detail, timezone=d.timezone, jitter_s=d.jitter_s,
                 next_run=from_ts(r[8]) if d.enabled and not paused else None,
                 last_run=from_ts(r[9]), last_status=r[10], last_duration_ms=r[11], runs=r[12] or 0,
                 errors=r[13] or 0, consecutive_failures=r[14] or 0,
@@ -622,7 +622,7 @@ class Engine:
             natural = d.next_due(now)
             if natural is None:
                 continue
-            latest = max(natural + schedule.jitter_s, min(backoff_until or 0, cap)) + 1
+            latest = max(natural + schedule.effective_jitter_s, min(backoff_until or 0, cap)) + 1
             if cursor > latest:
                 log.warning("%s was due at %s, beyond its schedule: the clock went back; rescheduling",
                             d.name, from_ts(cursor).isoformat(timespec="seconds"))

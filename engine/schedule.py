@@ -1,26 +1,34 @@
-"""Schedule specs: parsing, validation, words, and the APScheduler triggers behind them.
+"""Schedule specs: parsing, validation, words, fire times and jitter.
 
 A spec is an interval (``30s``, ``5m``, ``2h``, ``1d``, ``1h30m``) or a 5-field
-cron expression. Intervals use APScheduler's ``IntervalTrigger``. Cron uses
-cronsim, which follows crontab(5) in every field (0 and 7 are Sunday, a
-restricted day-of-month and day-of-week match either) where APScheduler's
-``CronTrigger.from_crontab`` does not, wrapped as an APScheduler trigger.
-Everything is checked here, because APScheduler accepts a zero or negative
-interval silently.
+cron expression. Cron uses cronsim, which follows crontab(5) in every field (0
+and 7 are Sunday, a restricted day-of-month and day-of-week match either) and
+Debian cron across DST changes, where APScheduler's ``CronTrigger.from_crontab``
+does not; ``Schedule.trigger`` wraps the fire times for APScheduler. Everything is
+checked here: APScheduler would accept a zero or negative interval silently.
+
+Fire times are computed and compared as UTC instants, and jitter is added to the
+instant: wall-clock arithmetic on an aware datetime drops ``fold``, and two
+datetimes of one zone compare by wall time, so on a DST fall-back night a jittered
+fire once landed an hour early and the "next fire" loop spun forever. Jitter only
+ever delays (0 to N seconds after the stated time) and is capped so it never
+reaches the next fire time (see ``Schedule.effective_jitter_s``).
 """
 from __future__ import annotations
 
-import math
+import random
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, tzinfo
-from functools import cached_property
+from datetime import datetime, timedelta, timezone, tzinfo
+from functools import cached_property, lru_cache
+from itertools import islice
+from typing import Iterator
 from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.base import BaseTrigger
-from apscheduler.triggers.interval import IntervalTrigger
 from cronsim import CronSim, CronSimError
 
+UTC = timezone.utc
 ACCEPTED = "an interval such as 30s, 5m, 2h, 1d or 1h30m, or a 5-field cron expression such as '0 2 * * 0'"
 MAX_INTERVAL_S = 366 * 86400
 MAX_JITTER_S = 86400
@@ -32,6 +40,13 @@ _NICKNAMES = {
     "@weekly": "0 0 * * 0", "@daily": "0 0 * * *", "@midnight": "0 0 * * *",
     "@hourly": "0 * * * *",
 }
+# cronsim may hand back times at or before its start (a fixed-time job started inside a
+# repeated fall-back hour, a skipped spring-forward time moved onto one that also fires).
+# At most a day of minutes can do that in a row; more means cronsim is stuck.
+_MAX_STALLED_STEPS = 1440
+# Wall-clock days walked to find how close together a cron expression's days can be: two
+# leap-year cycles; the day patterns that matter for jitter (1 or 2 days apart) show early.
+_DAY_WALK = (datetime(2000, 1, 1), datetime(2008, 1, 1))
 
 
 class ScheduleError(ValueError):
@@ -65,34 +80,68 @@ def parse_interval(spec: str) -> int | None:
     return sum(int(v or 0) * mult for v, mult in zip(match.groups(), (86400, 3600, 60, 1)))
 
 
-def interval_words(seconds: int) -> str:
+def duration_words(seconds: int) -> str:
+    """'1 h 30 min', '45 s'."""
     parts = []
     for unit, size in _UNITS:
         if seconds >= size:
             parts.append(f"{seconds // size} {unit}")
             seconds %= size
-    return "every " + " ".join(parts)
+    return " ".join(parts) or "0 s"
 
 
-class CrontabTrigger(BaseTrigger):
-    """An APScheduler trigger firing on a crontab(5) expression, evaluated by cronsim."""
+def interval_words(seconds: int) -> str:
+    return "every " + duration_words(seconds)
 
-    def __init__(self, expression: str, timezone: tzinfo, jitter: int | None = None):
-        self.expression = expression
-        self.timezone = timezone
+
+def _utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC)
+
+
+@lru_cache(maxsize=512)
+def cron_min_gap_s(expression: str) -> int | None:
+    """The shortest wall-clock time between two consecutive fires of ``expression``, in
+    seconds; None when no two fires were found (e.g. only on February 29th).
+
+    Wall clock, so without DST: a change can bring two fires closer for one night, which
+    ``Schedule.next_after`` handles fire by fire."""
+    sim = CronSim(expression, _DAY_WALK[0])
+    day_times = sorted(h * 60 + m for h in sim.hours for m in sim.minutes)  # minutes after midnight
+    gaps = [b - a for a, b in zip(day_times, day_times[1:])]
+    # The last fire of one matching day and the first of the next: find the closest two days.
+    minute, hour, dom, month, dow = expression.split()
+    days_apart = None
+    previous = None
+    try:
+        for day in CronSim(f"0 0 {dom} {month} {dow}", _DAY_WALK[0] - timedelta(seconds=1)):
+            if day >= _DAY_WALK[1]:
+                break
+            if previous is not None:
+                apart = (day - previous).days
+                days_apart = apart if days_apart is None else min(days_apart, apart)
+                if days_apart == 1:
+                    break
+            previous = day
+    except (StopIteration, CronSimError):
+        pass
+    if days_apart is not None:
+        gaps.append(days_apart * 1440 - (day_times[-1] - day_times[0]))
+    return min(gaps) * 60 if gaps else None
+
+
+class ScheduleTrigger(BaseTrigger):
+    """An APScheduler trigger firing when a Schedule says (``Schedule.next_after``)."""
+
+    def __init__(self, schedule: "Schedule", anchor: datetime | None, jitter: bool = True):
+        self.schedule = schedule
+        self.anchor = anchor
         self.jitter = jitter
-        CronSim(expression, datetime.now(timezone))  # raises CronSimError when invalid
 
     def get_next_fire_time(self, previous_fire_time, now):
-        start = (previous_fire_time or now).astimezone(self.timezone)
-        try:
-            fire = next(CronSim(self.expression, start))
-        except StopIteration:  # e.g. Feb 30th: never fires
-            return None
-        return self._apply_jitter(fire, self.jitter, now)
+        return self.schedule.next_after(previous_fire_time or now, self.anchor, self.jitter)
 
     def __str__(self):
-        return f"cron[{self.expression}]"
+        return f"schedule[{self.schedule.spec}]"
 
 
 @dataclass(frozen=True)
@@ -145,8 +194,21 @@ class Schedule:
     def tz(self) -> tzinfo:
         return parse_zone(self.timezone)
 
+    @cached_property
+    def effective_jitter_s(self) -> int:
+        """The most jitter actually added: ``jitter_s``, capped at half the time between fires
+        (the interval, or the shortest gap of the cron expression).
+
+        Below the whole gap so a delayed run never reaches the next fire time (which would then
+        be skipped); half so consecutive runs stay at least half a gap apart, and 'every 1 min'
+        never runs twice within a second."""
+        if not self.jitter_s:
+            return 0
+        gap = self.interval_s if self.is_interval else cron_min_gap_s(self.cron_expression)
+        return self.jitter_s if gap is None else min(self.jitter_s, gap // 2)
+
     def describe(self, jitter: bool = True) -> str:
-        """The schedule in words: 'every 30 s', 'at 02:00 on Sunday (Europe/Berlin), jitter 5 min'."""
+        """The schedule in words: 'every 30 s', 'at 02:00 on Sunday (Europe/Berlin), up to 5 min later'."""
         if self.is_interval:
             words = interval_words(self.interval_s)
         else:
@@ -155,53 +217,93 @@ class Schedule:
             if self.timezone:
                 words += f" ({self.timezone})"
         if jitter and self.jitter_s:
-            words += f", jitter {interval_words(self.jitter_s)[6:]}"
+            applied = self.effective_jitter_s
+            words += f", up to {duration_words(applied)} later" if applied else ", no jitter"
+            if applied < self.jitter_s:
+                gap = "the interval" if self.is_interval else "the shortest time between runs"
+                words += f": {duration_words(self.jitter_s)} set, but jitter is capped at half {gap}"
         return words
 
     def trigger(self, anchor: datetime | None, now: datetime, jitter: bool = True) -> BaseTrigger:
-        """The APScheduler trigger; intervals run on a grid anchored at ``anchor``."""
-        jitter_s = self.jitter_s if jitter and self.jitter_s else None
-        if self.is_interval:
-            step = timedelta(seconds=self.interval_s)
-            start = anchor if anchor is not None else now + step
-            return IntervalTrigger(seconds=self.interval_s, start_date=start, timezone=self.tz, jitter=jitter_s)
-        return CrontabTrigger(self.cron_expression, self.tz, jitter_s)
+        """An APScheduler trigger with these fire times; intervals run on a grid anchored at
+        ``anchor`` (default: ``now``, so the first fire is one interval later)."""
+        return ScheduleTrigger(self, anchor if anchor is not None or not self.is_interval else now, jitter)
+
+    # -- fire times ---------------------------------------------------------------
+
+    def _cron_after(self, start: datetime) -> Iterator[datetime]:
+        """The cron fire times strictly after ``start``, as UTC instants, each strictly later
+        than the one before; ScheduleError if cronsim stops advancing."""
+        last = _utc(start)
+        fires = CronSim(self.cron_expression, last.astimezone(self.tz))
+        stalled = 0
+        while True:
+            try:
+                fire = _utc(next(fires))
+            except StopIteration:  # e.g. Feb 30th: never fires
+                return
+            if fire > last:
+                stalled = 0
+                last = fire
+                yield fire
+                continue
+            stalled += 1
+            if stalled > _MAX_STALLED_STEPS:
+                raise ScheduleError(f"cron {self.cron_expression!r} in {self.timezone or 'local time'} stopped "
+                                    f"advancing at {last.isoformat()}; cannot compute the next fire time")
+
+    def _fires_after(self, now: datetime, anchor: datetime | None) -> Iterator[datetime]:
+        """The fire times (no jitter) strictly after ``now``, in UTC, each later than the last."""
+        if not self.is_interval:
+            yield from self._cron_after(now)
+            return
+        step = timedelta(seconds=self.interval_s)
+        if anchor is None:
+            fire = now + step
+        else:  # the grid anchor + k·step for every whole k, so an anchor ahead of now works too
+            fire = _utc(anchor) + step * ((now - _utc(anchor)) // step + 1)
+        while True:
+            yield fire
+            fire += step
 
     def next_after(self, now: datetime, anchor: datetime | None = None, jitter: bool = True) -> datetime | None:
-        """The first fire time strictly after ``now`` (None if the expression never fires).
+        """The first fire time strictly after ``now``, jitter included, as a UTC instant (None if
+        the expression never fires). UTC, so comparing two results compares instants: two
+        datetimes with the same zone object compare by wall time, ignoring ``fold``.
 
         Intervals run on the grid anchor + k·interval, for every whole k: an anchor
-        ahead of ``now`` (the clock went back) is walked back onto the grid."""
-        if anchor is not None and self.is_interval and anchor > now:
-            step = timedelta(seconds=self.interval_s)
-            anchor -= step * math.ceil((anchor - now) / step)
-        trigger = self.trigger(anchor, now, jitter)
-        fire = trigger.get_next_fire_time(None, now)
-        while fire is not None and fire <= now:
-            fire = trigger.get_next_fire_time(fire, now)
+        ahead of ``now`` (the clock went back) is walked back onto the grid. Jitter delays
+        a fire by 0 to ``effective_jitter_s`` seconds, and by less than half the time to the
+        following fire (a DST change can bring two cron fires closer), so walking
+        ``next_after`` from one due time to the next meets every fire time exactly once."""
+        fires = self._fires_after(_utc(now), anchor)
+        fire = next(fires, None)
+        if fire is None:
+            return None
+        cap = self.effective_jitter_s if jitter else 0
+        if cap > 0:
+            following = next(fires, None)
+            if following is not None:
+                cap = min(cap, (following - fire).total_seconds() / 2)
+            fire += timedelta(seconds=random.uniform(0, cap))  # added to the instant: DST-proof
         return fire
 
     def preview(self, now: datetime, count: int = 3) -> list[datetime]:
-        """The next ``count`` fire times without jitter, in the schedule's zone."""
-        times: list[datetime] = []
-        fire = now
-        for _ in range(count):
-            nxt = self.next_after(fire, anchor=times[-1] if times and self.is_interval else None, jitter=False)
-            if nxt is None:
-                break
-            times.append(nxt.astimezone(self.tz))
-            fire = nxt
-        return times
+        """The next ``count`` fire times without jitter, in the schedule's zone (to show them;
+        compare them in UTC)."""
+        return [t.astimezone(self.tz) for t in islice(self._fires_after(_utc(now), None), max(count, 0))]
 
     def count_between(self, first_due: datetime, now: datetime, cap: int = 100_000) -> int:
-        """How many fire times fall in [first_due, now]; at most ``cap``."""
+        """How many fire times fall in [first_due, now]; at most ``cap``.
+
+        ``first_due`` counts as one (it is a due time, maybe delayed by jitter)."""
+        first_due, now = _utc(first_due), _utc(now)
         if first_due > now:
             return 0
         if self.is_interval:
             return min(cap, int((now - first_due).total_seconds() // self.interval_s) + 1)
         count = 1
-        it = CronSim(self.cron_expression, first_due.astimezone(self.tz))
-        for fire in it:
+        for fire in self._cron_after(first_due):
             if fire > now or count >= cap:
                 break
             count += 1

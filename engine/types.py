@@ -35,12 +35,13 @@ class JobInfo:
     totals: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
     summary: str = ""
+    schedule_detail: str = ""  # in words with the jitter as applied: "at 01:00 every day (UTC), up to 5 min later"
 
     def to_json(self) -> dict[str, Any]:
         iso = lambda d: d.isoformat() if d else None  # noqa: E731
         return {
             "name": self.name, "kind": self.kind, "enabled": self.enabled,
-            "schedule": self.schedule, "schedule_text": self.schedule_text,
+            "schedule": self.schedule, "schedule_text": self.schedule_detail or self.schedule_text,
             "timezone": self.timezone, "jitter_s": self.jitter_s,
             "next_run": iso(self.next_run), "last_run": iso(self.last_run),
             "last_status": self.last_status, "last_duration_ms": self.last_duration_ms,

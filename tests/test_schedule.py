@@ -7,10 +7,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from memtui.engine import schedule as schedule_module
 from memtui.engine.schedule import MAX_JITTER_S, Schedule, ScheduleError
+from tests.test_schedule_dst import deadline
 
 UTC = timezone.utc
 BERLIN = ZoneInfo("Europe/Berlin")
+NEW_YORK = ZoneInfo("America/New_York")
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)  # a Monday
 
 
@@ -324,7 +327,7 @@ def test_jitter_delays_within_bounds_and_preview_ignores_it(spec, base):
     assert len(set(samples)) > 100  # really randomised
     assert schedule.next_after(NOW, jitter=False) == base
     assert as_utc(schedule.preview(NOW, 2)) == [base, base + timedelta(hours=1)]
-    assert schedule.describe().endswith(", jitter 10 min")
+    assert schedule.describe().endswith(", up to 10 min later")
 
 
 @pytest.mark.parametrize("jitter", [-1, MAX_JITTER_S + 1, 1.5, True, "10"])
@@ -337,3 +340,122 @@ def test_bad_jitter_is_rejected(jitter):
 def test_jitter_limits_accepted():
     assert Schedule.parse("1h", "UTC", jitter_s=0).jitter_s == 0
     assert Schedule.parse("1h", "UTC", jitter_s=MAX_JITTER_S).jitter_s == MAX_JITTER_S
+
+
+def test_jitter_only_delays_and_describe_says_so():
+    # "01:00 daily" with jitter runs at 01:00 to 01:05, never before: the words say "later", not "±"
+    schedule = Schedule.parse("0 1 * * *", "UTC", jitter_s=300)
+    assert schedule.describe() == "at 01:00 every day (UTC), up to 5 min later"
+    assert schedule.describe(jitter=False) == "at 01:00 every day (UTC)"
+    assert Schedule.parse("5m", "UTC", jitter_s=90).describe() == "every 5 min, up to 1 min 30 s later"
+    assert Schedule.parse("5m", "UTC").describe() == "every 5 min"
+    random.seed(7)
+    due = [schedule.next_after(NOW) for _ in range(100)]
+    assert all(utc(2026, 6, 2, 1) <= d <= utc(2026, 6, 2, 1, 5) for d in due)
+
+
+# -- effective jitter (issue 10): never as long as the gap it jitters -----------------------
+
+@pytest.mark.parametrize("spec, jitter, effective", [
+    ("1s", 300, 0), ("3s", 300, 1), ("1m", 300, 30), ("10m", 300, 300), ("1h", 300, 300), ("1h", 0, 0),
+    ("1d", MAX_JITTER_S, 43200),
+    ("0 * * * *", 300, 300), ("0 * * * *", 3600, 1800), ("*/15 * * * *", 3600, 450), ("* * * * *", 300, 30),
+    ("0,5 * * * *", 300, 150),          # the shortest gap counts, not the usual one
+    ("0 0,23 * * *", MAX_JITTER_S, 1800),  # 23:00 to the next day's 00:00 is one hour
+    ("0 9 * * 1-5", MAX_JITTER_S, 43200),  # Monday to Tuesday
+    ("0 2 * * 0", MAX_JITTER_S, MAX_JITTER_S),  # weekly: a day of jitter fits
+    ("@yearly", MAX_JITTER_S, MAX_JITTER_S),
+])
+def test_effective_jitter_is_at_most_half_the_time_between_fires(spec, jitter, effective):
+    assert Schedule.parse(spec, "UTC", jitter_s=jitter).effective_jitter_s == effective
+
+
+def test_a_job_retimed_to_1s_drops_its_300s_jitter_and_says_so():
+    schedule = Schedule.parse("1s", "UTC", jitter_s=300)
+    random.seed(10)
+    assert all(schedule.next_after(NOW) == NOW + timedelta(seconds=1) for _ in range(20))
+    assert schedule.describe() == "every 1 s, no jitter: 5 min set, but jitter is capped at half the interval"
+    one_min = Schedule.parse("1m", "UTC", jitter_s=300)
+    assert one_min.describe() == "every 1 min, up to 30 s later: 5 min set, but jitter is capped at half the interval"
+    assert all(NOW + timedelta(minutes=1) <= one_min.next_after(NOW) <= NOW + timedelta(minutes=1, seconds=30)
+               for _ in range(50))
+    assert Schedule.parse("*/15 * * * *", "UTC", jitter_s=3600).describe().endswith(
+        ", up to 7 min 30 s later: 1 h set, but jitter is capped at half the shortest time between runs")
+
+
+@pytest.mark.parametrize("spec", ["* * * * *", "0,5 * * * *", "1m", "7s"])
+def test_a_jittered_due_time_never_reaches_the_next_fire_so_none_is_skipped(spec):
+    schedule = Schedule.parse(spec, "UTC", jitter_s=MAX_JITTER_S)
+    anchor = NOW if schedule.is_interval else None
+    expected = [t.astimezone(UTC) for t in schedule.preview(NOW, 200)]
+    random.seed(11)
+    due, walked = NOW, []
+    with deadline(5):
+        for _ in range(200):
+            due = schedule.next_after(due, anchor=anchor)
+            walked.append(due)
+    for i, (fire, d) in enumerate(zip(expected, walked)):
+        assert fire <= d and (i + 1 == len(expected) or d < expected[i + 1]), i
+    assert all(d - fire <= timedelta(seconds=schedule.effective_jitter_s) for fire, d in zip(expected, walked))
+
+
+# -- compared in UTC: a zone's own datetimes compare by wall time and lose fold in arithmetic -----
+
+def test_next_after_returns_a_utc_instant():
+    due = Schedule.parse("0 9 * * *", "Europe/Berlin", jitter_s=60).next_after(NOW)
+    assert due.tzinfo is UTC
+    assert utc(2026, 6, 2, 7) <= due <= utc(2026, 6, 2, 7, 1)
+
+
+def test_preview_from_a_time_in_the_zone_keeps_both_one_oclocks_of_the_fall_back_night():
+    times = Schedule.parse("0 * * * *", "America/New_York").preview(datetime(2027, 11, 7, 0, 30, tzinfo=NEW_YORK), 4)
+    assert [t.strftime("%H:%M%z") for t in times] == ["01:00-0400", "01:00-0500", "02:00-0500", "03:00-0500"]
+    assert as_utc(times) == [utc(2027, 11, 7, 5), utc(2027, 11, 7, 6), utc(2027, 11, 7, 7), utc(2027, 11, 7, 8)]
+
+
+def test_interval_given_times_in_its_zone_steps_in_real_time_across_fall_back():
+    hourly = Schedule.parse("1h", "America/New_York")
+    # 00:00 EDT anchor, 01:30 EDT now: the next grid point is 01:00 EST, one real hour after 01:00 EDT
+    due = hourly.next_after(datetime(2027, 11, 7, 1, 30, tzinfo=NEW_YORK),
+                            anchor=datetime(2027, 11, 7, tzinfo=NEW_YORK))
+    assert due == utc(2027, 11, 7, 6)
+    assert as_utc(hourly.preview(datetime(2027, 11, 7, 0, 30, tzinfo=NEW_YORK), 3)) == [
+        utc(2027, 11, 7, 5, 30), utc(2027, 11, 7, 6, 30), utc(2027, 11, 7, 7, 30)]
+
+
+def test_count_between_compares_instants_not_wall_times():
+    hourly = Schedule.parse("0 * * * *", "America/New_York")
+    # 00:00 EDT .. 01:30 EDT holds 00:00 and 01:00 EDT; 01:00 EST is later than 01:30 EDT
+    first_due, now = datetime(2027, 11, 7, 0, tzinfo=NEW_YORK), datetime(2027, 11, 7, 1, 30, tzinfo=NEW_YORK)
+    assert hourly.count_between(first_due, now) == 2
+    # a fixed-time job ran in the first 01:xx (EDT); a due time in the second (EST) has nothing after it that night
+    fixed = Schedule.parse("15,30,45 1 * * *", "America/New_York")
+    assert fixed.count_between(utc(2027, 11, 7, 6, 10), utc(2027, 11, 7, 6, 50)) == 1
+    assert fixed.next_after(utc(2027, 11, 7, 6, 10)) == utc(2027, 11, 8, 6, 15)  # 01:15 EST the next day
+
+
+def test_a_cron_iterator_that_stops_advancing_is_a_schedule_error_not_a_hang(monkeypatch):
+    class Stuck:
+        def __init__(self, expression, start):
+            self.start = start
+
+        def __iter__(self):
+            return self
+
+        def __next__(self):
+            return self.start  # never later than where it began
+
+    schedule = Schedule.parse("0 * * * *", "UTC")
+    monkeypatch.setattr(schedule_module, "CronSim", Stuck)
+    with deadline(5), pytest.raises(ScheduleError, match="stopped advancing"):
+        schedule.next_after(NOW)
+    with deadline(5), pytest.raises(ScheduleError, match="stopped advancing"):
+        schedule.count_between(NOW, NOW + timedelta(hours=1))
+
+
+def test_trigger_gives_apscheduler_the_same_fire_times():
+    trigger = Schedule.parse("0 * * * *", "America/New_York").trigger(None, NOW)
+    assert trigger.get_next_fire_time(None, utc(2027, 11, 7, 5, 10)) == utc(2027, 11, 7, 6)
+    interval = Schedule.parse("5m", "UTC").trigger(None, NOW)
+    assert interval.get_next_fire_time(None, NOW) == NOW + timedelta(minutes=5)
+    assert interval.get_next_fire_time(NOW + timedelta(minutes=5), NOW) == NOW + timedelta(minutes=10)

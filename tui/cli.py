@@ -63,7 +63,8 @@ def jobs_table(jobs: list[JobInfo], now: datetime) -> str:
             status = "running"
         if j.backoff_until:
             status += f" (backoff {fmt_delta((j.backoff_until - now).total_seconds())})"
-        rows.append([j.name, state, j.schedule_text, fmt_time(j.next_run), left, fmt_time(j.last_run),
+        rows.append([j.name, state, j.schedule_detail or j.schedule_text, fmt_time(j.next_run), left,
+                     fmt_time(j.last_run),
                      status, str(j.runs), str(j.errors)])
     return _table(["NAME", "ENABLED", "SCHEDULE", "NEXT", "LEFT", "LAST", "STATUS", "RUNS", "ERRORS"], rows)
 

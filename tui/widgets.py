@@ -441,8 +441,7 @@ def details_text(job: JobInfo, runs: list[RunInfo], now: datetime) -> Text:
     text.append(f" — {job.summary}\n\n")
     facts = [
         ("enabled", "yes" if job.enabled else "no"),
-        ("schedule", f"{job.schedule_text}   [{job.schedule}]"
-                     + (f", jitter up to {fmt_delta(job.jitter_s)}" if job.jitter_s else "")),
+        ("schedule", f"{job.schedule_detail or job.schedule_text}   [{job.schedule}]"),
         ("time zone", job.timezone or "local"),
         ("next run", fmt_time(job.next_run)),
         ("last run", fmt_time(job.last_run)
