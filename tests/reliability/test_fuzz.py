@@ -35,7 +35,8 @@ from memtui.engine import Engine, EngineError
 from memtui.engine.config import Config, ConfigError, EngineSettings, LLMSettings, load_config, parse_config
 from memtui.engine.importer import RECORDS, import_lines
 from memtui.engine.jobs import DEFAULT_JOBS, KINDS, config_for
-from memtui.engine.jobs.profile import CATEGORIES, MAX_KEY_CHARS, OPS, Op, ProfileConfig, Rejected, validate
+from memtui.engine.jobs.profile import (CATEGORIES, MAX_KEY_CHARS, OPS, Attribute, Op, ProfileConfig, Rejected,
+                                         validate)
 from memtui.engine.schedule import Schedule, ScheduleError
 from memtui.models import Store, StoreError
 from memtui.tui.cli import main
@@ -229,7 +230,7 @@ def test_engine_retime_with_a_rejected_spec_leaves_the_definition_byte_identical
 
 def test_cli_retime_exits_0_or_2_with_one_line_and_no_traceback(tmp_path, close_cli_stores):
     db = tmp_path / "cli.db"
-    code, _, err = run_cli("jobs", "--db", db)
+    code, _, err = run_cli("remember", "a first memory creates the store", "--db", db)
     close_cli_stores()
     assert code == 0, err
 
@@ -877,8 +878,9 @@ def build_answer(r: random.Random) -> tuple[str, list[str], ProfileConfig]:
 
 
 def check_validate_contract(answer: str, stand_ins: list[str], cfg: ProfileConfig) -> None:
+    attrs = {sid: Attribute(i + 1, "other", f"key{i}", f"value {i}", 0.5, float(i)) for i, sid in enumerate(stand_ins)}
     try:
-        ops = validate(answer, stand_ins, cfg)
+        ops = validate(answer, attrs, cfg)
     except Rejected as exc:
         assert_one_line(str(exc))
         return

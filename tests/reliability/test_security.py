@@ -94,7 +94,7 @@ def test_a_config_holding_a_secret_warns_when_others_can_read_it(tmp_path, name,
     for warning in config.warnings:
         assert str(path) in warning and "chmod 600" in warning and "\n" not in warning
 
-    code, out, err = run_cli("jobs", "--config", path, "--db", tmp_path / "memtui.db")
+    code, out, err = run_cli("pause", "--config", path, "--db", tmp_path / "memtui.db")
     assert code == 0, err
     warnings = [line for line in err.splitlines() if line.startswith("memtui: warning: ")]
     assert len(warnings) == (1 if warns else 0), err
@@ -223,7 +223,7 @@ async def test_no_key_in_the_database_runs_cli_output_or_dashboard(tmp_path, clo
     add_day_of_messages(store, clock() - timedelta(days=2))
     key, other = planted["OPENAI_API_KEY"], planted["ANTHROPIC_API_KEY"]
     failing = Exception(f"bad key {key} (and {other}); header 'Authorization: Bearer {key}'")
-    answer = json.dumps({"operations": [{"op": "keep", "id": "a1"}, {"op": "update", "id": "a2", "value": "Munich"}]})
+    answer = json.dumps({"operations": [{"op": "keep", "id": "a1"}, {"op": "update", "id": "a2", "value": "München"}]})  # a real change: a no-op is not counted
     runs = []
     try:
         # the model raises an error quoting both keys: through profile and rollup-day
