@@ -22,7 +22,7 @@ from memtui.engine import memory as ops
 from memtui.engine.clock import Clock, from_ts, system_clock
 from memtui.engine.config import resolve_db_path
 from memtui.models import Store
-from memtui.models.text import SQL_NAME as FOLD_SQL, fold
+from memtui.models.text import CONTAINS_SQL_NAME as CONTAINS_SQL, WORD_SEPARATOR, fold
 
 
 @dataclass(frozen=True)
@@ -82,13 +82,14 @@ class Memory:
         reinforced and pending ones get an access, because being recalled is what
         keeps a memory alive; a hit deleted between the search and that write is
         left out."""
-        # The same fold on both sides: in Python for the query, as SQL memtui_fold for the stored text
-        # (SQLite's own lower() knows only ASCII, so "Émile" could not even find itself).
+        # The same fold on both sides: in Python for the query, in SQL memtui_contains for the stored
+        # text (SQLite's own lower() knows only ASCII, so "Émile" could not even find itself); one
+        # function call per row for all the words.
         words = fold(query).split()
         if not words:
             return []
-        where = " AND ".join(f"instr({FOLD_SQL}(content), ?) > 0" for _ in words)
-        params: list = list(words)
+        where = f"{CONTAINS_SQL}(content, ?)"
+        params: list = [WORD_SEPARATOR.join(words)]
         if sender is not None:  # tested first: other senders' rows then cost no fold (a Python call)
             where = f"sender = ? AND {where}"
             params.insert(0, sender)

@@ -987,6 +987,14 @@ class Engine:
             (status == "failed", ts, status, duration_ms, failures, backoff,
              json.dumps(totals, sort_keys=True), backoff, backoff, name),
         )
+        if not failures and row[0]:
+            # This run ends a backoff that had pushed the cursor out: back onto the schedule (else the
+            # next sync would take the late cursor for a clock that went back).
+            d = self._definition(name)
+            natural = d.next_due(self.clock()) if d.enabled and not self.paused else None
+            if natural is not None:
+                self.store.execute("UPDATE job_state SET next_run_at = ? WHERE name = ? AND next_run_at > ?",
+                                   (natural, name, natural))
 
     def _start_heartbeat(self) -> threading.Event:
         """Renew this engine's leases while a run goes on without the sync loop (CLI runs)."""

@@ -57,7 +57,9 @@ def set_fact(store: Store, when: float, sender: str, key: str, value: str) -> No
     with store.atomic():
         store.execute(
             "INSERT INTO fact (sender, key, value, updated_at) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (sender, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            # demo = 0: a value the agent wrote over a demo fact is the agent's now (memtui demo must keep it)
+            " ON CONFLICT (sender, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at,"
+            " demo = 0",
             (sender, key, value, when))
 
 

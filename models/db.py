@@ -131,6 +131,7 @@ class Store:
             check_same_thread=False,
         )
         db.register_function(text.fold, text.SQL_NAME, 1, deterministic=True)  # on every connection
+        db.register_function(text.contains_all, text.CONTAINS_SQL_NAME, 2, deterministic=True)
         try:
             db.connect()
             # A read first: a corrupt file fails here, before any pragma writes.
@@ -229,9 +230,11 @@ def _move_aside_orphans(path: Path) -> bool:
     moved = False
     for suffix in ("-wal", "-shm"):
         orphan = Path(f"{path}{suffix}")
-        if orphan.exists():
+        try:
             orphan.rename(orphan.with_name(f"{orphan.name}.orphaned-{os.getpid()}"))
             moved = True
+        except FileNotFoundError:
+            pass  # not there, or another thread of this engine moved it a moment ago
     return moved
 
 

@@ -347,7 +347,7 @@ BAD_INPUT = [
     (["history", "nosuch"], ["unknown job 'nosuch'"]),
     # bad spec
     (["retime", "compact", "0s"], ["longer than zero"]),
-    (["retime", "compact", "--", "-5m"], ["5-field cron"]),
+    (["retime", "compact", "--", "-5m"], ["cannot read '-5m'", "5-field cron"]),
     (["retime", "compact", "every day"], ["5-field cron"]),
     (["retime", "compact", "61 * * * *"], ["minute"]),
     (["retime", "compact", "400d"], ["366 days"]),
@@ -361,7 +361,7 @@ BAD_INPUT = [
     (["--bogus"], ["--bogus"]),
     (["frobnicate"], ["frobnicate"]),
     (["run"], ["name"]),
-    (["retime", "compact"], ["needs a schedule"]),
+    (["retime", "compact"], ["spec"]),
     (["retime", "compact", "-5m"], ["cannot read '-5m'", "5-field cron"]),
     (["retime", "compact", "--tz", "UTC", "-5m"], ["cannot read '-5m'"]),
     (["history", "--limit", "0"], ["--limit"]),
@@ -378,6 +378,21 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(cli, db, argv, fragmen
     assert result.out == ""
     assert files(db.parent) == before_files
     assert dump(db) == before_rows
+
+
+def test_only_retime_arguments_are_read_as_a_dashed_schedule(cli, db):
+    """The word "retime" elsewhere (a sender, a memory's text, a job name) changes nothing."""
+    result = cli("remember", "--sender", "retime", "--db", db, "--", "-x")
+    assert result.code == 0, result.err
+    assert cli("remember", "retime", "--keep", "--db", db).code == 0
+    con = sqlite3.connect(db)
+    rows = con.execute("SELECT sender, content, remember FROM pending_memory ORDER BY id DESC LIMIT 2").fetchall()
+    con.close()
+    assert rows == [("", "retime", 1), ("retime", "-x", 0)]
+    assert_one_line_error(cli("history", "retime", "--limit", "5", "--db", db), "unknown job 'retime'")
+    assert cli("retime", "compact", "--t", "UTC", "2h", "--db", db).code == 0  # an abbreviated --tz
+    assert cli("retime", "compact", "--tz", "UTC", "3h", "--db", db).code == 0  # options before the spec
+    assert cli("--db", db, "retime", "compact", "4h", "--tz", "UTC").code == 0
 
 
 BAD_CONFIGS = {

@@ -154,3 +154,34 @@ def test_reset_with_yes_does_not_ask(cli, tmp_path):
     result = cli("demo", "--reset", "--yes", "--db", db, stdin="")
     assert result.code == 0 and "demo data in" in result.out
     assert rows(db)["pending_memory"] == 300
+
+
+def test_a_fact_the_agent_wrote_over_a_demo_fact_is_the_agents(cli, tmp_path):
+    """Writing a demo fact's key again (import, or the API) makes the row the agent's: demo keeps it."""
+    from memtui import Memory
+
+    db = tmp_path / "t.db"
+    assert cli("demo", "--db", db).code == 0
+    facts = tmp_path / "facts.jsonl"
+    facts.write_text(json.dumps({"type": "fact", "sender": "alice", "key": "timezone", "value": "Asia/Tokyo"}) + "\n")
+    assert cli("import", facts, "--db", db).code == 0
+    with Memory.open(db) as memory:
+        memory.set_fact("bob", "language", "fr")
+    result = cli("demo", "--db", db)
+    assert result.code == 2 and "2 rows that are not demo data (2 fact rows)" in result.err
+    store = Store.open(db)
+    try:
+        values = dict(store.execute("SELECT sender, value FROM fact WHERE (sender, key) IN"
+                                    " (VALUES ('alice', 'timezone'), ('bob', 'language'))").fetchall())
+        assert values == {"alice": "Asia/Tokyo", "bob": "fr"}
+    finally:
+        store.close()
+
+
+def test_ctrl_d_at_the_reset_question_is_a_no(cli, tmp_path):
+    db = tmp_path / "t.db"
+    assert cli("remember", "mine", "--db", db).code == 0
+    before = rows(db)
+    result = cli("demo", "--reset", "--db", db, stdin="", tty=True)  # end of input at the prompt
+    assert result.code == 1 and "nothing was changed" in result.err and "unexpected" not in result.err
+    assert rows(db) == before

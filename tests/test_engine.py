@@ -442,11 +442,15 @@ def test_switching_a_failing_job_off_and_on_keeps_its_backoff(failing, store, cl
     assert failing.job("flaky").backoff_until is not None
 
 
-def test_run_now_is_still_the_way_to_try_a_backed_off_job_at_once(failing, kinds, store):
+def test_run_now_is_still_the_way_to_try_a_backed_off_job_at_once(failing, kinds, store, clock, caplog):
     kinds.flaky.fail = False
     assert failing.run_job("flaky").status == "success"
     s = state(store, "flaky")
     assert (s["backoff_until"], s["consecutive_failures"]) == (None, 0)
+    # and the cursor the backoff pushed out is back on the 10 s grid, not read as a clock that went back
+    assert s["next_run_at"] <= clock().timestamp() + 10
+    failing.sync()
+    assert "clock went back" not in caplog.text
 
 
 # -- overlap ---------------------------------------------------------------------------

@@ -153,3 +153,14 @@ def test_a_memory_decay_soft_deleted_is_found_after_live_ones_and_recall_restore
     row = store.execute("SELECT deleted_at, recall_count FROM long_term_memory WHERE id = ?", (faded,)).fetchone()
     assert row == (None, 1)
     assert [h.decayed for h in memory.recall("emile address", reinforce=False)] == [False, False]
+
+
+@pytest.mark.parametrize("stored, asked", [("Łódź", "Lodz"), ("Søren", "SOREN"), ("Æsir", "aesir"),
+                                           ("Guðrún", "gudrun"), ("Œuvre", "oeuvre")])
+def test_letters_with_a_stroke_fold_to_their_plain_letter(stored, asked):
+    assert fold(stored) == fold(asked)
+
+
+@pytest.mark.parametrize("one, other", [("が", "か"), ("ぱ", "は"), ("क्ष", "कष"), ("ไก่", "ไก")])
+def test_marks_that_make_another_letter_in_other_scripts_are_kept(one, other):
+    assert fold(one) != fold(other)

@@ -290,5 +290,12 @@ def test_a_0_1_database_migrates_to_0_2_without_loss(tmp_path):
         assert indexes == {"run_job_id", "run_status", "run_started"}, "the rebuilt run table keeps its indexes"
         with pytest.raises(Exception, match="CHECK"):
             store.execute("INSERT INTO run (job, reason, started_at, status) VALUES ('x', 'bogus', 0, 'success')")
+        # ids never come back once deleted (an engine reads "rows after the last id I saw")
+        store.execute("DELETE FROM run")
+        new_id = store.execute("INSERT INTO run (job, reason, started_at, status) VALUES"
+                               " ('promote', 'manual', 0, 'success')").lastrowid
+        assert new_id == 2
+        assert store.execute("PRAGMA foreign_key_check").fetchall() == []
+        assert store.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
     finally:
         store.close()

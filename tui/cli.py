@@ -103,8 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("name")
     p = sub.add_parser("retime", parents=[common], help="give a job a new schedule")
     p.add_argument("name")
-    p.add_argument("spec", nargs="?", help="interval (30s, 5m, 1h30m) or 5-field cron expression")
-    p.add_argument("--spec", dest="dashed_spec", help=argparse.SUPPRESS)  # see _dashed_spec
+    p.add_argument("spec", help="interval (30s, 5m, 1h30m) or 5-field cron expression")
     p.add_argument("--tz", metavar="ZONE", help="IANA time zone for cron schedules (default: keep)")
     p = sub.add_parser("history", parents=[common], help="recent runs, newest first")
     p.add_argument("name", nargs="?")
@@ -162,21 +161,28 @@ def _open_engine(args) -> Engine:
 
 def _dashed_spec(argv: list[str]) -> list[str]:
     """``memtui retime promote -5m``: argparse reads ``-5m`` as an unknown option and would answer
-    "the following arguments are required: spec". Hand it over as the spec instead, so it is
-    refused as the bad schedule it is."""
-    if "retime" not in argv:
+    "the following arguments are required: spec". Move such a token behind a ``--`` at the end, where
+    argparse reads it as the spec, so it is refused as the bad schedule it is. Only the retime
+    command's own arguments are touched, and none after a ``--`` the user wrote."""
+    takes_value = {"--db", "--config", "--tz"}
+    known = takes_value | {"-h", "--help"}
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):  # options before the command
+        i += 2 if argv[i] in takes_value else 1
+    if i >= len(argv) or argv[i] != "retime" or "--" in argv[i:]:
         return argv
-    known = {"--tz", "--db", "--config", "--spec", "-h", "--help"}
-    at = argv.index("retime")
-    out = argv[:at + 1]
-    for i, token in enumerate(argv[at + 1:], start=at + 1):
-        previous = argv[i - 1]
-        takes_value = previous in known - {"-h", "--help"}
-        if token.startswith("-") and token != "--" and token.split("=")[0] not in known and not takes_value:
-            out.append(f"--spec={token}")
+    kept, dashed = argv[:i + 1], []
+    rest = iter(argv[i + 1:])
+    for token in rest:
+        option = token.split("=", 1)[0]
+        # argparse accepts unambiguous abbreviations (--t for --tz): those are options too
+        if not token.startswith("-") or token == "-" or any(k.startswith(option) for k in known):
+            kept.append(token)
+            if any(k.startswith(option) for k in takes_value) and option.startswith("--") and "=" not in token:
+                kept.append(next(rest, ""))  # its value, even if it starts with "-"
         else:
-            out.append(token)
-    return out
+            dashed.append(token)
+    return kept + (["--", *dashed] if dashed else [])
 
 
 def cmd_jobs(engine: Engine, args) -> int:
@@ -229,11 +235,7 @@ def cmd_toggle(engine: Engine, args) -> int:
 
 
 def cmd_retime(engine: Engine, args) -> int:
-    spec = args.spec if args.spec is not None else args.dashed_spec
-    if spec is None:
-        raise UsageError("retime needs a schedule: an interval such as 30s, 5m, 2h or 1h30m, "
-                         "or a 5-field cron expression such as '0 2 * * 0'")
-    job = engine.retime(args.name, spec, args.tz, source="cli")
+    job = engine.retime(args.name, args.spec, args.tz, source="cli")
     print(jobs_table([job], engine.clock()))
     return 0
 
@@ -295,7 +297,10 @@ def cmd_demo(engine: Engine, args) -> int:
             if not sys.stdin.isatty():
                 raise UsageError(f"{what}; nothing was changed: add --yes to confirm (no terminal to ask on)")
             print(f"{what}.", file=sys.stderr)
-            answer = input("Replace it with the demo sample? [y/N] ")
+            try:
+                answer = input("Replace it with the demo sample? [y/N] ")
+            except EOFError:  # ctrl-d: no answer is a no
+                answer = ""
             if answer.strip().lower() not in ("y", "yes"):
                 print("nothing was changed", file=sys.stderr)
                 return 1
