@@ -92,8 +92,10 @@ def run(ctx: JobContext) -> dict:
         deferred = ctx.store.execute(f"SELECT count(*) FROM pending_memory WHERE {QUALIFIES_SQL}",
                                      scoring).fetchone()[0]
     expiring = (now_ts - cfg.ttl_days * 86400, *scoring)
-    stale = [r[0] for r in ctx.store.execute(f"SELECT id FROM pending_memory WHERE {EXPIRES_SQL}", expiring)]
-    # The condition is tested again in the DELETE: a memory that qualifies by now stays.
+    # The listing only reads the created_at index; the score is tested in the DELETE, per batch, so a
+    # qualifier (deferred by the cap, or used since this run began) stays, and only old rows are scored.
+    stale = [r[0] for r in ctx.store.execute(
+        "SELECT id FROM pending_memory WHERE created_at < ? AND remember = 0", expiring[:1])]
     expired = in_batches(ctx, stale, cfg.batch_size,
                          (f"DELETE FROM pending_memory WHERE {EXPIRES_SQL} AND id IN ({{ids}})", expiring))
     result = {"promoted": promoted, "expired": expired, "deferred": deferred}
