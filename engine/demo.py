@@ -122,7 +122,7 @@ def fill(store: Store, now: datetime, *, seed: int = 7, scale: int = 1, reset: b
             if foreign:
                 total = sum(foreign.values())
                 raise DemoRefused(
-                    f"{store.path} holds {total:,} {'rows that are' if total != 1 else 'row that is'} not demo data "
+                    f"{store.label} holds {total:,} {'rows that are' if total != 1 else 'row that is'} not demo data "
                     f"({describe_counts(foreign)}); nothing was changed. Use --reset to replace everything, "
                     "or --db to pick another file")
         _clear_memory(store)

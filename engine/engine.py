@@ -24,7 +24,6 @@ import json
 import logging
 import os
 import socket
-import sqlite3
 import threading
 import time
 import traceback as tb
@@ -38,7 +37,6 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
-from peewee import DatabaseError, OperationalError
 
 from memtui.engine.clock import Clock, from_ts, system_clock
 from memtui.engine.config import Config, ConfigError
@@ -47,7 +45,7 @@ from memtui.engine.jobs import DEFAULT_JOBS, KINDS, JobContext, SkipRun, config_
 from memtui.engine.redact import redact
 from memtui.engine.schedule import Schedule, ScheduleError
 from memtui.engine.types import AuditEntry, Event, JobInfo, RunInfo
-from memtui.models import Store, StoreError
+from memtui.models import DB_ERRORS, Store, StoreError
 
 log = logging.getLogger("memtui.engine")
 UTC = timezone.utc
@@ -109,7 +107,6 @@ class _Active:
     timed_out_at: float | None = None  # clock seconds when the timeout failed it
 
 
-DB_ERRORS = (OperationalError, DatabaseError, sqlite3.Error)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -388,7 +385,7 @@ class Engine:
 
     def _refuse_while_held(self) -> None:
         try:
-            self.store.check_file()  # deleted a moment ago, before the sync loop noticed
+            self.store.check()  # deleted a moment ago, before the sync loop noticed
         except StoreError as exc:
             self._set_problem(str(exc))
         if self.problem is not None:
@@ -540,14 +537,14 @@ class Engine:
             self._set_problem(str(exc))
             return
         except DB_ERRORS as exc:
-            self._set_problem(_db_problem(self.store.path, exc))
+            self._set_problem(_db_problem(self.store.label, exc))
             return
         for step in (self._renew_leases, self._enforce_timeouts, self.recover_interrupted,
                      self._repair_cursors, self._apply_changes):
             try:
                 step()
             except DB_ERRORS as exc:
-                self._set_problem(_db_problem(self.store.path, exc))
+                self._set_problem(_db_problem(self.store.label, exc))
                 return
             except Exception as exc:  # a bug: say it once per kind of failure, not every second
                 key = (step.__name__, type(exc).__name__, str(exc))
@@ -560,7 +557,7 @@ class Engine:
     def _check_database(self) -> None:
         """Raise if the file is gone or replaced; while a problem is set, probe with a real write
         on a fresh connection (old connections can still write to a file made read-only)."""
-        self.store.check_file()
+        self.store.check()
         if self.problem is not None:
             self.store.probe_write()
             self._set_problem(None)
@@ -703,7 +700,7 @@ class Engine:
         try:
             begun = self._claim(name, due_ts)
         except DB_ERRORS as exc:
-            self._set_problem(_db_problem(self.store.path, exc))
+            self._set_problem(_db_problem(self.store.label, exc))
             return
         except EngineError as exc:  # stopping, or the job was deleted meanwhile
             log.info("alarm of %s not taken: %s", name, exc)
@@ -847,7 +844,7 @@ class Engine:
         try:
             self._execute(name, reason)
         except DB_ERRORS as exc:
-            self._set_problem(_db_problem(self.store.path, exc))
+            self._set_problem(_db_problem(self.store.label, exc))
         except EngineError as exc:  # stopping, or the job was deleted meanwhile
             log.info("run of %s not started: %s", name, exc)
         except Exception:
@@ -859,7 +856,7 @@ class Engine:
         try:
             self._run_begun(name, run_id)
         except DB_ERRORS as exc:
-            self._set_problem(_db_problem(self.store.path, exc))
+            self._set_problem(_db_problem(self.store.label, exc))
         except Exception:
             log.exception("run #%d of %s could not be recorded", run_id, name)
         finally:

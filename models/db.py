@@ -1,35 +1,45 @@
-"""Opening the memtui database: file checks, pragmas, migrations, bound models.
+"""Opening a memtui store, and the small interface the engine uses without knowing the backend.
 
-``Store.open(path)`` is the only way in. It refuses a file that is not SQLite
-or whose schema is newer than this version knows, before writing a byte to it;
-it creates a new file owner-only (SQLite gives the -wal and -shm files the same
-mode); and every connection gets WAL, a busy timeout, foreign keys and
-synchronous=NORMAL. Write transactions begin IMMEDIATE, so a writer waits for
-the lock up front instead of failing with "database is locked" half-way.
+``Store.open(target)`` is the only way in. ``target`` is a path (SQLite, the
+embedded default), ``sqlite:///path``, or ``postgresql://user:pass@host:port/name``
+(several engines and agents on one server). It refuses what is not a memtui
+store, or one whose schema is newer than this version knows, before writing to
+it, and applies the migrations (``playhouse.migrations``, models/migrations/).
+
+Queries are written once, with Peewee's query builder on the bound models
+(``store.m.Run.select()…``); Peewee supplies each backend's SQL. What differs
+and Peewee does not express sits behind the methods below, implemented once per
+backend in models/sqlite.py and models/postgres.py:
+
+- ``atomic()``: one write transaction, all or nothing;
+- ``check()`` / ``probe_write()``: is the store usable (a file deleted, read-only, full; a server gone);
+- ``greatest``/``least``/``round_to``/``contains_words``: SQL functions spelt differently;
+- ``for_update(query)`` / ``lock_for_rewrite(*models)``: row and table locks where the backend
+  needs them (SQLite's write transaction already locks the whole file);
+- ``maintain(vacuum_free_ratio)``: planner statistics, checkpoint, vacuum;
+- ``label``: where the store is, fit for a log line (a URL's password is never shown).
 """
 from __future__ import annotations
 
-import math
 import os
 import re
-import threading
-import sqlite3
 from pathlib import Path
+from types import SimpleNamespace
 
-from peewee import DatabaseError, OperationalError, SqliteDatabase
+from peewee import DatabaseError, InterfaceError, OperationalError
 from playhouse.migrations import Runner
 
-from memtui.models import schema, text
+from memtui.models import schema
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
-SQLITE_HEADER = b"SQLite format 3\x00"
-BUSY_TIMEOUT_S = 30.0
-PRAGMAS = {
-    "journal_mode": "wal",
-    "foreign_keys": 1,
-    "synchronous": "normal",
-    "busy_timeout": int(BUSY_TIMEOUT_S * 1000),
-}
+# Every error a backend's driver raises for an unusable store, for callers that catch them.
+DB_ERRORS: tuple[type[BaseException], ...] = (OperationalError, DatabaseError, InterfaceError)
+try:
+    import sqlite3
+
+    DB_ERRORS += (sqlite3.Error,)
+except ImportError:  # pragma: no cover - CPython always has it
+    pass
 
 
 class StoreError(Exception):
@@ -41,232 +51,133 @@ def shown(path) -> str:
     return re.sub(r"[\x00-\x1f\x7f\x85\u2028\u2029]", lambda m: repr(m.group())[1:-1], str(path))
 
 
-def _check_path(path: Path) -> bool:
-    """Validate ``path`` without writing; return True when the file must be created."""
-    if "\x00" in str(path):
-        raise StoreError(f"{shown(path)}: a path cannot hold a NUL character")
-    try:
-        if path.is_dir():
-            raise StoreError(f"{shown(path)}: is a directory, not a database file")
-        if not path.exists():
-            return True
-        if not path.is_file():  # /dev/null, a FIFO, a socket: SQLite would fail obscurely or hang
-            raise StoreError(f"{shown(path)}: not a regular file, so it cannot be a database (left untouched)")
-        with path.open("rb") as fh:
-            header = fh.read(len(SQLITE_HEADER))
-    except OSError as exc:
-        raise StoreError(f"{shown(path)}: cannot use this path ({exc.strerror})") from None
-    if header and header != SQLITE_HEADER:
-        raise StoreError(f"{shown(path)}: not a SQLite database (left untouched)")
-    return False
+def one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
 
 
-def _create_owner_only(path: Path) -> None:
-    """Create the database file 0600, and each missing parent folder 0700 (not the umask's mode)."""
-    missing = []
-    parent = path.parent
-    while not parent.exists() and parent != parent.parent:
-        missing.append(parent)
-        parent = parent.parent
-    try:
-        for folder in reversed(missing):
-            try:
-                folder.mkdir(mode=0o700)
-            except FileExistsError:
-                pass  # made by another process meanwhile
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        os.close(fd)
-    except FileExistsError:
-        pass  # another process created it between our check and now
-    except OSError as exc:
-        raise StoreError(f"{shown(path)}: cannot create database ({exc.strerror})") from None
-
-
-def _uri(path: Path) -> str:
-    """A ``mode=rw`` URI: SQLite opens the file but never creates it. The file is created once,
-    0600, by _create_owner_only; no later connection (a new thread, a reconnect after the file was
-    deleted under a running engine) can bring back a schema-less, world-readable file."""
-    return Path(os.path.abspath(path)).as_uri() + "?mode=rw"
+def is_url(target) -> bool:
+    return isinstance(target, str) and re.match(r"^[a-z][a-z0-9+.-]*://", target) is not None
 
 
 class Store:
-    """One open memtui database and its models bound to it."""
+    """One open memtui store and its models bound to it. Subclasses: SqliteStore, PostgresStore."""
 
-    def __init__(self, path: Path, db: SqliteDatabase):
-        self.path = path
+    kind = "?"
+
+    def __init__(self, db, label: str):
         self.db = db
-        self.m = schema.bind(db)
-        self.identity = _identity(path)
-        self._orphans_moved = False
-        self._generation = 0
-        self._local = threading.local()
+        self.label = label  # for messages and logs; never holds a password
+        self.m: SimpleNamespace = schema.bind(db)
 
-    def reopen(self) -> None:
-        """The file at ``path`` was replaced: every thread reconnects before its next statement."""
-        self.identity = _identity(self.path)
-        self._generation += 1
-
-    def _fresh(self) -> None:
-        # Connections are per thread (Peewee's), so each thread notices a reopen itself.
-        if getattr(self._local, "generation", 0) != self._generation and not self.db.in_transaction():
-            if not self.db.is_closed():
-                self.db.close()
-            self.db.connect(reuse_if_open=True)
-            self._local.generation = self._generation
+    # -- opening ------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: str | os.PathLike, *, migrate: bool = True, create: bool = True) -> "Store":
-        """Open the store at ``path``. ``create=False`` (commands that only read) refuses a missing
-        file instead of creating it, so a mistyped path leaves nothing behind."""
-        try:
-            path = Path(path).expanduser()
-        except RuntimeError:  # ~someone who does not exist
-            raise StoreError(f"{shown(path)}: cannot expand '~' (no such user)") from None
-        if _check_path(path):
-            if not create:
-                raise StoreError(f"no memtui database at {shown(path)}")
-            _create_owner_only(path)
-        db = SqliteDatabase(
-            _uri(path), uri=True, pragmas=PRAGMAS, timeout=BUSY_TIMEOUT_S, lock_type="IMMEDIATE",
-            check_same_thread=False,
-        )
-        db.register_function(text.fold, text.SQL_NAME, 1, deterministic=True)  # on every connection
-        db.register_function(text.contains_all, text.CONTAINS_SQL_NAME, 2, deterministic=True)
-        try:
-            db.connect()
-            # A read first: a corrupt file fails here, before any pragma writes.
-            db.execute_sql("SELECT count(*) FROM sqlite_master").fetchone()
-            _ensure_math_functions(db)
-            if migrate:
-                _migrate(db, path)
-        except (DatabaseError, OperationalError, sqlite3.DatabaseError) as exc:
-            db.close()
-            raise StoreError(f"{shown(path)}: {_one_line(exc)}") from None
-        except StoreError:
-            db.close()
-            raise
-        return cls(path, db)
+    def open(cls, target: str | os.PathLike, *, migrate: bool = True, create: bool = True) -> "Store":
+        """Open the store at ``target`` (a path or a URL). ``create=False`` (commands that only
+        read) refuses a store that does not exist yet instead of creating it."""
+        if is_url(target):
+            scheme = str(target).split("://", 1)[0]
+            if scheme in ("postgresql", "postgres"):
+                from memtui.models.postgres import PostgresStore
+
+                return PostgresStore.open_url(str(target), migrate=migrate, create=create)
+            if scheme == "sqlite":
+                from memtui.models.sqlite import SqliteStore
+
+                return SqliteStore.open_path(str(target)[len("sqlite:///"):] if str(target).startswith(
+                    "sqlite:///") else _bad_sqlite_url(str(target)), migrate=migrate, create=create)
+            raise StoreError(f"{scheme}://…: unknown kind of database; use a path, sqlite:///PATH "
+                             "or postgresql://USER@HOST:PORT/NAME")
+        from memtui.models.sqlite import SqliteStore
+
+        return SqliteStore.open_path(target, migrate=migrate, create=create)
+
+    def _migrate(self) -> None:
+        """Apply the migrations this store lacks, once, even with several processes opening it."""
+        runner = Runner(self.db, directory=str(MIGRATIONS_DIR))
+        with self.atomic():
+            self._lock_migrations()
+            status = runner.status()
+            unknown = [m.name for m in status if m.path is None]
+            if unknown:
+                raise StoreError(
+                    f"{self.label}: schema is newer than this memtui knows "
+                    f"(migration {unknown[-1]}); upgrade memtui (left untouched)")
+            if any(m.applied is None for m in status):
+                runner.up()
+
+    def _lock_migrations(self) -> None:
+        """Inside the migration transaction: keep a second process out until it commits."""
+
+    # -- the interface --------------------------------------------------------------
+
+    @property
+    def path(self) -> Path | None:
+        """The database file (SQLite), or None for a server."""
+        return None
 
     def close(self) -> None:
         self.db.close()
 
     def atomic(self):
-        """One write transaction (BEGIN IMMEDIATE), committed whole or rolled back."""
-        self._fresh()
-        return _Atomic(self.db)
+        """One write transaction, committed whole or rolled back."""
+        return self.db.atomic()
 
-    def check_file(self) -> None:
-        """Raise StoreError if the file under the open store was deleted or replaced.
-
-        A deleted file's -wal/-shm stay behind (our open connections hold them);
-        they are moved aside at once, so a backup copied into place later is read
-        as it is and not mixed with the deleted file's log. Only then is a new
-        file at the path adopted; a file swapped in unseen is refused."""
-        try:
-            identity = _identity(self.path)
-        except FileNotFoundError:
-            self._orphans_moved |= _move_aside_orphans(self.path)
-            raise StoreError(f"{shown(self.path)}: the database file was deleted or moved; "
-                             "jobs are held until it is back") from None
-        if identity != self.identity:
-            if not self._orphans_moved:  # whose -wal is next to it now, ours or the new file's? can't tell
-                raise StoreError(f"{shown(self.path)}: the database file was replaced while memtui ran; "
-                                 "jobs are held: stop memtui, check the file, start it again")
-            self._orphans_moved = False
-            self.reopen()
+    def check(self) -> None:
+        """Raise StoreError when the store cannot be used now (cheap; the engine calls it each poll)."""
 
     def probe_write(self) -> None:
-        """A real write on a fresh connection, as a run would make it: raises while the file is
-        read-only, the disk (or max_page_count) is full, or the file is gone."""
-        conn = self.db._connect()  # Peewee's own factory: same pragmas as every connection
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            conn.execute("INSERT INTO run (job, reason, started_at, status, error, owner)"
-                         " VALUES ('-', 'manual', 0, 'skipped', ?, 'probe')", ("x" * 8192,))
-            conn.execute("DELETE FROM run WHERE owner = 'probe'")
-            conn.execute("COMMIT")
-        finally:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            conn.close()
+        """A real write, as a run would make it, on a fresh connection; raises while it fails."""
+        raise NotImplementedError
 
     def execute(self, sql: str, params=()):
-        self._fresh()
+        """Raw SQL with ``?`` placeholders, for tests and for the backend code in models/ only:
+        memtui's engine and UI query through the models."""
         return self.db.execute_sql(sql, params)
 
+    def greatest(self, *args):
+        raise NotImplementedError
+
+    def least(self, *args):
+        raise NotImplementedError
+
+    def round_to(self, expr, digits: int):
+        raise NotImplementedError
+
+    def contains_words(self, column, words: list[str]):
+        """True where ``column``, folded (case and accents), holds every one of ``words`` (folded)."""
+        from peewee import fn
+
+        from memtui.models.text import WORD_SEPARATOR
+
+        return fn.memtui_contains(column, WORD_SEPARATOR.join(words))
+
+    def for_update(self, query):
+        """``query`` locking the rows it reads until the transaction ends, where the backend needs it."""
+        return query
+
+    def lock_for_rewrite(self, *models) -> None:
+        """Inside a transaction that checks tables and then rewrites them: keep other writers out."""
+
+    def maintain(self, vacuum_free_ratio: float) -> dict:
+        """Refresh planner statistics, checkpoint, and reclaim free space when worth it."""
+        raise NotImplementedError
+
+    # -- small conveniences on the models ---------------------------------------------------
+
     def setting(self, key: str, default: str | None = None) -> str | None:
-        row = self.execute("SELECT value FROM setting WHERE key = ?", (key,)).fetchone()
-        return row[0] if row else default
+        row = self.m.Setting.get_or_none(self.m.Setting.key == key)
+        return row.value if row else default
 
     def set_setting(self, key: str, value: str) -> None:
-        self.execute(
-            "INSERT INTO setting (key, value) VALUES (?, ?) "
-            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (key, value),
-        )
+        Setting = self.m.Setting
+        Setting.insert(key=key, value=value).on_conflict(
+            conflict_target=[Setting.key], update={Setting.value: value}).execute()
 
 
-class _Atomic:
-    """Peewee's atomic(), except that when SQLite has already rolled the transaction back by
-    itself (disk full, I/O error) the original error is raised, not peewee's failed ROLLBACK."""
-
-    def __init__(self, db: SqliteDatabase):
-        self.db = db
-        self.inner = db.atomic()
-
-    def __enter__(self):
-        return self.inner.__enter__()
-
-    def __exit__(self, exc_type, exc, tb):
-        try:
-            return self.inner.__exit__(exc_type, exc, tb)
-        except (OperationalError, sqlite3.OperationalError):
-            if exc is not None and not self.db.connection().in_transaction:
-                return False  # let the original error through
-            raise
+def _bad_sqlite_url(url: str):
+    raise StoreError(f"{shown(url)}: a SQLite URL has three slashes and a path: sqlite:///path/to/memtui.db")
 
 
-def _move_aside_orphans(path: Path) -> bool:
-    moved = False
-    for suffix in ("-wal", "-shm"):
-        orphan = Path(f"{path}{suffix}")
-        try:
-            orphan.rename(orphan.with_name(f"{orphan.name}.orphaned-{os.getpid()}"))
-            moved = True
-        except FileNotFoundError:
-            pass  # not there, or another thread of this engine moved it a moment ago
-    return moved
-
-
-def _identity(path: Path) -> tuple[int, int]:
-    st = os.stat(path)
-    return st.st_dev, st.st_ino
-
-
-def _ensure_math_functions(db: SqliteDatabase) -> None:
-    """promote scores with pow(); some SQLite builds lack the math functions."""
-    try:
-        db.execute_sql("SELECT pow(2, 2)").fetchone()
-    except OperationalError:
-        db.register_function(math.pow, "pow", 2, deterministic=True)
-        db.close()
-        db.connect()
-
-
-def _migrate(db: SqliteDatabase, path: Path) -> None:
-    runner = Runner(db, directory=str(MIGRATIONS_DIR))
-    with db.atomic():  # IMMEDIATE: two processes opening a new file migrate it once
-        status = runner.status()
-        unknown = [m.name for m in status if m.path is None]
-        if unknown:
-            raise StoreError(
-                f"{shown(path)}: schema is newer than this memtui knows "
-                f"(migration {unknown[-1]}); upgrade memtui (left untouched)"
-            )
-        if any(m.applied is None for m in status):
-            runner.up()
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+__all__ = ["DB_ERRORS", "MIGRATIONS_DIR", "Store", "StoreError", "is_url", "one_line", "shown"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from peewee import BooleanField, FloatField, IntegerField, Model, TextField
+from peewee import BigAutoField, BigIntegerField, BooleanField, DoubleField, IntegerField, Model, TextField
 
 
 class _Base(Model):
@@ -20,115 +20,121 @@ class _Base(Model):
         legacy_table_names = False
 
 
+class _Rows(_Base):
+    """A table whose rows have an integer id: SQLite INTEGER PRIMARY KEY, PostgreSQL a BIGINT identity."""
+
+    id = BigAutoField()
+
+
 # -- memory store ------------------------------------------------------------
 
-class Conversation(_Base):
+class Conversation(_Rows):
     channel = TextField(default="")
     sender = TextField()
     status = TextField(default="active")
-    started_at = FloatField()
-    updated_at = FloatField()
+    started_at = DoubleField()
+    updated_at = DoubleField()
     demo = BooleanField(default=False)  # written by `memtui demo`, or derived only from such rows
 
 
-class Message(_Base):
-    conversation_id = IntegerField()
+class Message(_Rows):
+    conversation_id = BigIntegerField()
     sender = TextField()
     role = TextField(default="user")
     content = TextField()
-    created_at = FloatField()
+    created_at = DoubleField()
     demo = BooleanField(default=False)  # written by `memtui demo`, or derived only from such rows
 
 
-class PendingMemory(_Base):
+class PendingMemory(_Rows):
     content = TextField()
     kind = TextField(default="note")
     sender = TextField(default="")
     session = TextField(default="")
-    importance = FloatField(default=5.0)
-    confidence = FloatField(default=0.5)
+    importance = DoubleField(default=5.0)
+    confidence = DoubleField(default=0.5)
     access_count = IntegerField(default=0)
-    last_access_at = FloatField(null=True)
+    last_access_at = DoubleField(null=True)
     remember = BooleanField(default=False)
-    created_at = FloatField()
+    created_at = DoubleField()
     demo = BooleanField(default=False)  # written by `memtui demo`, or derived only from such rows
 
 
-class LongTermMemory(_Base):
+class LongTermMemory(_Rows):
     content = TextField()
     kind = TextField(default="note")
     sender = TextField(default="")
-    importance = FloatField(default=5.0)
-    confidence = FloatField(default=0.5)
-    created_at = FloatField()
-    promoted_at = FloatField(null=True)
-    last_reinforced_at = FloatField()
+    importance = DoubleField(default=5.0)
+    confidence = DoubleField(default=0.5)
+    created_at = DoubleField()
+    promoted_at = DoubleField(null=True)
+    last_reinforced_at = DoubleField()
     recall_count = IntegerField(default=0)
     pinned = BooleanField(default=False)
-    source_pending_id = IntegerField(null=True, unique=True)
-    deleted_at = FloatField(null=True)
+    source_pending_id = BigIntegerField(null=True, unique=True)
+    deleted_at = DoubleField(null=True)
     demo = BooleanField(default=False)  # written by `memtui demo`, or derived only from such rows
 
 
-class Fact(_Base):
+class Fact(_Rows):
     sender = TextField()
     key = TextField()
     value = TextField()
-    updated_at = FloatField()
+    updated_at = DoubleField()
     demo = BooleanField(default=False)  # written by `memtui demo`, or derived only from such rows
 
 
-class Outcome(_Base):
+class Outcome(_Rows):
     sender = TextField()
     domain = TextField(default="")
-    score = FloatField(default=0.0)
+    score = DoubleField(default=0.0)
     lesson = TextField()
-    created_at = FloatField()
+    created_at = DoubleField()
     demo = BooleanField(default=False)  # written by `memtui demo`, or derived only from such rows
 
 
-class ProfileAttribute(_Base):
+class ProfileAttribute(_Rows):
     entity = TextField()
     category = TextField(default="other")
     key = TextField()
     value = TextField()
-    confidence = FloatField(default=0.5)
+    confidence = DoubleField(default=0.5)
     source = TextField(default="")
-    updated_at = FloatField()
+    updated_at = DoubleField()
     demo = BooleanField(default=False)  # written by `memtui demo`, or derived only from such rows
 
 
-class ProfileAttributeHistory(_Base):
-    attribute_id = IntegerField()
+class ProfileAttributeHistory(_Rows):
+    attribute_id = BigIntegerField()
     entity = TextField()
     category = TextField()
     key = TextField()
     value = TextField()
-    confidence = FloatField()
+    confidence = DoubleField()
     source = TextField()
-    updated_at = FloatField()
-    replaced_at = FloatField()
+    updated_at = DoubleField()
+    replaced_at = DoubleField()
     reason = TextField(default="")
-    run_id = IntegerField(null=True)
+    run_id = BigIntegerField(null=True)
     demo = BooleanField(default=False)  # written by `memtui demo`, or derived only from such rows
 
 
-class Summary(_Base):
+class Summary(_Rows):
     level = TextField()
-    period_start = FloatField()
+    period_start = DoubleField()
     sender = TextField()
     text = TextField()
     source_count = IntegerField()
-    period_end = FloatField(null=True)  # exclusive; NULL on summaries written by 0.1
+    period_end = DoubleField(null=True)  # exclusive; NULL on summaries written by 0.1
     model = TextField()
-    created_at = FloatField()
+    created_at = DoubleField()
     demo = BooleanField(default=False)  # written by `memtui demo`, or derived only from such rows
 
 
 class JobCheckpoint(_Base):
     job = TextField(primary_key=True)
     value = TextField()
-    updated_at = FloatField()
+    updated_at = DoubleField()
 
 
 # -- jobs --------------------------------------------------------------------
@@ -141,33 +147,33 @@ class JobDefinition(_Base):
     timezone = TextField(null=True)
     jitter_s = IntegerField(default=0)
     config = TextField(default="{}")
-    created_at = FloatField()
-    updated_at = FloatField()
+    created_at = DoubleField()
+    updated_at = DoubleField()
 
 
 class JobState(_Base):
     name = TextField(primary_key=True)
-    next_run_at = FloatField(null=True)
-    last_run_at = FloatField(null=True)
+    next_run_at = DoubleField(null=True)
+    last_run_at = DoubleField(null=True)
     last_status = TextField(null=True)
-    last_duration_ms = FloatField(null=True)
+    last_duration_ms = DoubleField(null=True)
     runs = IntegerField(default=0)
     errors = IntegerField(default=0)
     consecutive_failures = IntegerField(default=0)
-    backoff_until = FloatField(null=True)
+    backoff_until = DoubleField(null=True)
     totals = TextField(default="{}")
     lease_owner = TextField(null=True)
-    lease_run_id = IntegerField(null=True)
-    lease_expires_at = FloatField(null=True)
+    lease_run_id = BigIntegerField(null=True)
+    lease_expires_at = DoubleField(null=True)
 
 
-class Run(_Base):
+class Run(_Rows):
     job = TextField()
     reason = TextField()
-    scheduled_for = FloatField(null=True)
-    started_at = FloatField()
-    finished_at = FloatField(null=True)
-    duration_ms = FloatField(null=True)  # fractional milliseconds
+    scheduled_for = DoubleField(null=True)
+    started_at = DoubleField()
+    finished_at = DoubleField(null=True)
+    duration_ms = DoubleField(null=True)  # fractional milliseconds
     status = TextField()
     result = TextField(null=True)
     error = TextField(null=True)
@@ -175,8 +181,8 @@ class Run(_Base):
     owner = TextField(default="")
 
 
-class AuditLog(_Base):
-    at = FloatField()
+class AuditLog(_Rows):
+    at = DoubleField()
     action = TextField()
     job = TextField(null=True)
     old_value = TextField(null=True)
@@ -189,10 +195,22 @@ class Setting(_Base):
     value = TextField()
 
 
+class EngineInstance(_Base):
+    """An engine process serving this database; stale heartbeat = gone (migration 0003)."""
+
+    id = TextField(primary_key=True)  # the engine's lease owner string: host:pid:token
+    host = TextField()
+    pid = IntegerField()
+    version = TextField()
+    started_at = DoubleField()
+    heartbeat_at = DoubleField()
+    stopped_at = DoubleField(null=True)
+
+
 ALL_MODELS = (
     Conversation, Message, PendingMemory, LongTermMemory, Fact, Outcome,
     ProfileAttribute, ProfileAttributeHistory, Summary, JobCheckpoint,
-    JobDefinition, JobState, Run, AuditLog, Setting,
+    JobDefinition, JobState, Run, AuditLog, Setting, EngineInstance,
 )
 
 

@@ -18,6 +18,22 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 from memtui.engine import Engine, FakeClock  # noqa: E402
 from memtui.engine.config import Config  # noqa: E402
 from memtui.models import Store  # noqa: E402
+from tests import postgres  # noqa: E402
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "both_backends: run the module's store-using tests on SQLite and PostgreSQL")
+    config.addinivalue_line("markers", "sqlite_only: this test is about SQLite itself (files, pragmas)")
+
+
+def pytest_generate_tests(metafunc):
+    if "db_target" not in metafunc.fixturenames:
+        return
+    both = (metafunc.definition.get_closest_marker("both_backends") is not None
+            and metafunc.definition.get_closest_marker("sqlite_only") is None
+            and "db_path" not in metafunc.fixturenames)  # a test about a SQLite file is SQLite's only
+    if both:  # otherwise db_target is SQLite, and the test keeps its plain id (snapshots are named by it)
+        metafunc.parametrize("db_target", ["sqlite", "postgresql"], indirect=True, ids=["sqlite", "pg"])
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -38,12 +54,24 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def db_path(tmp_path) -> Path:
+    """A SQLite file path: a test asking for it is about SQLite files, and runs on SQLite only."""
     return tmp_path / "memtui.db"
 
 
 @pytest.fixture
-def store(db_path):
-    s = Store.open(db_path)
+def db_target(request, tmp_path) -> str:
+    """Where the test's store is: a SQLite path, or the URL of a fresh PostgreSQL database that is
+    dropped after the test. Tests in modules marked ``both_backends`` run once per backend."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        yield str(tmp_path / "memtui.db")
+        return
+    with postgres.fresh_database(request.node.name) as url:
+        yield url
+
+
+@pytest.fixture
+def store(db_target):
+    s = Store.open(db_target)
     yield s
     s.close()
 

@@ -1,4 +1,8 @@
-"""Rows for tests, written with plain SQL the way an agent in any language would."""
+"""Rows for tests, written with plain SQL the way an agent in any language would.
+
+The SQL runs on both backends: ``RETURNING id`` (SQLite 3.35+ and PostgreSQL) instead of
+a driver's lastrowid, ``TRUE`` instead of ``1`` where a condition is meant, and flags passed
+as Python booleans."""
 from __future__ import annotations
 
 import sqlite3
@@ -15,28 +19,30 @@ def add_pending(store, now: datetime, *, content="note", importance=5.0, confide
     created = created or now
     return store.execute(
         "INSERT INTO pending_memory (content, kind, sender, importance, confidence, access_count, last_access_at,"
-        " remember, created_at) VALUES (?, 'note', ?, ?, ?, ?, ?, ?, ?)",
+        " remember, created_at) VALUES (?, 'note', ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         (content, sender, importance, confidence, accesses, ts(last_access) if last_access else None,
-         remember, ts(created)),
-    ).lastrowid
+         bool(remember), ts(created)),
+    ).fetchone()[0]
 
 
 def add_long_term(store, *, created: datetime, reinforced: datetime | None = None, importance=5.0, recalls=0,
                   pinned=False, deleted: datetime | None = None, content="lt") -> int:
     return store.execute(
         "INSERT INTO long_term_memory (content, kind, sender, importance, confidence, created_at,"
-        " last_reinforced_at, recall_count, pinned, deleted_at) VALUES (?, 'note', 'alice', ?, 0.5, ?, ?, ?, ?, ?)",
-        (content, importance, ts(created), ts(reinforced or created), recalls, pinned,
+        " last_reinforced_at, recall_count, pinned, deleted_at) VALUES (?, 'note', 'alice', ?, 0.5, ?, ?, ?, ?, ?)"
+        " RETURNING id",
+        (content, importance, ts(created), ts(reinforced or created), recalls, bool(pinned),
          ts(deleted) if deleted else None),
-    ).lastrowid
+    ).fetchone()[0]
 
 
 def add_conversation(store, *, sender="alice", status="closed", started: datetime, updated: datetime | None = None,
                      messages=3) -> int:
     cid = store.execute(
-        "INSERT INTO conversation (channel, sender, status, started_at, updated_at) VALUES ('chat', ?, ?, ?, ?)",
+        "INSERT INTO conversation (channel, sender, status, started_at, updated_at) VALUES ('chat', ?, ?, ?, ?)"
+        " RETURNING id",
         (sender, status, ts(started), ts(updated or started)),
-    ).lastrowid
+    ).fetchone()[0]
     for i in range(messages):
         store.execute(
             "INSERT INTO message (conversation_id, sender, role, content, created_at) VALUES (?, ?, 'user', ?, ?)",
@@ -47,17 +53,27 @@ def add_conversation(store, *, sender="alice", status="closed", started: datetim
 
 def add_outcome(store, *, sender: str, created: datetime, lesson="lesson") -> int:
     return store.execute(
-        "INSERT INTO outcome (sender, domain, score, lesson, created_at) VALUES (?, 'general', 1.0, ?, ?)",
+        "INSERT INTO outcome (sender, domain, score, lesson, created_at) VALUES (?, 'general', 1.0, ?, ?)"
+        " RETURNING id",
         (sender, lesson, ts(created)),
-    ).lastrowid
+    ).fetchone()[0]
 
 
-def count(store, table: str, where: str = "1", params=()) -> int:
+def count(store, table: str, where: str = "TRUE", params=()) -> int:
     return store.execute(f"SELECT count(*) FROM {table} WHERE {where}", params).fetchone()[0]
 
 
+def snapshot(store) -> dict[str, list[tuple]]:
+    """Every row of every memtui table, in id order, on either backend (to show nothing changed)."""
+    out = {}
+    for model in vars(store.m).values():
+        key = model._meta.primary_key
+        out[model._meta.table_name] = [tuple(row) for row in model.select().order_by(key).tuples()]
+    return out
+
+
 def dump(path) -> list[str]:
-    """Every row of every table, read through a separate connection."""
+    """Every row of every table of a SQLite file, read through a separate connection."""
     con = sqlite3.connect(path)
     try:
         return list(con.iterdump())

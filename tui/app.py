@@ -75,7 +75,7 @@ class MemtuiApp(App):
         self.log_problem = log_problem  # why there is no log file, when there is none
         self.engine = engine
         self.model = model
-        self.db_label = db_label or str(engine.store.path)
+        self.db_label = db_label or engine.store.label
         self.tick_s = tick_s
         self.stop_timeout_s = stop_timeout_s
         self.jobs: list[JobInfo] = []

@@ -292,7 +292,7 @@ def cmd_demo(engine: Engine, args) -> int:
     if args.reset and not args.yes:
         doomed = replaced_by_reset(engine.store)
         if doomed:
-            what = (f"--reset deletes everything in {engine.store.path}: {describe_counts(doomed)} "
+            what = (f"--reset deletes everything in {engine.store.label}: {describe_counts(doomed)} "
                     "(job schedules and on/off stay)")
             if not sys.stdin.isatty():
                 raise UsageError(f"{what}; nothing was changed: add --yes to confirm (no terminal to ask on)")
@@ -308,7 +308,7 @@ def cmd_demo(engine: Engine, args) -> int:
         summary = fill(engine.store, engine.clock(), reset=args.reset)
     except DemoRefused as exc:
         raise UsageError(str(exc)) from None
-    print(f"demo data in {engine.store.path}: " + ", ".join(f"{v} {k.replace('_', ' ')}"
+    print(f"demo data in {engine.store.label}: " + ", ".join(f"{v} {k.replace('_', ' ')}"
                                                             for k, v in vars(summary).items()))
     return 0
 
@@ -335,7 +335,7 @@ def run_headless(engine: Engine, stop: threading.Event | None = None) -> int:
     engine.subscribe(event_logger(logger))  # a line per run and per change picked up, with its source
     engine.start()
     enabled = [j.name for j in engine.jobs() if j.enabled]
-    logger.info("engine running on %s: %d jobs enabled (%s)%s", engine.store.path, len(enabled),
+    logger.info("engine running on %s: %d jobs enabled (%s)%s", engine.store.label, len(enabled),
                 ", ".join(enabled), " — paused" if engine.paused else "")
     while not stop.wait(0.5):
         pass

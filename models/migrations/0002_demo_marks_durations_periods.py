@@ -13,6 +13,8 @@
   is not always a calendar day, week or month: the first one after a time zone
   change starts where the previous one ended. NULL on summaries written by 0.1.
 - Indexes on the memories' ``sender``: recall and the dashboard ask per sender.
+
+On PostgreSQL (0001's identity ids are never reused) only the column types change.
 """
 from peewee import FloatField
 
@@ -56,12 +58,18 @@ def _rebuild(db, table: str, create: str, indexes=()) -> None:
 
 
 def up(migrator, db):
+    postgres = "postgres" in type(db).__name__.lower()
+    flag = "BOOLEAN NOT NULL DEFAULT false" if postgres else "INTEGER NOT NULL DEFAULT 0"
     for table in DEMO_TABLES:
         # A constant default lets SQLite add a NOT NULL column without rewriting the table.
-        db.execute_sql(f"ALTER TABLE {table} ADD COLUMN demo INTEGER NOT NULL DEFAULT 0")
-    db.execute_sql("ALTER TABLE summary ADD COLUMN period_end REAL")
+        db.execute_sql(f"ALTER TABLE {table} ADD COLUMN demo {flag}")
+    db.execute_sql(f"ALTER TABLE summary ADD COLUMN period_end {'DOUBLE PRECISION' if postgres else 'REAL'}")
     db.execute_sql("CREATE INDEX pending_memory_sender ON pending_memory (sender)")
     db.execute_sql("CREATE INDEX long_term_memory_sender ON long_term_memory (sender)")
+    if postgres:  # identity ids are never reused already; only the type changes
+        db.execute_sql("ALTER TABLE run ALTER COLUMN duration_ms TYPE DOUBLE PRECISION")
+        db.execute_sql("ALTER TABLE job_state ALTER COLUMN last_duration_ms TYPE DOUBLE PRECISION")
+        return
     _rebuild(db, "run", RUN, RUN_INDEXES)  # same columns in the same order: SELECT * copies them
     _rebuild(db, "audit_log", AUDIT_LOG)
     migrator.migrate(migrator.alter_column_type("job_state", "last_duration_ms", FloatField(null=True)))

@@ -35,7 +35,7 @@ from types import SimpleNamespace
 
 import pytest
 
-import memtui.models.db
+import memtui.models.sqlite
 from memtui.engine import Engine, load_config
 from memtui.engine.clock import from_ts
 from memtui.engine.config import Config, EngineSettings
@@ -966,7 +966,7 @@ def full_store(tmp_path, monkeypatch, clock, spare_pages: int, config: Config) -
     conn = connect(db)
     pages = scalar(conn, "PRAGMA page_count")
     conn.close()
-    monkeypatch.setitem(memtui.models.db.PRAGMAS, "max_page_count", pages + spare_pages)
+    monkeypatch.setitem(memtui.models.sqlite.PRAGMAS, "max_page_count", pages + spare_pages)
     store = Store.open(db)
     assert store.execute("PRAGMA max_page_count").fetchone()[0] == pages + spare_pages
     return store, Engine(store, config, clock)

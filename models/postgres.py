@@ -1,0 +1,153 @@
+"""The PostgreSQL store (several engines and agents on one server): connecting, locking, maintenance.
+
+Opened from a URL, ``postgresql://user:password@host:5432/name``, through
+psycopg 3 (the ``postgres`` extra). The password goes to the driver and nowhere
+else: the store's ``label`` and every message show the URL without it.
+
+Transactions are PostgreSQL's default, READ COMMITTED. The engine's claims are
+compare-and-set UPDATEs, which re-check their WHERE on the row they lock, so
+that is enough for them; a job that reads rows and then rewrites them locks
+those rows first (``for_update``), and ``memtui demo``, which checks whole
+tables and then rewrites them, locks the tables (``lock_for_rewrite``).
+Migrations run under an advisory lock, so engines starting together migrate
+once. Case- and accent-folding is the SQL function ``memtui_fold`` that
+migration 0003 creates, the same folding SQLite gets from models/text.py.
+"""
+from __future__ import annotations
+
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+from peewee import Cast, DatabaseError, InterfaceError, OperationalError, PostgresqlDatabase, fn
+
+from memtui.models.db import Store, StoreError, one_line, shown
+
+MIGRATION_LOCK = 0x6D656D74  # "memt": pg_advisory_xact_lock key for migrations
+CONNECT_TIMEOUT_S = 10
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password replaced by ***: what may be shown or logged."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "postgresql://…"
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def _driver_available() -> bool:
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class PostgresStore(Store):
+    """A memtui store in a PostgreSQL database."""
+
+    kind = "postgresql"
+
+    @classmethod
+    def open_url(cls, url: str, *, migrate: bool = True, create: bool = True) -> "PostgresStore":
+        label = shown(redact_url(url))
+        if not _driver_available():
+            raise StoreError(f"{label}: PostgreSQL needs the psycopg driver: pip install 'memtui[postgres]'")
+        parts = urlsplit(url)
+        name = unquote(parts.path.lstrip("/"))
+        if not name:
+            raise StoreError(f"{label}: no database name; use postgresql://USER@HOST:PORT/NAME")
+        params = {"database": name, "connect_timeout": CONNECT_TIMEOUT_S,
+                  "application_name": "memtui"}
+        if parts.username:
+            params["user"] = unquote(parts.username)
+        if parts.password is not None:
+            params["password"] = unquote(parts.password)
+        if parts.hostname:
+            params["host"] = parts.hostname
+        try:
+            if parts.port:
+                params["port"] = parts.port
+        except ValueError:
+            raise StoreError(f"{label}: the port is not a number") from None
+        db = PostgresqlDatabase(**params)
+        store = cls(db, label)
+        try:
+            db.connect()
+            if not create and not store._has_schema():
+                raise StoreError(f"no memtui database at {label} (the database exists, memtui's tables don't)")
+            if migrate:
+                store._migrate()
+        except (OperationalError, DatabaseError, InterfaceError) as exc:
+            db.close()
+            raise StoreError(f"{label}: {_scrub(one_line(exc), params.get('password'))}") from None
+        except StoreError:
+            db.close()
+            raise
+        return store
+
+    def _has_schema(self) -> bool:
+        return self.db.table_exists("schema_migration")
+
+    def _lock_migrations(self) -> None:
+        self.db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+
+    def execute(self, sql: str, params=()):
+        # Tests and models/ write placeholders as ? (SQLite's); psycopg's are %s.
+        return self.db.execute_sql(sql.replace("%", "%%").replace("?", "%s"), params)
+
+    def check(self) -> None:
+        """A server that went away shows on the next statement; there is no file to look at."""
+
+    def probe_write(self) -> None:
+        db = PostgresqlDatabase(self.db.database, **self.db.connect_params)
+        try:
+            with db.atomic():
+                db.execute_sql("INSERT INTO run (job, reason, started_at, status, error, owner)"
+                               " VALUES ('-', 'manual', 0, 'skipped', %s, 'probe')", ("x" * 8192,))
+                db.execute_sql("DELETE FROM run WHERE owner = 'probe'")
+        finally:
+            db.close()
+
+    # -- SQL that PostgreSQL spells its own way ---------------------------------------------
+
+    def greatest(self, *args):
+        return fn.GREATEST(*args)
+
+    def least(self, *args):
+        return fn.LEAST(*args)
+
+    def round_to(self, expr, digits: int):
+        # round(double precision, int) does not exist: numeric has the two-argument form.
+        return Cast(fn.ROUND(Cast(expr, "numeric"), digits), "double precision")
+
+    def for_update(self, query):
+        return query.for_update()
+
+    def lock_for_rewrite(self, *models) -> None:
+        # EXCLUSIVE: readers go on, writers wait until this transaction ends.
+        names = ", ".join(f'"{model._meta.table_name}"' for model in models)
+        self.db.execute_sql(f"LOCK TABLE {names} IN EXCLUSIVE MODE")
+
+    def maintain(self, vacuum_free_ratio: float) -> dict:
+        """VACUUM (ANALYZE) every table: it reclaims dead rows for reuse and refreshes the planner's
+        statistics without blocking readers or writers. (VACUUM FULL would lock each table.)"""
+        tables = [model._meta.table_name for model in vars(self.m).values()]
+        db = PostgresqlDatabase(self.db.database, **self.db.connect_params)
+        try:
+            db.connect()
+            db.connection().autocommit = True  # VACUUM cannot run inside a transaction
+            for table in tables:
+                db.execute_sql(f'VACUUM (ANALYZE) "{table}"')
+        finally:
+            db.close()
+        return {"vacuumed": True, "tables_vacuumed": len(tables)}
+
+
+def _scrub(text: str, password: str | None) -> str:
+    return text.replace(password, "***") if password else text

@@ -1,0 +1,269 @@
+"""The SQLite store (memtui's embedded default): file checks, pragmas, the write lock, maintenance.
+
+A new file is created owner-only (SQLite gives the -wal and -shm files the same
+mode), and opened with a ``mode=rw`` URI ever after, so no connection can bring
+back a file that was deleted under a running engine. Every connection gets WAL,
+a busy timeout, foreign keys and synchronous=NORMAL, and memtui's text folding
+as the SQL functions ``memtui_fold`` and ``memtui_contains`` (models/text.py).
+Write transactions begin IMMEDIATE, so a writer waits for the lock up front
+instead of failing with "database is locked" half-way. A file that is not
+SQLite, or whose schema is newer than this version knows, is refused before a
+byte is written to it.
+"""
+from __future__ import annotations
+
+import math
+import os
+import threading
+import sqlite3
+from pathlib import Path
+
+from peewee import DatabaseError, OperationalError, SqliteDatabase, fn
+
+from memtui.models import text
+from memtui.models.db import Store, StoreError, one_line, shown
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+BUSY_TIMEOUT_S = 30.0
+PRAGMAS = {
+    "journal_mode": "wal",
+    "foreign_keys": 1,
+    "synchronous": "normal",
+    "busy_timeout": int(BUSY_TIMEOUT_S * 1000),
+}
+
+
+def _check_path(path: Path) -> bool:
+    """Validate ``path`` without writing; return True when the file must be created."""
+    if "\x00" in str(path):
+        raise StoreError(f"{shown(path)}: a path cannot hold a NUL character")
+    try:
+        if path.is_dir():
+            raise StoreError(f"{shown(path)}: is a directory, not a database file")
+        if not path.exists():
+            return True
+        if not path.is_file():  # /dev/null, a FIFO, a socket: SQLite would fail obscurely or hang
+            raise StoreError(f"{shown(path)}: not a regular file, so it cannot be a database (left untouched)")
+        with path.open("rb") as fh:
+            header = fh.read(len(SQLITE_HEADER))
+    except OSError as exc:
+        raise StoreError(f"{shown(path)}: cannot use this path ({exc.strerror})") from None
+    if header and header != SQLITE_HEADER:
+        raise StoreError(f"{shown(path)}: not a SQLite database (left untouched)")
+    return False
+
+
+def _create_owner_only(path: Path) -> None:
+    """Create the database file 0600, and each missing parent folder 0700 (not the umask's mode)."""
+    missing = []
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        missing.append(parent)
+        parent = parent.parent
+    try:
+        for folder in reversed(missing):
+            try:
+                folder.mkdir(mode=0o700)
+            except FileExistsError:
+                pass  # made by another process meanwhile
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.close(fd)
+    except FileExistsError:
+        pass  # another process created it between our check and now
+    except OSError as exc:
+        raise StoreError(f"{shown(path)}: cannot create database ({exc.strerror})") from None
+
+
+def _uri(path: Path) -> str:
+    """A ``mode=rw`` URI: SQLite opens the file but never creates it. The file is created once,
+    0600, by _create_owner_only; no later connection (a new thread, a reconnect after the file was
+    deleted under a running engine) can bring back a schema-less, world-readable file."""
+    return Path(os.path.abspath(path)).as_uri() + "?mode=rw"
+
+
+class _Database(SqliteDatabase):
+    """Peewee's SqliteDatabase that lets the store look at the file before each statement."""
+
+    before_use = None
+
+    def execute_sql(self, sql, params=None, *args, **kwargs):
+        if self.before_use is not None:
+            self.before_use()
+        return super().execute_sql(sql, params, *args, **kwargs)
+
+
+class SqliteStore(Store):
+    """A memtui store in one SQLite file."""
+
+    kind = "sqlite"
+
+    def __init__(self, path: Path, db: SqliteDatabase):
+        super().__init__(db, shown(path))
+        self._path = path
+        self.identity = _identity(path)
+        self._orphans_moved = False
+        self._generation = 0
+        self._local = threading.local()
+        db.before_use = self._fresh  # every statement, from the models or raw, on every thread
+
+    def reopen(self) -> None:
+        """The file at ``path`` was replaced: every thread reconnects before its next statement."""
+        self.identity = _identity(self.path)
+        self._generation += 1
+
+    def _fresh(self) -> None:
+        # Connections are per thread (Peewee's), so each thread notices a reopen itself.
+        if getattr(self._local, "generation", 0) != self._generation and not self.db.in_transaction():
+            if not self.db.is_closed():
+                self.db.close()
+            self.db.connect(reuse_if_open=True)
+            self._local.generation = self._generation
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    @classmethod
+    def open_path(cls, path: str | os.PathLike, *, migrate: bool = True, create: bool = True) -> "SqliteStore":
+        """Open the store at ``path``. ``create=False`` (commands that only read) refuses a missing
+        file instead of creating it, so a mistyped path leaves nothing behind."""
+        try:
+            path = Path(path).expanduser()
+        except RuntimeError:  # ~someone who does not exist
+            raise StoreError(f"{shown(path)}: cannot expand '~' (no such user)") from None
+        if _check_path(path):
+            if not create:
+                raise StoreError(f"no memtui database at {shown(path)}")
+            _create_owner_only(path)
+        db = _Database(
+            _uri(path), uri=True, pragmas=PRAGMAS, timeout=BUSY_TIMEOUT_S, lock_type="IMMEDIATE",
+            check_same_thread=False,
+        )
+        db.register_function(text.fold, text.SQL_NAME, 1, deterministic=True)  # on every connection
+        db.register_function(text.contains_all, text.CONTAINS_SQL_NAME, 2, deterministic=True)
+        try:
+            db.connect()
+            # A read first: a corrupt file fails here, before any pragma writes.
+            db.execute_sql("SELECT count(*) FROM sqlite_master").fetchone()
+            _ensure_math_functions(db)
+            store = cls(path, db)
+            if migrate:
+                store._migrate()  # BEGIN IMMEDIATE: two processes opening a new file migrate it once
+        except (DatabaseError, OperationalError, sqlite3.DatabaseError) as exc:
+            db.close()
+            raise StoreError(f"{shown(path)}: {one_line(exc)}") from None
+        except StoreError:
+            db.close()
+            raise
+        return store
+
+    def atomic(self):
+        """One write transaction (BEGIN IMMEDIATE), committed whole or rolled back."""
+        return _Atomic(self.db)
+
+    def check(self) -> None:
+        """Raise StoreError if the file under the open store was deleted or replaced.
+
+        A deleted file's -wal/-shm stay behind (our open connections hold them);
+        they are moved aside at once, so a backup copied into place later is read
+        as it is and not mixed with the deleted file's log. Only then is a new
+        file at the path adopted; a file swapped in unseen is refused."""
+        try:
+            identity = _identity(self.path)
+        except FileNotFoundError:
+            self._orphans_moved |= _move_aside_orphans(self.path)
+            raise StoreError(f"{shown(self.path)}: the database file was deleted or moved; "
+                             "jobs are held until it is back") from None
+        if identity != self.identity:
+            if not self._orphans_moved:  # whose -wal is next to it now, ours or the new file's? can't tell
+                raise StoreError(f"{shown(self.path)}: the database file was replaced while memtui ran; "
+                                 "jobs are held: stop memtui, check the file, start it again")
+            self._orphans_moved = False
+            self.reopen()
+
+    def probe_write(self) -> None:
+        """A real write on a fresh connection, as a run would make it: raises while the file is
+        read-only, the disk (or max_page_count) is full, or the file is gone."""
+        conn = self.db._connect()  # Peewee's own factory: same pragmas as every connection
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT INTO run (job, reason, started_at, status, error, owner)"
+                         " VALUES ('-', 'manual', 0, 'skipped', ?, 'probe')", ("x" * 8192,))
+            conn.execute("DELETE FROM run WHERE owner = 'probe'")
+            conn.execute("COMMIT")
+        finally:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            conn.close()
+
+    # -- SQL that SQLite spells its own way ---------------------------------------------------
+
+    def greatest(self, *args):
+        return fn.MAX(*args)  # with two or more arguments, SQLite's max() is the scalar one
+
+    def least(self, *args):
+        return fn.MIN(*args)
+
+    def round_to(self, expr, digits: int):
+        return fn.ROUND(expr, digits)
+
+    def maintain(self, vacuum_free_ratio: float) -> dict:
+        with self.atomic():  # BEGIN IMMEDIATE waits for another writer; a bare ANALYZE would not
+            self.execute("PRAGMA optimize")
+        # PASSIVE: TRUNCATE would hold new writers back while it waits for readers.
+        busy, _, _ = self.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        page_count = self.execute("PRAGMA page_count").fetchone()[0]
+        free_pages = self.execute("PRAGMA freelist_count").fetchone()[0]
+        vacuumed = False
+        # VACUUM rewrites the whole file holding the write lock: only when enough of it is free.
+        if page_count and free_pages > 0 and free_pages / page_count >= vacuum_free_ratio:
+            self.execute("VACUUM")
+            vacuumed = True
+        return {"wal_checkpoint_busy": bool(busy), "free_pages": free_pages, "vacuumed": vacuumed}
+
+
+class _Atomic:
+    """Peewee's atomic(), except that when SQLite has already rolled the transaction back by
+    itself (disk full, I/O error) the original error is raised, not peewee's failed ROLLBACK."""
+
+    def __init__(self, db: SqliteDatabase):
+        self.db = db
+        self.inner = db.atomic()  # BEGIN IMMEDIATE (the lock_type the database was opened with)
+
+    def __enter__(self):
+        return self.inner.__enter__()
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            return self.inner.__exit__(exc_type, exc, tb)
+        except (OperationalError, sqlite3.OperationalError):
+            if exc is not None and not self.db.connection().in_transaction:
+                return False  # let the original error through
+            raise
+
+
+def _move_aside_orphans(path: Path) -> bool:
+    moved = False
+    for suffix in ("-wal", "-shm"):
+        orphan = Path(f"{path}{suffix}")
+        try:
+            orphan.rename(orphan.with_name(f"{orphan.name}.orphaned-{os.getpid()}"))
+            moved = True
+        except FileNotFoundError:
+            pass  # not there, or another thread of this engine moved it a moment ago
+    return moved
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
+
+
+def _ensure_math_functions(db: SqliteDatabase) -> None:
+    """promote scores with pow(); some SQLite builds lack the math functions."""
+    try:
+        db.execute_sql("SELECT pow(2, 2)").fetchone()
+    except OperationalError:
+        db.register_function(math.pow, "pow", 2, deterministic=True)
+        db.close()
+        db.connect()
