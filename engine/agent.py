@@ -2,7 +2,8 @@
 
     from memtui.engine.agent import Memory
 
-    with Memory.open() as memory:                 # or Memory.open("/path/to/memtui.db")
+    with Memory.open() as memory:                 # or Memory.open("/path/to/memtui.db"),
+                                                  # Memory.open("postgresql://user@host:5432/memtui")
         mid = memory.remember("Alice prefers aisle seats", sender="alice", importance=7)
         memory.record_access(mid)                 # the agent used it: it scores higher
         for hit in memory.recall("aisle seats", sender="alice"):
@@ -18,11 +19,13 @@ import os
 from dataclasses import dataclass
 from datetime import datetime
 
+from peewee import Entity, Value
+
 from memtui.engine import memory as ops
 from memtui.engine.clock import Clock, from_ts, system_clock
 from memtui.engine.config import resolve_db_path
 from memtui.models import Store
-from memtui.models.text import CONTAINS_SQL_NAME as CONTAINS_SQL, WORD_SEPARATOR, fold
+from memtui.models.text import fold
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,8 @@ class Memory:
 
     @classmethod
     def open(cls, path: str | os.PathLike | None = None, clock: Clock = system_clock) -> "Memory":
-        """Open (creating if needed) the store at ``path``, $MEMTUI_DB, or the default location."""
+        """Open (creating if needed) the store at ``path`` (a SQLite path, ``sqlite:///path`` or
+        ``postgresql://user:password@host:5432/name``), $MEMTUI_DB, or the default location."""
         # "" is refused by resolve_db_path, not read as "no path": it must not open the default store.
         return cls(Store.open(resolve_db_path(None if path is None else os.fspath(path))), clock)
 
@@ -82,26 +86,36 @@ class Memory:
         reinforced and pending ones get an access, because being recalled is what
         keeps a memory alive; a hit deleted between the search and that write is
         left out."""
-        # The same fold on both sides: in Python for the query, in SQL memtui_contains for the stored
-        # text (SQLite's own lower() knows only ASCII, so "Émile" could not even find itself); one
-        # function call per row for all the words.
+        # The same fold on both sides: in Python for the query, in SQL (memtui_contains, one call per row
+        # for all the words) for the stored text; SQLite's own lower() knows only ASCII, so "Émile" could
+        # not even find itself.
         words = fold(query).split()
         if not words:
             return []
-        where = f"{CONTAINS_SQL}(content, ?)"
-        params: list = [WORD_SEPARATOR.join(words)]
-        if sender is not None:  # tested first: other senders' rows then cost no fold (a Python call)
-            where = f"sender = ? AND {where}"
-            params.insert(0, sender)
-        # Memories decay soft-deleted are still found (after the live ones): being recalled is the
+        LongTerm, Pending = self.store.m.LongTermMemory, self.store.m.PendingMemory
+
+        def matching(model):
+            found = self.store.contains_words(model.content, words)
+            if sender is not None:  # tested first: other senders' rows then cost no fold (a Python call)
+                found = (model.sender == sender) & found
+            return found
+
+        # Memories that decay soft-deleted are still found (after the live ones): being recalled is the
         # evidence that they are still wanted, and reinforcing restores them (README, decay.py).
-        rows = self.store.execute(
-            f"SELECT id, content, kind, sender, importance, 'long_term', last_reinforced_at,"
-            f" deleted_at IS NOT NULL AS decayed FROM long_term_memory WHERE {where}"
-            f" UNION ALL SELECT id, content, kind, sender, importance, 'pending', last_access_at, 0"
-            f" FROM pending_memory WHERE {where} ORDER BY 8, 6, 5 DESC, 7 DESC LIMIT ?",
-            (*params, *params, limit),
-        ).fetchall()
+        long_term = LongTerm.select(
+            LongTerm.id, LongTerm.content, LongTerm.kind, LongTerm.sender, LongTerm.importance,
+            Value("long_term").alias("tier"), LongTerm.last_reinforced_at.alias("last_used"),
+            LongTerm.deleted_at.is_null(False).alias("decayed"),
+        ).where(matching(LongTerm))
+        pending = Pending.select(
+            Pending.id, Pending.content, Pending.kind, Pending.sender, Pending.importance,
+            Value("pending"), Pending.last_access_at, Value(False),
+        ).where(matching(Pending))
+        # A compound query is ordered by its output columns: live before decayed, long-term before
+        # pending, then the most important and the most recently used first.
+        rows = ((long_term + pending)  # UNION ALL
+                .order_by(Entity("decayed"), Entity("tier"), Entity("importance").desc(), Entity("last_used").desc())
+                .limit(limit).tuples())
         hits = [Recalled(r[0], r[1], r[2], r[3], r[4], r[5], from_ts(r[6]), bool(r[7])) for r in rows]
         if not reinforce:
             return hits
@@ -122,38 +136,36 @@ class Memory:
     def start_conversation(self, sender: str, channel: str = "chat") -> int:
         ts = self.clock().timestamp()
         with self.store.atomic():
-            return self.store.execute(
-                "INSERT INTO conversation (channel, sender, status, started_at, updated_at)"
-                " VALUES (?, ?, 'active', ?, ?)", (channel, sender, ts, ts)).lastrowid
+            return self.store.m.Conversation.insert(channel=channel, sender=sender, status="active", started_at=ts,
+                                                    updated_at=ts).execute()
 
     def add_message(self, conversation_id: int, sender: str, content: str, role: str = "user") -> int:
         ts = self.clock().timestamp()
+        Conversation = self.store.m.Conversation
         with self.store.atomic():
-            mid = self.store.execute(
-                "INSERT INTO message (conversation_id, sender, role, content, created_at) VALUES (?, ?, ?, ?, ?)",
-                (conversation_id, sender, role, content, ts)).lastrowid
-            self.store.execute("UPDATE conversation SET updated_at = ? WHERE id = ?", (ts, conversation_id))
+            mid = self.store.m.Message.insert(conversation_id=conversation_id, sender=sender, role=role,
+                                              content=content, created_at=ts).execute()
+            Conversation.update(updated_at=ts).where(Conversation.id == conversation_id).execute()
         return mid
 
     def close_conversation(self, conversation_id: int) -> None:
+        Conversation = self.store.m.Conversation
         with self.store.atomic():
-            self.store.execute("UPDATE conversation SET status = 'closed', updated_at = ? WHERE id = ?",
-                               (self.clock().timestamp(), conversation_id))
+            Conversation.update(status="closed", updated_at=self.clock().timestamp()).where(
+                Conversation.id == conversation_id).execute()
 
     def set_fact(self, sender: str, key: str, value: str) -> None:
         ops.set_fact(self.store, self.clock().timestamp(), sender, key, value)
 
     def add_outcome(self, sender: str, lesson: str, *, domain: str = "", score: float = 0.0) -> int:
         with self.store.atomic():
-            return self.store.execute(
-                "INSERT INTO outcome (sender, domain, score, lesson, created_at) VALUES (?, ?, ?, ?, ?)",
-                (sender, domain, score, lesson, self.clock().timestamp())).lastrowid
+            return self.store.m.Outcome.insert(sender=sender, domain=domain, score=score, lesson=lesson,
+                                               created_at=self.clock().timestamp()).execute()
 
     def set_profile(self, entity: str, key: str, value: str, *, category: str = "other",
                     confidence: float = 0.5, source: str = "agent") -> int:
         """Record an attribute; duplicates and contradictions are the profile job's to resolve."""
         with self.store.atomic():
-            return self.store.execute(
-                "INSERT INTO profile_attribute (entity, category, key, value, confidence, source, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (entity, category, key, value, confidence, source, self.clock().timestamp())).lastrowid
+            return self.store.m.ProfileAttribute.insert(
+                entity=entity, category=category, key=key, value=value, confidence=confidence, source=source,
+                updated_at=self.clock().timestamp()).execute()

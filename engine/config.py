@@ -21,7 +21,7 @@ from typing import Any, Mapping
 
 import platformdirs
 
-from memtui.models.db import shown
+from memtui.models.db import is_url, shown
 
 APP = "memtui"
 DEFINITION_KEYS = ("enabled", "schedule", "timezone", "jitter")
@@ -40,13 +40,17 @@ def default_config_path() -> Path:
     return Path(platformdirs.user_config_dir(APP)) / "config.toml"
 
 
-def resolve_db_path(cli_value: str | None) -> Path:
-    """--db, else $MEMTUI_DB, else the default; an empty value is refused, never read as "unset"."""
+def resolve_db_path(cli_value: str | None) -> Path | str:
+    """Where the store is: --db, else $MEMTUI_DB, else the default file; an empty value is refused,
+    never read as "unset". A URL (``postgresql://…``, ``sqlite:///…``) is returned as it was given,
+    for Store.open to read: a Path would fold its "//" and expanding "~" has no meaning in it."""
     value = cli_value if cli_value is not None else os.environ.get("MEMTUI_DB")
     if value is None:
         return default_db_path()
     if not value.strip():
-        raise ConfigError("empty database path (give --db PATH, or unset MEMTUI_DB for the default)")
+        raise ConfigError("empty database path (give --db PATH or URL, or unset MEMTUI_DB for the default)")
+    if is_url(value):
+        return value
     return _expand(Path(value), ConfigError)
 
 

@@ -15,6 +15,8 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime
 
+from peewee import chunked
+
 from memtui.models import Store
 
 SENDERS = ("alice", "bob", "carol", "dev-agent")
@@ -65,28 +67,38 @@ class DemoRefused(Exception):
 # Every table whose rows carry the ``demo`` mark (migration 0002), in delete order.
 MEMORY_TABLES = ("message", "conversation", "pending_memory", "long_term_memory", "fact", "outcome",
                  "profile_attribute", "profile_attribute_history", "summary")
+HISTORY_TABLES = ("run", "audit_log")  # what --reset also deletes
 SYSTEM_SENDER = "__system__"  # engine state kept as facts (consolidate's last run): not the agent's data
+BATCH = 100  # rows per multi-row INSERT: well under SQLite's limit of bound parameters
+
+
+def _models(store: Store, tables) -> list:
+    """The store's bound models of ``tables`` (table names), in that order."""
+    by_table = {model._meta.table_name: model for model in vars(store.m).values()}
+    return [by_table[table] for table in tables]
 
 
 def foreign_rows(store: Store) -> dict[str, int]:
     """Rows that are not the demo's, by table: what a refill would destroy. Read the marks, never
     guess from counts: a row is the demo's only when it says so."""
     counts = {}
-    for table in MEMORY_TABLES:
-        where = "demo = 0" + (f" AND sender != '{SYSTEM_SENDER}'" if table == "fact" else "")
-        n = store.execute(f"SELECT count(*) FROM {table} WHERE {where}").fetchone()[0]
+    for model in _models(store, MEMORY_TABLES):
+        query = model.select().where(model.demo == False)  # noqa: E712 (a SQL comparison, not Python's)
+        if model is store.m.Fact:
+            query = query.where(model.sender != SYSTEM_SENDER)
+        n = query.count()
         if n:
-            counts[table] = n
+            counts[model._meta.table_name] = n
     return counts
 
 
 def replaced_by_reset(store: Store) -> dict[str, int]:
     """What ``--reset`` deletes, by table (for the confirmation question)."""
     counts = {}
-    for table in MEMORY_TABLES + ("job_checkpoint", "run", "audit_log"):
-        n = store.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    for model in _models(store, MEMORY_TABLES + ("job_checkpoint",) + HISTORY_TABLES):
+        n = model.select().count()
         if n:
-            counts[table] = n
+            counts[model._meta.table_name] = n
     return counts
 
 
@@ -96,16 +108,16 @@ def describe_counts(counts: dict[str, int]) -> str:
 
 
 def _clear_memory(store: Store) -> None:
-    for table in MEMORY_TABLES + ("job_checkpoint",):  # checkpoints describe the data they were made from
-        store.execute(f"DELETE FROM {table}")
+    for model in _models(store, MEMORY_TABLES + ("job_checkpoint",)):  # checkpoints describe the data they came from
+        model.delete().execute()
 
 
 def _clear_history(store: Store) -> None:
-    store.execute("DELETE FROM run")
-    store.execute("DELETE FROM audit_log")
-    store.execute(
-        "UPDATE job_state SET last_run_at = NULL, last_status = NULL, last_duration_ms = NULL, runs = 0,"
-        " errors = 0, consecutive_failures = 0, backoff_until = NULL, totals = '{}'")
+    for model in _models(store, HISTORY_TABLES):
+        model.delete().execute()
+    State = store.m.JobState
+    State.update(last_run_at=None, last_status=None, last_duration_ms=None, runs=0, errors=0, consecutive_failures=0,
+                 backoff_until=None, totals="{}").execute()
 
 
 def fill(store: Store, now: datetime, *, seed: int = 7, scale: int = 1, reset: bool = False) -> DemoSummary:
@@ -115,8 +127,12 @@ def fill(store: Store, now: datetime, *, seed: int = 7, scale: int = 1, reset: b
     (run history and the audit log stay); anything else raises DemoRefused and changes nothing.
     With ``reset`` it first deletes every memory row, job checkpoint, run and audit entry and
     zeroes the job counters; job definitions (schedules, on/off) stay. The check and the writes
-    share the transaction, so an agent writing meanwhile cannot lose a row to the refill."""
+    share the transaction, and the tables they rewrite are locked against other writers first
+    (SQLite's write transaction locks the file anyway), so an agent writing meanwhile waits
+    and cannot lose a row to the refill."""
+    rewritten = MEMORY_TABLES + ("job_checkpoint",) + (HISTORY_TABLES + ("job_state",) if reset else ())
     with store.atomic():
+        store.lock_for_rewrite(*_models(store, rewritten))
         if not reset:
             foreign = foreign_rows(store)
             if foreign:
@@ -124,7 +140,7 @@ def fill(store: Store, now: datetime, *, seed: int = 7, scale: int = 1, reset: b
                 raise DemoRefused(
                     f"{store.label} holds {total:,} {'rows that are' if total != 1 else 'row that is'} not demo data "
                     f"({describe_counts(foreign)}); nothing was changed. Use --reset to replace everything, "
-                    "or --db to pick another file")
+                    "or --db to pick another database")
         _clear_memory(store)
         if reset:
             _clear_history(store)
@@ -132,83 +148,75 @@ def fill(store: Store, now: datetime, *, seed: int = 7, scale: int = 1, reset: b
 
 
 def _write_sample(store: Store, now: datetime, seed: int, scale: int) -> DemoSummary:
+    """The sample rows, drawn from ``Random(seed)`` in a fixed order: rows are gathered, then written
+    in batches (a conversation alone, as its messages need its id)."""
+    m = store.m
     rng = random.Random(seed)
     ts = now.timestamp()
     day = 86400.0
-    counts = dict.fromkeys(("conversations", "messages", "pending", "long_term", "facts", "outcomes",
-                            "profile_attributes"), 0)
+    messages, pending, long_term, facts, outcomes, profile = [], [], [], [], [], []
 
     def facts_of(topic_index: int) -> list[str]:
         return TOPICS[topic_index % len(TOPICS)][1]
 
-    for i in range(120 * scale):
+    conversations = 120 * scale
+    for i in range(conversations):
         sender = rng.choice(SENDERS)
         started = ts - rng.uniform(0, 90) * day
         updated = min(ts, started + rng.uniform(0.01, 2) * day)
         closed = ts - updated > 2 * day or rng.random() < 0.3
-        cid = store.execute(
-            "INSERT INTO conversation (channel, sender, status, started_at, updated_at, demo) VALUES (?, ?, ?, ?, ?, 1)",
-            (rng.choice(CHANNELS), sender, "closed" if closed else "active", started, updated),
-        ).lastrowid
-        counts["conversations"] += 1
+        cid = m.Conversation.insert(channel=rng.choice(CHANNELS), sender=sender,
+                                    status="closed" if closed else "active", started_at=started, updated_at=updated,
+                                    demo=True).execute()
         topic, lines = TOPICS[rng.randrange(len(TOPICS))]
-        for m in range(rng.randint(3, 12)):
-            role = "user" if m % 2 == 0 else "assistant"
+        for n in range(rng.randint(3, 12)):
+            role = "user" if n % 2 == 0 else "assistant"
             text = (f"About {topic}: {sender} {rng.choice(lines)}." if role == "user"
                     else f"Noted — I'll remember that {sender} {rng.choice(lines)}.")
-            store.execute(
-                "INSERT INTO message (conversation_id, sender, role, content, created_at, demo) VALUES (?, ?, ?, ?, ?, 1)",
-                (cid, sender, role, text, started + (updated - started) * m / 12),
-            )
-            counts["messages"] += 1
+            messages.append({"conversation_id": cid, "sender": sender, "role": role, "content": text,
+                             "created_at": started + (updated - started) * n / 12, "demo": True})
     for i in range(300 * scale):
         sender = rng.choice(SENDERS)
         created = ts - rng.uniform(0, 9) * day
         accesses = min(int(rng.expovariate(0.35)), 40)
         last = None if accesses == 0 else min(ts, created + rng.uniform(0, 3) * day)
-        store.execute(
-            "INSERT INTO pending_memory (content, kind, sender, session, importance, confidence, access_count,"
-            " last_access_at, remember, created_at, demo) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
-            (f"{sender} {rng.choice(facts_of(i))}", rng.choice(("note", "preference", "fact", "plan")),
-             sender, f"s{rng.randint(1, 40)}", round(min(10, max(0, rng.gauss(5, 2.5))), 1),
-             round(rng.betavariate(4, 2), 2), accesses, last, rng.random() < 0.02, created),
-        )
-        counts["pending"] += 1
+        pending.append({
+            "content": f"{sender} {rng.choice(facts_of(i))}",
+            "kind": rng.choice(("note", "preference", "fact", "plan")), "sender": sender,
+            "session": f"s{rng.randint(1, 40)}", "importance": round(min(10, max(0, rng.gauss(5, 2.5))), 1),
+            "confidence": round(rng.betavariate(4, 2), 2), "access_count": accesses, "last_access_at": last,
+            "remember": rng.random() < 0.02, "created_at": created, "demo": True})
     for i in range(200 * scale):
         sender = rng.choice(SENDERS)
         created = ts - rng.uniform(1, 240) * day
         reinforced = min(ts, created + rng.uniform(0, 30) * day)
-        store.execute(
-            "INSERT INTO long_term_memory (content, kind, sender, importance, confidence, created_at,"
-            " promoted_at, last_reinforced_at, recall_count, pinned, demo) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
-            (f"{sender} {rng.choice(facts_of(i + 2))}", "note", sender, round(rng.uniform(0, 10), 1),
-             round(rng.uniform(0.4, 1), 2), created, created, reinforced, int(rng.expovariate(0.8)),
-             rng.random() < 0.08),
-        )
-        counts["long_term"] += 1
+        long_term.append({
+            "content": f"{sender} {rng.choice(facts_of(i + 2))}", "kind": "note", "sender": sender,
+            "importance": round(rng.uniform(0, 10), 1), "confidence": round(rng.uniform(0.4, 1), 2),
+            "created_at": created, "promoted_at": created, "last_reinforced_at": reinforced,
+            "recall_count": int(rng.expovariate(0.8)), "pinned": rng.random() < 0.08, "demo": True})
     for sender in SENDERS:
         for key, value in (("language", rng.choice(("en", "de", "pt"))), ("verbosity", "short"),
                            ("timezone", rng.choice(("Europe/Berlin", "Europe/Lisbon", "UTC")))):
-            store.execute("INSERT INTO fact (sender, key, value, updated_at, demo) VALUES (?, ?, ?, ?, 1)",
-                          (sender, key, value, ts - rng.uniform(0, 30) * day))
-            counts["facts"] += 1
+            facts.append({"sender": sender, "key": key, "value": value, "updated_at": ts - rng.uniform(0, 30) * day,
+                          "demo": True})
         for _ in range(rng.randint(110, 160) * scale):
-            store.execute(
-                "INSERT INTO outcome (sender, domain, score, lesson, created_at, demo) VALUES (?, ?, ?, ?, ?, 1)",
-                (sender, rng.choice(("email", "travel", "code", "search")), round(rng.uniform(-1, 1), 2),
-                 rng.choice(LESSONS), ts - rng.uniform(0, 90) * day),
-            )
-            counts["outcomes"] += 1
+            outcomes.append({
+                "sender": sender, "domain": rng.choice(("email", "travel", "code", "search")),
+                "score": round(rng.uniform(-1, 1), 2), "lesson": rng.choice(LESSONS),
+                "created_at": ts - rng.uniform(0, 90) * day, "demo": True})
     for entity, attributes in PROFILE.items():
         for category, key, value, age_days in attributes:
-            store.execute(
-                "INSERT INTO profile_attribute (entity, category, key, value, confidence, source, updated_at, demo)"
-                " VALUES (?, ?, ?, ?, ?, 'demo', ?, 1)",
-                (entity, category, key, value, round(rng.uniform(0.5, 0.95), 2), ts - age_days * day),
-            )
-            counts["profile_attributes"] += 1
-    return DemoSummary(**counts)
-
+            profile.append({"entity": entity, "category": category, "key": key, "value": value,
+                            "confidence": round(rng.uniform(0.5, 0.95), 2), "source": "demo",
+                            "updated_at": ts - age_days * day, "demo": True})
+    for model, rows in ((m.Message, messages), (m.PendingMemory, pending), (m.LongTermMemory, long_term),
+                        (m.Fact, facts), (m.Outcome, outcomes), (m.ProfileAttribute, profile)):
+        for batch in chunked(rows, BATCH):
+            model.insert_many(batch).execute()
+    return DemoSummary(conversations=conversations, messages=len(messages), pending=len(pending),
+                       long_term=len(long_term), facts=len(facts), outcomes=len(outcomes),
+                       profile_attributes=len(profile))
 
 
 class DemoAgent:

@@ -207,8 +207,8 @@ def validate(store: Store, lines: Iterable[str]) -> tuple[list[tuple[int, str, d
             if kind == "message":
                 if clean["conversation"] is not None and clean["conversation"] not in refs:
                     raise FieldError(f"message: no conversation with ref {clean['conversation']!r} above this line")
-                if clean["conversation_id"] is not None and not store.execute(
-                        "SELECT 1 FROM conversation WHERE id = ?", (clean["conversation_id"],)).fetchone():
+                if clean["conversation_id"] is not None and not store.m.Conversation.select().where(
+                        store.m.Conversation.id == clean["conversation_id"]).exists():
                     raise FieldError(f"message: no conversation with id {clean['conversation_id']} in the database")
         except FieldError as exc:
             errors.append(LineError(number, str(exc)))
@@ -232,45 +232,36 @@ def import_lines(store: Store, lines: Iterable[str], now: datetime, *, skip_inva
     ts = now.timestamp()
     ref_ids: dict[str, int] = {}
     written: dict[str, int] = {}
+    m = store.m
     with store.atomic():
         for _, kind, r in records:
             if kind == "conversation":
                 started = _given(r["started_at"], ts)
-                cid = store.execute(
-                    "INSERT INTO conversation (channel, sender, status, started_at, updated_at) VALUES (?, ?, ?, ?, ?)",
-                    (r["channel"], r["sender"], r["status"], started, _given(r["updated_at"], started)),
-                ).lastrowid
+                cid = m.Conversation.insert(
+                    channel=r["channel"], sender=r["sender"], status=r["status"], started_at=started,
+                    updated_at=_given(r["updated_at"], started)).execute()
                 if r["ref"] is not None:
                     ref_ids[r["ref"]] = cid
             elif kind == "message":
                 # validate() accepted only refs of valid conversation lines above this one
                 cid = r["conversation_id"] if r["conversation_id"] is not None else ref_ids[r["conversation"]]
-                store.execute(
-                    "INSERT INTO message (conversation_id, sender, role, content, created_at) VALUES (?, ?, ?, ?, ?)",
-                    (cid, r["sender"], r["role"], r["content"], _given(r["created_at"], ts)),
-                )
+                m.Message.insert(conversation_id=cid, sender=r["sender"], role=r["role"], content=r["content"],
+                                 created_at=_given(r["created_at"], ts)).execute()
             elif kind == "memory":
                 created = _given(r["created_at"], ts)
-                store.execute(
-                    "INSERT INTO pending_memory (content, kind, sender, session, importance, confidence, access_count,"
-                    " last_access_at, remember, created_at) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?)",
-                    (r["content"], r["kind"], r["sender"], r["session"], r["importance"], r["confidence"],
-                     created, r["keep"], created),
-                )
+                m.PendingMemory.insert(
+                    content=r["content"], kind=r["kind"], sender=r["sender"], session=r["session"],
+                    importance=r["importance"], confidence=r["confidence"], access_count=0, last_access_at=created,
+                    remember=r["keep"], created_at=created).execute()
             elif kind == "fact":
                 set_fact(store, ts, r["sender"], r["key"], r["value"])  # a savepoint inside this transaction
             elif kind == "outcome":
-                store.execute(
-                    "INSERT INTO outcome (sender, domain, score, lesson, created_at) VALUES (?, ?, ?, ?, ?)",
-                    (r["sender"], r["domain"], r["score"], r["lesson"], _given(r["created_at"], ts)),
-                )
+                m.Outcome.insert(sender=r["sender"], domain=r["domain"], score=r["score"], lesson=r["lesson"],
+                                 created_at=_given(r["created_at"], ts)).execute()
             elif kind == "profile":
-                store.execute(
-                    "INSERT INTO profile_attribute (entity, category, key, value, confidence, source, updated_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (r["entity"], r["category"], r["key"], r["value"], r["confidence"], r["source"],
-                     _given(r["updated_at"], ts)),
-                )
+                m.ProfileAttribute.insert(
+                    entity=r["entity"], category=r["category"], key=r["key"], value=r["value"],
+                    confidence=r["confidence"], source=r["source"], updated_at=_given(r["updated_at"], ts)).execute()
             written[kind] = written.get(kind, 0) + 1
     report.written = written
     return report

@@ -1,8 +1,9 @@
-"""The agent-facing memory operations: remember, record an access, recall (reinforce), stats.
+"""The agent-facing memory operations: remember, set a fact, record an access, reinforce, promotion stats.
 
 Small, validated writes, each one short transaction, so an agent can call them
 while the jobs run. The Engine exposes them as methods; they take a Store and a
-time so tests and other processes can use them directly too.
+time so tests and other processes can use them directly too. Queries are
+Peewee's on the store's bound models, so they run alike on SQLite and PostgreSQL.
 """
 from __future__ import annotations
 
@@ -45,22 +46,21 @@ def remember(store: Store, now: datetime, content: str, *, sender: str = "", kin
             raise MemoryInputError(f"{name} must be a number from {low} to {high} (got {value!r})")
     ts = now.timestamp()
     with store.atomic():
-        return store.execute(
-            "INSERT INTO pending_memory (content, kind, sender, session, importance, confidence, access_count,"
-            " last_access_at, remember, created_at) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?)",
-            (content, kind, sender, session, float(importance), float(confidence), ts, bool(keep), ts),
-        ).lastrowid
+        return store.m.PendingMemory.insert(
+            content=content, kind=kind, sender=sender, session=session, importance=float(importance),
+            confidence=float(confidence), access_count=0, last_access_at=ts, remember=bool(keep), created_at=ts,
+        ).execute()
 
 
 def set_fact(store: Store, when: float, sender: str, key: str, value: str) -> None:
     """Insert or replace the fact ``key`` of ``sender`` (one per sender and key)."""
+    Fact = store.m.Fact
     with store.atomic():
-        store.execute(
-            "INSERT INTO fact (sender, key, value, updated_at) VALUES (?, ?, ?, ?)"
-            # demo = 0: a value the agent wrote over a demo fact is the agent's now (memtui demo must keep it)
-            " ON CONFLICT (sender, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at,"
-            " demo = 0",
-            (sender, key, value, when))
+        Fact.insert(sender=sender, key=key, value=value, updated_at=when).on_conflict(
+            conflict_target=[Fact.sender, Fact.key], preserve=[Fact.value, Fact.updated_at],
+            # demo = false: a value the agent wrote over a demo fact is the agent's now (memtui demo must keep it)
+            update={Fact.demo: False},
+        ).execute()
 
 
 def record_access(store: Store, now: datetime, memory_id: int) -> str:
@@ -72,17 +72,14 @@ def record_access(store: Store, now: datetime, memory_id: int) -> str:
     'long_term'; raises MemoryInputError if the memory is gone (expired unpromoted,
     or hard-deleted by decay)."""
     ts = now.timestamp()
+    Pending, LongTerm = store.m.PendingMemory, store.m.LongTermMemory
     with store.atomic():
-        if store.execute(
-            "UPDATE pending_memory SET access_count = access_count + 1, last_access_at = ? WHERE id = ?",
-            (ts, memory_id),
-        ).rowcount:
+        if Pending.update(access_count=Pending.access_count + 1, last_access_at=ts).where(
+                Pending.id == memory_id).execute():
             return "pending"
         # Soft-deleted rows too: being used is what shows the memory is still wanted.
-        if store.execute(
-            "UPDATE long_term_memory SET recall_count = recall_count + 1, last_reinforced_at = ?,"
-            " deleted_at = NULL WHERE source_pending_id = ?", (ts, memory_id),
-        ).rowcount:
+        if LongTerm.update(recall_count=LongTerm.recall_count + 1, last_reinforced_at=ts, deleted_at=None).where(
+                LongTerm.source_pending_id == memory_id).execute():
             return "long_term"
     raise MemoryInputError(f"no memory with id {memory_id}")
 
@@ -91,36 +88,47 @@ def reinforce(store: Store, now: datetime, long_term_id: int) -> None:
     """Recall long-term memory ``long_term_id``: recall count + 1, last reinforced = now.
 
     Recalling a soft-deleted memory brings it back (it was still wanted)."""
+    LongTerm = store.m.LongTermMemory
     with store.atomic():
-        if not store.execute(
-            "UPDATE long_term_memory SET recall_count = recall_count + 1, last_reinforced_at = ?,"
-            " deleted_at = NULL WHERE id = ?", (now.timestamp(), long_term_id),
-        ).rowcount:
+        if not LongTerm.update(recall_count=LongTerm.recall_count + 1, last_reinforced_at=now.timestamp(),
+                               deleted_at=None).where(LongTerm.id == long_term_id).execute():
             raise MemoryInputError(f"no long-term memory with id {long_term_id}")
+
+
+def recent_results(store: Store, job: str, recent: int):
+    """The results of ``job``'s last ``recent`` successful runs, newest first (a query, not run yet).
+
+    The status is compared as ``status || ''``: an expression no index covers, so SQLite walks the
+    job's own runs newest first (index run_job_id) and stops after ``recent``, instead of taking
+    the run_status index and reading every success of every job."""
+    Run = store.m.Run
+    return (Run.select(Run.result)
+            .where((Run.job == job) & (Run.status.concat("") == "success"))
+            .order_by(Run.id.desc()).limit(recent))
 
 
 def promotion_stats(store: Store, recent: int = 20, job: str = "promote") -> PromotionStats:
     """Promotion figures that survive restarts: kept in job_state and the run rows."""
-    state = store.execute(
-        "SELECT s.runs, s.totals, s.last_run_at, d.enabled, d.schedule, d.timezone, d.jitter_s"
-        " FROM job_state s JOIN job_definition d ON d.name = s.name WHERE s.name = ?", (job,)
-    ).fetchone()
-    # "+status": walk the job's own runs newest first (run_job_id), not every success of every job.
-    rows = store.execute(
-        "SELECT result FROM run WHERE job = ? AND +status = 'success' ORDER BY id DESC LIMIT ?", (job, recent)
-    ).fetchall()
-    counts = [json.loads(r[0] or "{}").get("promoted", 0) for r in reversed(rows)]
-    pending = store.execute("SELECT count(*) FROM pending_memory").fetchone()[0]
-    long_term = store.execute("SELECT count(*) FROM long_term_memory WHERE deleted_at IS NULL").fetchone()[0]
+    State, Definition = store.m.JobState, store.m.JobDefinition
+    state = (State.select(State.runs, State.totals, State.last_run_at, Definition.enabled, Definition.schedule,
+                          Definition.timezone, Definition.jitter_s)
+             .join(Definition, on=(Definition.name == State.name))
+             .where(State.name == job).tuples().first())
+    results = [result for (result,) in recent_results(store, job, recent).tuples()]
+    counts = [json.loads(result or "{}").get("promoted", 0) for result in reversed(results)]
+    pending = store.m.PendingMemory.select().count()
+    LongTerm = store.m.LongTermMemory
+    long_term = LongTerm.select().where(LongTerm.deleted_at.is_null()).count()
     if state is None:
         return PromotionStats(0, 0, 0, None, None, False, "-", pending, long_term, counts)
-    totals = json.loads(state[1] or "{}")
+    runs, totals_json, last_run_at, enabled, schedule, zone, jitter_s = state
+    totals = json.loads(totals_json or "{}")
     try:
-        text = Schedule.parse(state[4], state[5], state[6]).describe()
+        text = Schedule.parse(schedule, zone, jitter_s).describe()
     except ScheduleError:
-        text = state[4]
+        text = schedule
     return PromotionStats(
-        runs=state[0], total_promoted=int(totals.get("promoted", 0)), total_expired=int(totals.get("expired", 0)),
-        last_run=from_ts(state[2]), last_promoted=counts[-1] if counts else None, enabled=bool(state[3]),
+        runs=runs, total_promoted=int(totals.get("promoted", 0)), total_expired=int(totals.get("expired", 0)),
+        last_run=from_ts(last_run_at), last_promoted=counts[-1] if counts else None, enabled=bool(enabled),
         schedule_text=text, pending=pending, long_term=long_term, recent=counts,
     )

@@ -3,7 +3,9 @@
 Error messages and tracebacks can carry an API key (a provider echoing it back,
 a URL with a token). Everything memtui records about a failure passes through
 ``redact``: it masks the values of environment variables whose names say they
-are secrets, and strings shaped like common API keys.
+are secrets, strings shaped like common API keys, and the password of any URL
+(``postgresql://user:PASSWORD@host/db``, ``?password=...``) — a database error or
+a job that quotes the store's URL must not write its password into a run row.
 """
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ KEY_SHAPES = re.compile(
     r"|xox[abpr]-[A-Za-z0-9\-]{10,}|(?:Bearer|bearer)\s+[A-Za-z0-9._\-]{12,})"
 )
 MASK = "[redacted]"
+URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@]*:)[^/\s@]*@", re.I)
+QUERY_PASSWORD = re.compile(r"([?&]password=)[^&\s]*", re.I)
 
 
 def secret_values() -> list[str]:
@@ -30,4 +34,6 @@ def redact(text: str | None) -> str | None:
     for value in secret_values():
         if value in text:
             text = text.replace(value, MASK)
+    text = URL_PASSWORD.sub(rf"\1{MASK}@", text)
+    text = QUERY_PASSWORD.sub(rf"\1{MASK}", text)
     return KEY_SHAPES.sub(MASK, text)

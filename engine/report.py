@@ -67,6 +67,7 @@ LABELS: dict[str, str | dict[str, Any]] = {
     "wal_checkpoint_busy": {"true": "WAL checkpoint busy (readers open)", "false": None},
     "free_pages": "free pages",
     "vacuumed": {"true": "vacuumed", "false": None},
+    "tables_vacuumed": "tables vacuumed",  # PostgreSQL: VACUUM (ANALYZE) per table
     # recorded by the engine
     "missed": "runs missed",
     "first_missed": {"label": "first due", "show": "when"},

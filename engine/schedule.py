@@ -207,14 +207,17 @@ class Schedule:
         gap = self.interval_s if self.is_interval else cron_min_gap_s(self.cron_expression)
         return self.jitter_s if gap is None else min(self.jitter_s, gap // 2)
 
-    def describe(self, jitter: bool = True) -> str:
-        """The schedule in words: 'every 30 s', 'at 02:00 on Sunday (Europe/Berlin), up to 5 min later'."""
+    def describe(self, jitter: bool = True, local_zone: str | None = None) -> str:
+        """The schedule in words: 'every 30 s', 'at 02:00 on Sunday (Europe/Berlin), up to 5 min later'.
+
+        A cron schedule names its zone unless it is ``local_zone`` (the reader's own: a person
+        reads unlabelled times in their own zone)."""
         if self.is_interval:
             words = interval_words(self.interval_s)
         else:
             text = CronSim(self.cron_expression, datetime.now(self.tz)).explain()
             words = text[:1].lower() + text[1:]
-            if self.timezone:
+            if self.timezone and self.timezone != local_zone:
                 words += f" ({self.timezone})"
         if jitter and self.jitter_s:
             applied = self.effective_jitter_s

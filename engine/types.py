@@ -1,4 +1,4 @@
-"""Plain dataclasses the engine hands out: jobs, runs, events, stats.
+"""Plain dataclasses the engine hands out (jobs, runs, events, engines) and its one error.
 
 Callers (the CLI, the dashboard, an agent) never see ORM rows, so nothing
 outside the engine can lazily touch the database from the wrong thread.
@@ -13,6 +13,10 @@ RUN_STATUSES = ("running", "success", "failed", "skipped", "missed", "interrupte
 RUN_REASONS = ("scheduled", "manual", "catch-up")
 
 
+class EngineError(Exception):
+    """A request the engine refuses (unknown job, bad spec); the message is one line."""
+
+
 @dataclass(frozen=True)
 class JobInfo:
     name: str
@@ -20,7 +24,7 @@ class JobInfo:
     enabled: bool
     schedule: str
     schedule_text: str  # in words, without the jitter (jitter_s says it)
-    timezone: str | None
+    timezone: str  # an IANA name, resolved when the job was seeded or retimed; never "local"
     jitter_s: int
     next_run: datetime | None
     last_run: datetime | None
@@ -106,3 +110,30 @@ class AuditEntry:
     new_value: str | None
     source: str
     id: int | None = field(default=None, compare=False)  # the audit_log row
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """An engine process serving the database (``Engine.engines()``): its ``engine_instance`` row.
+
+    ``alive``: it has beaten within one lease TTL and has not stopped. An engine that died
+    (SIGKILL, power cut, another host gone) stays listed as not alive until pruned a day later."""
+
+    id: str  # its lease owner string, host:pid:token (the ``owner`` of its runs)
+    host: str
+    pid: int
+    version: str
+    started: datetime
+    heartbeat: datetime
+    stopped: datetime | None  # set by a clean stop
+    running: list[str]  # jobs whose lease it holds now
+    alive: bool
+    this: bool  # the engine that was asked
+
+    def to_json(self) -> dict[str, Any]:
+        iso = lambda d: d.isoformat() if d else None  # noqa: E731
+        return {
+            "id": self.id, "host": self.host, "pid": self.pid, "version": self.version,
+            "started": iso(self.started), "heartbeat": iso(self.heartbeat), "stopped": iso(self.stopped),
+            "running": list(self.running), "alive": self.alive, "this": self.this,
+        }

@@ -16,6 +16,9 @@ backend in models/sqlite.py and models/postgres.py:
 - ``greatest``/``least``/``round_to``/``contains_words``: SQL functions spelt differently;
 - ``for_update(query)`` / ``lock_for_rewrite(*models)``: row and table locks where the backend
   needs them (SQLite's write transaction already locks the whole file);
+- ``limit_lock_wait(seconds)``: how long the calling thread's statements wait for another writer;
+- ``notify_change()`` / ``change_listener()``: tell other engines at once that definitions or
+  cursors changed (PostgreSQL NOTIFY; SQLite has no channel, and polling is the guarantee anyway);
 - ``maintain(vacuum_free_ratio)``: planner statistics, checkpoint, vacuum;
 - ``label``: where the store is, fit for a log line (a URL's password is never shown).
 """
@@ -137,9 +140,12 @@ class Store:
         return self.db.execute_sql(sql, params)
 
     def greatest(self, *args):
+        """The largest argument. NULLs differ: SQLite's is NULL if any argument is, PostgreSQL's
+        GREATEST skips them; pass non-NULL arguments (or guard with a CASE)."""
         raise NotImplementedError
 
     def least(self, *args):
+        """The smallest argument; NULLs differ as for ``greatest``."""
         raise NotImplementedError
 
     def round_to(self, expr, digits: int):
@@ -164,6 +170,20 @@ class Store:
         """Refresh planner statistics, checkpoint, and reclaim free space when worth it."""
         raise NotImplementedError
 
+    def limit_lock_wait(self, seconds: float) -> None:
+        """Statements on the calling thread's connection wait at most ``seconds`` for a lock another
+        writer holds, then fail (a UI thread must not freeze for the store's full busy timeout)."""
+        raise NotImplementedError
+
+    def notify_change(self) -> None:
+        """Inside a transaction that changed job definitions or cursors: wake the other engines on
+        commit instead of at their next poll. A no-op where the backend has no such channel."""
+
+    def change_listener(self) -> "ChangeListener | None":
+        """A listener for ``notify_change`` from any process, on a connection of its own; None
+        where the backend has no such channel (then polling alone picks changes up)."""
+        return None
+
     # -- small conveniences on the models ---------------------------------------------------
 
     def setting(self, key: str, default: str | None = None) -> str | None:
@@ -176,8 +196,19 @@ class Store:
             conflict_target=[Setting.key], update={Setting.value: value}).execute()
 
 
+class ChangeListener:
+    """Waits for ``notify_change`` from other processes (see ``Store.change_listener``)."""
+
+    def wait(self, timeout: float) -> bool:
+        """True when a change was announced within ``timeout`` seconds (all pending ones are consumed)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
 def _bad_sqlite_url(url: str):
     raise StoreError(f"{shown(url)}: a SQLite URL has three slashes and a path: sqlite:///path/to/memtui.db")
 
 
-__all__ = ["DB_ERRORS", "MIGRATIONS_DIR", "Store", "StoreError", "is_url", "one_line", "shown"]
+__all__ = ["ChangeListener", "DB_ERRORS", "MIGRATIONS_DIR", "Store", "StoreError", "is_url", "one_line", "shown"]

@@ -10,34 +10,38 @@ that is enough for them; a job that reads rows and then rewrites them locks
 those rows first (``for_update``), and ``memtui demo``, which checks whole
 tables and then rewrites them, locks the tables (``lock_for_rewrite``).
 Migrations run under an advisory lock, so engines starting together migrate
-once. Case- and accent-folding is the SQL function ``memtui_fold`` that
+once. A change to job definitions or cursors is announced with NOTIFY on commit
+(``notify_change``), and each running engine LISTENs on a connection of its own
+(``change_listener``), so it adopts the change at once instead of at its next
+poll. Case- and accent-folding is the SQL function ``memtui_fold`` that
 migration 0003 creates, the same folding SQLite gets from models/text.py.
 """
 from __future__ import annotations
 
-from urllib.parse import unquote, urlsplit, urlunsplit
+import re
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 from peewee import Cast, DatabaseError, InterfaceError, OperationalError, PostgresqlDatabase, fn
 
-from memtui.models.db import Store, StoreError, one_line, shown
+from memtui.models.db import ChangeListener, Store, StoreError, one_line, shown
 
 MIGRATION_LOCK = 0x6D656D74  # "memt": pg_advisory_xact_lock key for migrations
+CHANGES_CHANNEL = "memtui_changes"  # NOTIFY channel: job definitions or cursors changed
 CONNECT_TIMEOUT_S = 10
 
 
 def redact_url(url: str) -> str:
-    """The URL with its password replaced by ***: what may be shown or logged."""
+    """The URL with its password (``user:password@`` or a ``password=`` parameter) replaced by ***:
+    what may be shown or logged. Host and port are kept as written ([::1], a port that is no number)."""
     try:
         parts = urlsplit(url)
-    except ValueError:
+    except ValueError:  # e.g. an unclosed [ in an IPv6 host: show nothing of the netloc
         return "postgresql://…"
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    if at and ":" in userinfo:
+        parts = parts._replace(netloc=f"{userinfo.partition(':')[0]}:***@{hostport}")
+    parts = parts._replace(query=re.sub(r"(^|&)(password=)[^&]*", r"\1\2***", parts.query))
+    return urlunsplit(parts)
 
 
 def _driver_available() -> bool:
@@ -58,7 +62,10 @@ class PostgresStore(Store):
         label = shown(redact_url(url))
         if not _driver_available():
             raise StoreError(f"{label}: PostgreSQL needs the psycopg driver: pip install 'memtui[postgres]'")
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError as exc:  # e.g. an unclosed [ around an IPv6 host
+            raise StoreError(f"{label}: not a valid URL ({exc})") from None
         name = unquote(parts.path.lstrip("/"))
         if not name:
             raise StoreError(f"{label}: no database name; use postgresql://USER@HOST:PORT/NAME")
@@ -75,6 +82,8 @@ class PostgresStore(Store):
                 params["port"] = parts.port
         except ValueError:
             raise StoreError(f"{label}: the port is not a number") from None
+        # libpq's own parameters (sslmode=require, sslrootcert=…, options=…) go to the driver as given.
+        params.update(parse_qsl(parts.query, keep_blank_values=True))
         db = PostgresqlDatabase(**params)
         store = cls(db, label)
         try:
@@ -134,6 +143,25 @@ class PostgresStore(Store):
         names = ", ".join(f'"{model._meta.table_name}"' for model in models)
         self.db.execute_sql(f"LOCK TABLE {names} IN EXCLUSIVE MODE")
 
+    def limit_lock_wait(self, seconds: float) -> None:
+        # For the session of the calling thread's connection (Peewee's connections are per thread).
+        self.db.execute_sql(f"SET lock_timeout = {int(seconds * 1000)}")
+
+    def notify_change(self) -> None:
+        # Peewee has no NOTIFY; it is delivered when the caller's transaction commits, never before.
+        self.db.execute_sql("SELECT pg_notify(%s, '')", (CHANGES_CHANNEL,))
+
+    def change_listener(self) -> "_Listener":
+        import psycopg
+
+        conn = psycopg.connect(dbname=self.db.database, autocommit=True, **self.db.connect_params)
+        try:
+            conn.execute(f"LISTEN {CHANGES_CHANNEL}")
+        except Exception:
+            conn.close()
+            raise
+        return _Listener(conn)
+
     def maintain(self, vacuum_free_ratio: float) -> dict:
         """VACUUM (ANALYZE) every table: it reclaims dead rows for reuse and refreshes the planner's
         statistics without blocking readers or writers. (VACUUM FULL would lock each table.)"""
@@ -147,6 +175,23 @@ class PostgresStore(Store):
         finally:
             db.close()
         return {"vacuumed": True, "tables_vacuumed": len(tables)}
+
+
+class _Listener(ChangeListener):
+    """LISTEN on a connection of its own (psycopg 3's ``notifies``; Peewee has no API for it)."""
+
+    def __init__(self, conn):
+        self.conn = conn
+
+    def wait(self, timeout: float) -> bool:
+        announced = any(True for _ in self.conn.notifies(timeout=timeout, stop_after=1))
+        if announced:  # several changes committed together are one wake-up
+            for _ in self.conn.notifies(timeout=0.0):
+                pass
+        return announced
+
+    def close(self) -> None:
+        self.conn.close()
 
 
 def _scrub(text: str, password: str | None) -> str:

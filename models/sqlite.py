@@ -207,6 +207,10 @@ class SqliteStore(Store):
     def round_to(self, expr, digits: int):
         return fn.ROUND(expr, digits)
 
+    def limit_lock_wait(self, seconds: float) -> None:
+        # Per connection, and Peewee's connections are per thread: only the caller's thread waits less.
+        self.db.execute_sql(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
+
     def maintain(self, vacuum_free_ratio: float) -> dict:
         with self.atomic():  # BEGIN IMMEDIATE waits for another writer; a bare ANALYZE would not
             self.execute("PRAGMA optimize")

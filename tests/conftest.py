@@ -70,6 +70,14 @@ def db_target(request, tmp_path) -> str:
 
 
 @pytest.fixture
+def pg_url(request) -> str:
+    """The URL of a fresh, empty PostgreSQL database (no memtui tables), dropped after the test:
+    for tests about PostgreSQL itself. Skips (fails under MEMTUI_TEST_POSTGRES=require) without a server."""
+    with postgres.fresh_database(request.node.name) as url:
+        yield url
+
+
+@pytest.fixture
 def store(db_target):
     s = Store.open(db_target)
     yield s

@@ -20,7 +20,8 @@ _counter = itertools.count()
 _reachable: str | None = None  # "" when reachable, else why not
 
 
-def _connect(database: str):
+def connect(database: str):
+    """A psycopg connection (autocommit) to ``database`` on the test server, for looking behind the store."""
     import psycopg
 
     parts = urlsplit(SERVER)
@@ -39,35 +40,46 @@ def require_server() -> None:
     global _reachable
     if _reachable is None:
         try:
-            _connect(urlsplit(SERVER).path.lstrip("/") or "postgres").close()
+            connect(_maintenance_database()).close()
             _reachable = ""
         except ImportError:
             _reachable = "psycopg is not installed (pip install '.[test]')"
         except Exception as exc:  # noqa: BLE001 - any reason the server can't be used
-            _reachable = f"no PostgreSQL server at {SERVER}: {' '.join(str(exc).split())[:200]}"
+            _reachable = f"no PostgreSQL server at {_shown(SERVER)}: {' '.join(str(exc).split())[:200]}"
     if _reachable:
         if os.environ.get("MEMTUI_TEST_POSTGRES") == "require":
             pytest.fail(f"PostgreSQL is required here (MEMTUI_TEST_POSTGRES=require): {_reachable}")
         pytest.skip(_reachable)
 
 
-def create_database(hint: str = "t") -> str:
+def _shown(url: str) -> str:
+    from memtui.models.postgres import redact_url
+
+    return redact_url(url)
+
+
+def _maintenance_database() -> str:
+    return urlsplit(SERVER).path.lstrip("/") or "postgres"
+
+
+def create_database(hint: str = "t", options: str = "") -> str:
+    """A new, empty database; ``options`` are CREATE DATABASE's (e.g. another locale)."""
     require_server()
     name = f"memtui_test_{os.getpid()}_{next(_counter)}_{re.sub(r'[^a-z0-9]+', '_', hint.lower())[:20]}"
-    with _connect(urlsplit(SERVER).path.lstrip("/") or "postgres") as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+    with connect(_maintenance_database()) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" {options}')
     return name
 
 
 def drop_database(name: str) -> None:
-    with _connect(urlsplit(SERVER).path.lstrip("/") or "postgres") as conn:
+    with connect(_maintenance_database()) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @contextlib.contextmanager
-def fresh_database(hint: str = "t"):
+def fresh_database(hint: str = "t", options: str = ""):
     """The URL of a new, empty database, dropped afterwards (its connections closed by force)."""
-    name = create_database(hint)
+    name = create_database(hint, options)
     try:
         yield url_of(name)
     finally:

@@ -1,12 +1,17 @@
-"""The memtui command line: every subcommand, JSON output, and bad input (one line, exit 2, nothing changed)."""
+"""The memtui command line: every subcommand, JSON output, and bad input (one line, exit 2, nothing changed).
+
+Runs on both backends: ``db_target`` is a SQLite path or a fresh PostgreSQL database's URL, and the
+database is read back through a Store. Tests about SQLite files (modes, folders, /dev/null, FIFOs,
+typo'd paths) stay SQLite-only."""
 from __future__ import annotations
 
 import json
 import os
-import sqlite3
+import socket
 import stat
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from importlib.metadata import version
@@ -17,9 +22,13 @@ import pytest
 from memtui.engine.jobs import DEFAULT_JOBS, KINDS
 from memtui.engine.jobs.base import JobKind, JobSpec
 from memtui.engine import Config, Engine, Schedule
+from memtui.engine.definitions import local_zone_name
 from memtui.models import Store
 from memtui.tui.cli import main
-from tests.factories import track_store_opens
+from tests.factories import snapshot, track_store_opens
+from tests.targets import another_target, files_beside, has_store
+
+pytestmark = pytest.mark.both_backends
 
 MEMTUI = os.path.join(os.path.dirname(sys.executable), "memtui")
 JOB_KEYS = {"name", "kind", "enabled", "schedule", "next_run", "last_run", "last_status", "runs", "errors"}
@@ -45,24 +54,24 @@ def cli(monkeypatch, capsys):
 
 
 @pytest.fixture
-def db(tmp_path, cli):
+def db(db_target, cli) -> str:
     """A database created by the CLI itself (a command that writes: listing never creates one)."""
-    path = tmp_path / "cli.db"
-    assert cli("remember", "seed the store", "--db", path).code == 0
-    return path
+    assert cli("remember", "seed the store", "--db", db_target).code == 0
+    return db_target
 
 
 def files(directory) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(directory.iterdir()) if p.is_file()}
 
 
-def dump(path) -> dict:
-    con = sqlite3.connect(path)
+def dump(target) -> dict:
+    """The job tables' rows, read through a Store that neither creates nor migrates anything."""
+    store = Store.open(target, create=False, migrate=False)
     try:
-        return {t: con.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall()
-                for t in ("job_definition", "job_state", "run", "audit_log", "setting")}
+        rows = snapshot(store)
+        return {t: rows[t] for t in ("job_definition", "job_state", "run", "audit_log", "setting")}
     finally:
-        con.close()
+        store.close()
 
 
 def jobs_json(cli, path) -> dict[str, dict]:
@@ -117,12 +126,13 @@ def test_jobs_json_has_the_documented_keys_and_offsets(cli, db):
     assert next_run.astimezone().weekday() == 6 and next_run.astimezone().strftime("%H:%M") == "04:00"
 
 
-def test_db_option_works_before_and_after_the_subcommand(cli, tmp_path):
-    a, b = tmp_path / "a.db", tmp_path / "b.db"
-    assert cli("--db", a, "disable", "decay").code == 0
-    assert cli("disable", "compact", "--db", b).code == 0
-    assert jobs_json(cli, a)["decay"]["enabled"] is False and jobs_json(cli, a)["compact"]["enabled"] is True
-    assert jobs_json(cli, b)["compact"]["enabled"] is False and jobs_json(cli, b)["decay"]["enabled"] is True
+def test_db_option_works_before_and_after_the_subcommand(cli, db_target, tmp_path):
+    a = db_target
+    with another_target(db_target, tmp_path, "b") as b:
+        assert cli("--db", a, "disable", "decay").code == 0
+        assert cli("disable", "compact", "--db", b).code == 0
+        assert jobs_json(cli, a)["decay"]["enabled"] is False and jobs_json(cli, a)["compact"]["enabled"] is True
+        assert jobs_json(cli, b)["compact"]["enabled"] is False and jobs_json(cli, b)["decay"]["enabled"] is True
 
 
 # -- run -----------------------------------------------------------------------------
@@ -160,10 +170,10 @@ def _boom(ctx):
     raise RuntimeError("kaboom")
 
 
-def test_run_of_a_failing_job_exits_1(cli, tmp_path, monkeypatch):
+def test_run_of_a_failing_job_exits_1(cli, db_target, monkeypatch):
     monkeypatch.setitem(KINDS, "boom", JobKind("boom", _boom, _NoConfig, "always fails"))
     monkeypatch.setitem(DEFAULT_JOBS, "boom", JobSpec("boom", "boom", "30s"))
-    path = tmp_path / "boom.db"
+    path = db_target
     result = cli("run", "boom", "--db", path)
     assert result.code == 1
     assert result.out.startswith("boom failed after ") and "(manual) — RuntimeError: kaboom" in result.out
@@ -216,8 +226,10 @@ def test_retime(cli, db):
     expected = Schedule.parse("30 2 * * *", "Europe/Berlin").next_after(before)
     assert parse_iso(compact["next_run"]) == expected
     audit = dump(db)["audit_log"]
+    local = local_zone_name()  # a job's zone is stored by name: the one this process seeded it in
     assert [(a[2], a[4], a[5], a[6]) for a in audit] == [
-        ("retime", "0 4 * * 0", "2h", "cli"), ("retime", "2h", "30 2 * * * Europe/Berlin", "cli"),
+        ("retime", f"0 4 * * 0 {local}", f"2h {local}", "cli"),
+        ("retime", f"2h {local}", "30 2 * * * Europe/Berlin", "cli"),
     ]
 
 
@@ -269,8 +281,85 @@ def test_pause_and_resume_keep_enabled_flags(cli, db):
     assert [a[2] for a in dump(db)["audit_log"]] == ["disable", "pause_all", "resume_all"]
 
 
+# -- engines ------------------------------------------------------------------------------------
+
+ENGINE_KEYS = {"id", "host", "pid", "version", "started", "heartbeat", "stopped", "running", "alive"}
+
+
+def test_engines_lists_the_live_engines_and_what_each_runs(cli, db, monkeypatch):
+    """Two engines on one database (as two hosts would be): each listed with its host, pid, version,
+    start, heartbeat and the job it is running; a stopped one only with --all. The command itself
+    is no engine and is not listed."""
+    started, release = threading.Event(), threading.Event()
+
+    def slow(ctx):
+        started.set()
+        release.wait(30)
+        return {}
+
+    monkeypatch.setitem(KINDS, "slow", JobKind("slow", slow, _NoConfig, "waits to be released"))
+    monkeypatch.setitem(DEFAULT_JOBS, "slow", JobSpec("slow", "slow", "6h"))
+    assert cli("engines", "--db", db).out.strip() == "no engine running"
+    engines = [Engine(Store.open(db), Config()) for _ in range(2)]
+    try:
+        for engine in engines:
+            engine.start()
+        engines[0].run_now("slow")
+        assert started.wait(10)
+
+        result = cli("engines", "--json", "--db", db)
+        assert result.code == 0 and result.err == ""
+        listed = json.loads(result.out)
+        assert len(listed) == 2 and all(ENGINE_KEYS <= set(e) for e in listed)
+        assert {(e["host"], e["pid"], e["version"], e["alive"], e["stopped"]) for e in listed} == {
+            (socket.gethostname(), os.getpid(), version("memtui"), True, None)}
+        assert sorted(e["running"] for e in listed) == [[], ["slow"]]
+        for e in listed:
+            assert parse_iso(e["started"]) <= parse_iso(e["heartbeat"]) <= datetime.now(timezone.utc)
+
+        result = cli("engines", "--db", db)
+        lines = result.out.splitlines()
+        assert lines[0].split() == ["HOST", "PID", "VERSION", "STARTED", "HEARTBEAT", "RUNNING"]
+        assert len(lines) == 3 and all(str(os.getpid()) in line for line in lines[1:])
+        assert sorted(line.split()[-1] for line in lines[1:]) == ["-", "slow"]
+
+        release.set()
+        assert engines[1].stop(timeout=10)
+        assert len(json.loads(cli("engines", "--json", "--db", db).out)) == 1
+        everyone = json.loads(cli("engines", "--all", "--json", "--db", db).out)
+        assert sorted((e["alive"], e["stopped"] is not None) for e in everyone) == [(False, True), (True, False)]
+        lines = cli("engines", "--all", "--db", db).out.splitlines()
+        assert lines[0].split()[-1] == "STATUS"
+        assert sorted(line.split()[-1] for line in lines[1:]) == ["live", "stopped"]
+    finally:
+        release.set()
+        for engine in engines:
+            engine.stop(timeout=10)
+            engine.close()
+
+
+def test_an_engine_that_stopped_beating_is_gone(cli, db):
+    """An engine on another host that died an hour ago (its row left as it was): not live, listed by --all."""
+    store = Store.open(db)
+    try:
+        an_hour_ago = datetime.now(timezone.utc).timestamp() - 3600
+        store.execute("INSERT INTO engine_instance (id, host, pid, version, started_at, heartbeat_at)"
+                      " VALUES ('elsewhere:42:x', 'elsewhere', 42, '0.2.0', ?, ?)", (an_hour_ago - 60, an_hour_ago))
+    finally:
+        store.close()
+    assert cli("engines", "--db", db).out.strip() == "no engine running"
+    result = cli("engines", "--all", "--db", db)
+    assert result.code == 0
+    row = result.out.splitlines()[1].split()
+    assert (row[0], row[1], row[2], row[-1]) == ("elsewhere", "42", "0.2.0", "gone")
+    assert "1h ago" in result.out
+    [gone] = json.loads(cli("engines", "--all", "--json", "--db", db).out)
+    assert (gone["id"], gone["alive"], gone["stopped"], gone["running"]) == ("elsewhere:42:x", False, None, [])
+
+
 # -- where the database is --------------------------------------------------------------------
 
+@pytest.mark.sqlite_only  # about files: where they are made, their mode
 def test_memtui_db_environment_variable(cli, tmp_path, monkeypatch):
     env_db = tmp_path / "from-env" / "env.db"
     monkeypatch.setenv("MEMTUI_DB", str(env_db))
@@ -288,6 +377,23 @@ def test_memtui_db_environment_variable(cli, tmp_path, monkeypatch):
     assert [a[2] for a in dump(env_db)["audit_log"]] == []
 
 
+def test_memtui_db_and_db_take_a_url(cli, db_target, tmp_path, monkeypatch):
+    """A PostgreSQL URL, or a SQLite file as sqlite:///PATH: the same rules as a path."""
+    url = db_target if "://" in db_target else f"sqlite:///{db_target}"
+    monkeypatch.setenv("MEMTUI_DB", url)
+    assert_one_line_error(cli("jobs"), f"no memtui database at {db_target}")  # a listing creates nothing
+    assert not has_store(url)
+    assert cli("remember", "from the environment").code == 0
+    assert cli("disable", "compact").code == 0
+    assert jobs_json(cli, url)["compact"]["enabled"] is False
+    assert jobs_json(cli, db_target)["compact"]["enabled"] is False  # the very same database
+    with another_target(db_target, tmp_path, "flag") as flag:
+        assert cli("disable", "decay", "--db", flag).code == 0  # --db wins over MEMTUI_DB
+        assert jobs_json(cli, flag)["decay"]["enabled"] is False
+    assert jobs_json(cli, url)["decay"]["enabled"] is True
+
+
+@pytest.mark.sqlite_only  # about the default file
 def test_default_database_goes_to_the_xdg_data_dir_owner_only(cli, tmp_path):
     result = cli("jobs")
     assert result.code == 0, result.err
@@ -297,10 +403,10 @@ def test_default_database_goes_to_the_xdg_data_dir_owner_only(cli, tmp_path):
     assert "compact" in result.out
 
 
-def test_config_file_applies_on_first_start(cli, tmp_path):
+def test_config_file_applies_on_first_start(cli, db_target, tmp_path):
     cfg = tmp_path / "memtui.toml"
     cfg.write_text('[jobs.compact]\nschedule = "6h"\ntimezone = "UTC"\nruns_per_job = 50\n')
-    path = tmp_path / "c.db"
+    path = db_target
     assert cli("pause", "--db", path, "--config", cfg).code == 0
     jobs = json.loads(cli("jobs", "--json", "--db", path, "--config", cfg).out)
     compact = {j["name"]: j for j in jobs}["compact"]
@@ -308,11 +414,11 @@ def test_config_file_applies_on_first_start(cli, tmp_path):
     assert compact["config"]["runs_per_job"] == 50
 
 
-def test_memtui_config_environment_variable(cli, tmp_path, monkeypatch):
+def test_memtui_config_environment_variable(cli, db_target, tmp_path, monkeypatch):
     cfg = tmp_path / "env.toml"
     cfg.write_text('[jobs.compact]\nschedule = "3h"\n')
     monkeypatch.setenv("MEMTUI_CONFIG", str(cfg))
-    path = tmp_path / "e.db"
+    path = db_target
     assert cli("remember", "x", "--db", path).code == 0
     assert jobs_json(cli, path)["compact"]["schedule"] == "3h"
 
@@ -331,8 +437,8 @@ def test_help_lists_the_subcommands(capsys):
         main(["--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    for command in ("jobs", "run", "enable", "disable", "retime", "history", "pause", "resume", "--no-ui", "--db",
-                    "--config", "--version"):
+    for command in ("jobs", "run", "enable", "disable", "retime", "history", "pause", "resume", "engines", "--no-ui",
+                    "--db", "PATH|URL", "--config", "--version"):
         assert command in out
 
 
@@ -372,11 +478,11 @@ BAD_INPUT = [
 
 @pytest.mark.parametrize("argv, fragments", BAD_INPUT, ids=lambda v: " ".join(v)[:40] if isinstance(v, list) else "")
 def test_bad_input_is_one_line_exit_2_and_changes_nothing(cli, db, argv, fragments):
-    before_files, before_rows = files(db.parent), dump(db)
+    before_files, before_rows = files_beside(db), dump(db)
     result = cli("--db", db, *argv)
     assert_one_line_error(result, *fragments)
     assert result.out == ""
-    assert files(db.parent) == before_files
+    assert files_beside(db) == before_files
     assert dump(db) == before_rows
 
 
@@ -385,10 +491,14 @@ def test_only_retime_arguments_are_read_as_a_dashed_schedule(cli, db):
     result = cli("remember", "--sender", "retime", "--db", db, "--", "-x")
     assert result.code == 0, result.err
     assert cli("remember", "retime", "--keep", "--db", db).code == 0
-    con = sqlite3.connect(db)
-    rows = con.execute("SELECT sender, content, remember FROM pending_memory ORDER BY id DESC LIMIT 2").fetchall()
-    con.close()
-    assert rows == [("", "retime", 1), ("retime", "-x", 0)]
+    store = Store.open(db, create=False)
+    try:
+        Pending = store.m.PendingMemory
+        rows = list(Pending.select(Pending.sender, Pending.content, Pending.remember)
+                    .order_by(Pending.id.desc()).limit(2).tuples())
+    finally:
+        store.close()
+    assert rows == [("", "retime", True), ("retime", "-x", False)]
     assert_one_line_error(cli("history", "retime", "--limit", "5", "--db", db), "unknown job 'retime'")
     assert cli("retime", "compact", "--t", "UTC", "2h", "--db", db).code == 0  # an abbreviated --tz
     assert cli("retime", "compact", "--tz", "UTC", "3h", "--db", db).code == 0  # options before the spec
@@ -422,11 +532,11 @@ def test_malformed_config_is_one_line_naming_the_file_and_key(cli, db, tmp_path,
     path = tmp_path / "configs" / f"{case}.toml"
     path.parent.mkdir()
     path.write_bytes(content)
-    before_files, before_rows = files(db.parent), dump(db)
+    before_files, before_rows = files_beside(db), dump(db)
     for argv in (["jobs"], ["run", "compact"], ["disable", "compact"], ["pause"]):
         result = cli(*argv, "--db", db, "--config", path)
         assert_one_line_error(result, str(path), fragment)
-    assert files(db.parent) == before_files
+    assert files_beside(db) == before_files
     assert dump(db) == before_rows
 
 
@@ -445,14 +555,16 @@ def test_malformed_config_from_the_environment(cli, db, tmp_path, monkeypatch):
     assert_one_line_error(cli("jobs", "--db", db), str(bad), "backoff_base_s")
 
 
-def test_a_malformed_config_does_not_create_the_database(cli, tmp_path):
+def test_a_malformed_config_does_not_create_the_database(cli, db_target, tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text("[engine\n")
-    path = tmp_path / "never.db"
-    assert_one_line_error(cli("jobs", "--db", path, "--config", bad), str(bad))
-    assert not path.exists()
+    for argv in (["jobs"], ["remember", "x"]):
+        assert_one_line_error(cli(*argv, "--db", db_target, "--config", bad), str(bad))
+    assert not has_store(db_target)
+    assert "://" in db_target or not os.path.exists(db_target)
 
 
+@pytest.mark.sqlite_only  # about files
 def test_unusable_database_paths(cli, tmp_path):
     directory = tmp_path / "a-directory"
     directory.mkdir()
@@ -471,8 +583,19 @@ def test_unusable_database_paths(cli, tmp_path):
     assert files(tmp_path) == before
 
 
-@pytest.mark.parametrize("argv", [["jobs"], ["jobs", "--json"], ["history"], ["history", "promote"],
-                                  ["run", "profile", "--dry-run"]], ids=" ".join)
+READ_ONLY_COMMANDS = [["jobs"], ["jobs", "--json"], ["history"], ["history", "promote"],
+                      ["run", "profile", "--dry-run"], ["engines"], ["engines", "--all", "--json"]]
+
+
+@pytest.mark.parametrize("argv", READ_ONLY_COMMANDS, ids=" ".join)
+def test_a_command_that_only_reads_creates_no_store(cli, db_target, argv):
+    """On SQLite no file at the path; on PostgreSQL the database exists, and memtui's tables are not put in."""
+    assert_one_line_error(cli("--db", db_target, *argv), f"no memtui database at {db_target}")
+    assert not has_store(db_target)
+
+
+@pytest.mark.sqlite_only  # about files and folders
+@pytest.mark.parametrize("argv", READ_ONLY_COMMANDS, ids=" ".join)
 def test_a_command_that_only_reads_never_creates_a_database_or_a_folder(cli, tmp_path, argv):
     typo = tmp_path / "nonexistent" / "dir" / "x.db"
     assert_one_line_error(cli("--db", typo, *argv), f"no memtui database at {typo}")
@@ -480,6 +603,7 @@ def test_a_command_that_only_reads_never_creates_a_database_or_a_folder(cli, tmp
     assert not (tmp_path / "xdg-data" / "memtui").exists(), "nor the default database"
 
 
+@pytest.mark.sqlite_only  # about files and folders
 def test_a_command_that_writes_creates_missing_folders_owner_only(cli, tmp_path):
     path = tmp_path / "new" / "deeper" / "memtui.db"
     assert cli("remember", "first memory", "--db", path).code == 0
@@ -488,6 +612,7 @@ def test_a_command_that_writes_creates_missing_folders_owner_only(cli, tmp_path)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
+@pytest.mark.sqlite_only  # about files
 def test_the_database_and_its_log_files_are_owner_only(tmp_path):
     path = tmp_path / "m.db"
     store = Store.open(path)
@@ -499,6 +624,7 @@ def test_the_database_and_its_log_files_are_owner_only(tmp_path):
         store.close()
 
 
+@pytest.mark.sqlite_only  # about files
 @pytest.mark.parametrize("special", ["/dev/null", "fifo"])
 def test_a_path_that_is_not_a_regular_file_is_refused_as_such(cli, tmp_path, special):
     if special == "fifo":
@@ -516,16 +642,19 @@ def test_an_empty_db_path_is_refused_not_replaced_by_the_default(cli, tmp_path):
 
 
 def test_newer_schema_database_is_refused_unchanged(cli, db):
-    con = sqlite3.connect(db)
-    with con:
-        con.execute("INSERT INTO schema_migration (name, applied) VALUES ('9999_future', '2030-01-01')")
-    con.close()
-    before = files(db.parent)
+    store = Store.open(db)
+    try:
+        store.execute("INSERT INTO schema_migration (name, applied) VALUES ('9999_future', '2030-01-01')")
+    finally:
+        store.close()
+    before_files, before_rows = files_beside(db), dump(db)
     assert_one_line_error(cli("jobs", "--db", db), "newer", "9999_future")
     assert_one_line_error(cli("run", "compact", "--db", db), "newer")
-    assert files(db.parent) == before
+    assert files_beside(db) == before_files
+    assert dump(db) == before_rows
 
 
+@pytest.mark.sqlite_only  # a real process on a file: the in-process tests above cover both backends
 @pytest.mark.parametrize("case", ["unknown job", "bad spec", "bad tz", "directory db", "bad config", "unknown arg"])
 def test_bad_input_in_a_real_process_prints_no_traceback(tmp_path, case):
     db = tmp_path / "p.db"

@@ -1,4 +1,5 @@
-"""The consolidate job: each gate rejecting and passing, pruning rules, the 1970 guard."""
+"""The consolidate job: each gate rejecting and passing, pruning rules, the 1970 guard; on SQLite and on
+PostgreSQL."""
 from __future__ import annotations
 
 import json
@@ -10,6 +11,8 @@ from memtui.engine import Engine
 from memtui.engine.config import Config
 from memtui.engine.jobs.consolidate import LAST_KEY, SYSTEM_SENDER
 from tests.factories import add_conversation, add_outcome, count
+
+pytestmark = pytest.mark.both_backends
 
 
 def conversations(store, now, n, *, status="active", age_days=0, messages=2):

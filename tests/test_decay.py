@@ -1,4 +1,4 @@
-"""The decay job: retention math, soft then hard delete, pinned, reinforcement."""
+"""The decay job: retention math, soft then hard delete, pinned, reinforcement; on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import math
@@ -10,6 +10,8 @@ from memtui.engine import Engine
 from memtui.engine.config import Config
 from memtui.engine.jobs.decay import DecayConfig, retention
 from tests.factories import add_long_term, count
+
+pytestmark = pytest.mark.both_backends
 
 
 def test_default_memory_halves_in_30_days():

@@ -1,18 +1,22 @@
 """`memtui demo` never loses data: it fills an empty store or refills a demo-only one, by the rows' marks;
-`--reset` replaces everything only when a person confirms it."""
+`--reset` replaces everything only when a person confirms it; an agent writing meanwhile waits for it."""
 from __future__ import annotations
 
 import io
 import json
+import threading
 from types import SimpleNamespace
 
 import pytest
 
 from memtui.engine import Config, Engine
+from memtui.engine import demo
 from memtui.engine.demo import MEMORY_TABLES, DemoRefused, fill
 from memtui.models import Store
 from memtui.tui.cli import main
 from tests.factories import count, track_store_opens
+
+pytestmark = pytest.mark.both_backends
 
 
 @pytest.fixture
@@ -37,29 +41,29 @@ def cli(monkeypatch, capsys):
     return run
 
 
-def rows(path) -> dict[str, int]:
-    store = Store.open(path, create=False)
+def rows(target) -> dict[str, int]:
+    store = Store.open(target, create=False)
     try:
         return {t: count(store, t) for t in (*MEMORY_TABLES, "run", "audit_log")}
     finally:
         store.close()
 
 
-def test_demo_fills_an_empty_store_and_marks_every_row(cli, tmp_path):
-    db = tmp_path / "t.db"
+def test_demo_fills_an_empty_store_and_marks_every_row(cli, db_target):
+    db = db_target
     assert cli("demo", "--db", db).code == 0
     store = Store.open(db)
     try:
         for table in MEMORY_TABLES:
-            assert count(store, table, "demo = 0") == 0, table
+            assert count(store, table, "NOT demo") == 0, table
         assert count(store, "pending_memory") > 0
     finally:
         store.close()
 
 
-def test_demo_refuses_when_real_data_was_added_and_changes_nothing(cli, tmp_path):
+def test_demo_refuses_when_real_data_was_added_and_changes_nothing(cli, db_target, tmp_path):
     """The reported defect: demo, remember, import, demo -> the remembered memory and the fact were gone."""
-    db = tmp_path / "t.db"
+    db = db_target
     assert cli("demo", "--db", db).code == 0
     assert cli("remember", "real one", "--keep", "--db", db).code == 0
     facts = tmp_path / "facts.jsonl"
@@ -71,17 +75,17 @@ def test_demo_refuses_when_real_data_was_added_and_changes_nothing(cli, tmp_path
     assert result.code == 2 and result.out == ""
     assert result.err.strip() == (f"memtui: {db} holds 2 rows that are not demo data (1 pending memory row, "
                                   "1 fact row); nothing was changed. Use --reset to replace everything, "
-                                  "or --db to pick another file")
+                                  "or --db to pick another database")
     assert rows(db) == before
     store = Store.open(db)
     try:
-        assert store.execute("SELECT content FROM pending_memory WHERE demo = 0").fetchall() == [("real one",)]
+        assert store.execute("SELECT content FROM pending_memory WHERE NOT demo").fetchall() == [("real one",)]
     finally:
         store.close()
 
 
-def test_demo_refills_a_store_that_holds_only_demo_rows_even_after_the_jobs_ran(cli, tmp_path, clock):
-    db = tmp_path / "t.db"
+def test_demo_refills_a_store_that_holds_only_demo_rows_even_after_the_jobs_ran(cli, db_target, clock):
+    db = db_target
     store = Store.open(db)
     fill(store, clock())
     engine = Engine(store, Config(), clock)
@@ -107,8 +111,8 @@ def test_a_store_written_by_0_1_with_its_demo_flag_is_not_trusted(store, clock):
     assert count(store, "pending_memory") == 1
 
 
-def test_reset_without_a_terminal_and_without_yes_refuses(cli, tmp_path):
-    db = tmp_path / "t.db"
+def test_reset_without_a_terminal_and_without_yes_refuses(cli, db_target):
+    db = db_target
     assert cli("remember", "mine", "--db", db).code == 0
     assert cli("run", "promote", "--db", db).code == 0
     before = rows(db)
@@ -119,8 +123,8 @@ def test_reset_without_a_terminal_and_without_yes_refuses(cli, tmp_path):
     assert rows(db) == before
 
 
-def test_reset_on_a_terminal_asks_and_no_changes_nothing(cli, tmp_path):
-    db = tmp_path / "t.db"
+def test_reset_on_a_terminal_asks_and_no_changes_nothing(cli, db_target):
+    db = db_target
     assert cli("remember", "mine", "--db", db).code == 0
     before = rows(db)
     result = cli("demo", "--reset", "--db", db, stdin="n\n", tty=True)
@@ -129,8 +133,8 @@ def test_reset_on_a_terminal_asks_and_no_changes_nothing(cli, tmp_path):
     assert rows(db) == before
 
 
-def test_reset_on_a_terminal_replaces_everything_after_yes(cli, tmp_path):
-    db = tmp_path / "t.db"
+def test_reset_on_a_terminal_replaces_everything_after_yes(cli, db_target):
+    db = db_target
     assert cli("remember", "mine", "--db", db).code == 0
     assert cli("disable", "decay", "--db", db).code == 0
     assert cli("run", "promote", "--db", db).code == 0
@@ -140,27 +144,26 @@ def test_reset_on_a_terminal_replaces_everything_after_yes(cli, tmp_path):
     assert after["run"] == 0 and after["audit_log"] == 0
     store = Store.open(db)
     try:
-        assert count(store, "pending_memory", "demo = 0") == 0
-        enabled = store.execute("SELECT enabled FROM job_definition WHERE name = 'decay'").fetchone()[0]
-        assert enabled == 0, "job definitions (schedules, on/off) stay"
-        assert store.execute("SELECT runs FROM job_state WHERE name = 'promote'").fetchone()[0] == 0
+        assert count(store, "pending_memory", "NOT demo") == 0
+        assert store.m.JobDefinition.get_by_id("decay").enabled is False, "job definitions (schedules, on/off) stay"
+        assert store.m.JobState.get_by_id("promote").runs == 0
     finally:
         store.close()
 
 
-def test_reset_with_yes_does_not_ask(cli, tmp_path):
-    db = tmp_path / "t.db"
+def test_reset_with_yes_does_not_ask(cli, db_target):
+    db = db_target
     assert cli("remember", "mine", "--db", db).code == 0
     result = cli("demo", "--reset", "--yes", "--db", db, stdin="")
     assert result.code == 0 and "demo data in" in result.out
     assert rows(db)["pending_memory"] == 300
 
 
-def test_a_fact_the_agent_wrote_over_a_demo_fact_is_the_agents(cli, tmp_path):
+def test_a_fact_the_agent_wrote_over_a_demo_fact_is_the_agents(cli, db_target, tmp_path):
     """Writing a demo fact's key again (import, or the API) makes the row the agent's: demo keeps it."""
     from memtui import Memory
 
-    db = tmp_path / "t.db"
+    db = db_target
     assert cli("demo", "--db", db).code == 0
     facts = tmp_path / "facts.jsonl"
     facts.write_text(json.dumps({"type": "fact", "sender": "alice", "key": "timezone", "value": "Asia/Tokyo"}) + "\n")
@@ -178,10 +181,46 @@ def test_a_fact_the_agent_wrote_over_a_demo_fact_is_the_agents(cli, tmp_path):
         store.close()
 
 
-def test_ctrl_d_at_the_reset_question_is_a_no(cli, tmp_path):
-    db = tmp_path / "t.db"
+def test_ctrl_d_at_the_reset_question_is_a_no(cli, db_target):
+    db = db_target
     assert cli("remember", "mine", "--db", db).code == 0
     before = rows(db)
     result = cli("demo", "--reset", "--db", db, stdin="", tty=True)  # end of input at the prompt
     assert result.code == 1 and "nothing was changed" in result.err and "unexpected" not in result.err
     assert rows(db) == before
+
+
+@pytest.mark.parametrize("reset", [False, True], ids=["refill", "reset"])
+def test_an_agent_writing_during_a_refill_waits_for_it_and_keeps_its_row(store, db_target, clock, monkeypatch, reset):
+    """The check and the rewrite are one transaction and the tables are locked first: an agent's insert
+    that arrives between the check and the delete waits for the refill to commit, then lands. (Without
+    the lock, PostgreSQL would let it commit at once, and the refill's DELETE would then remove it.)"""
+    fill(store, clock())
+    agent = Store.open(db_target)
+    inserted = threading.Event()
+    errors: list[BaseException] = []
+
+    def agent_inserts():
+        try:
+            agent.m.Fact.insert(sender="me", key="home", value="Lisbon", updated_at=0).execute()
+            inserted.set()
+        except BaseException as exc:  # noqa: BLE001 - reported by the test below
+            errors.append(exc)
+
+    thread = threading.Thread(target=agent_inserts)
+    real_clear = demo._clear_memory
+
+    def clear_while_an_agent_writes(s):  # between the check and the delete
+        thread.start()
+        assert not inserted.wait(0.5), "the agent's insert went through during the refill"
+        real_clear(s)
+
+    monkeypatch.setattr(demo, "_clear_memory", clear_while_an_agent_writes)
+    try:
+        fill(store, clock(), reset=reset)
+        thread.join(30)
+        assert inserted.is_set() and errors == []
+        assert store.execute("SELECT value FROM fact WHERE sender = 'me'").fetchall() == [("Lisbon",)]
+    finally:
+        thread.join(30)
+        agent.close()

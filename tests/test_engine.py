@@ -1,5 +1,7 @@
 """The engine: definitions and cursors in the database, runs, leases, backoff, misses, sync, events.
 
+Every test that uses the store runs on SQLite and on a fresh PostgreSQL database
+(tests/conftest.py), except the few about SQLite files, which ask for ``db_path``.
 Time is the injected FakeClock; nothing here waits for a wall-clock schedule. The
 only waits are on threading.Events for runs started in the background right away.
 """
@@ -20,11 +22,14 @@ import pytest
 
 from memtui.engine import Engine, EngineError
 from memtui.engine.config import Config, EngineSettings, parse_config
+from memtui.engine.definitions import local_zone_name
 from memtui.engine.jobs import DEFAULT_JOBS
 from memtui.engine.schedule import Schedule
 from memtui.engine.types import AuditEntry
 from memtui.models import Store
 from tests.kinds import Blocker, register
+
+pytestmark = pytest.mark.both_backends
 
 UTC = timezone.utc
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -77,6 +82,13 @@ def eng(kinds, store, clock):
     e.stop(timeout=5)
 
 
+@pytest.fixture
+def polling_only(store, monkeypatch):
+    """Changes from other processes come in by polling alone (PostgreSQL would otherwise announce
+    them at once, on a thread of its own; tests/test_several_engines.py covers that)."""
+    monkeypatch.setattr(store, "change_listener", lambda: None)
+
+
 class Recorder:
     """Collects events; ``wait_for`` blocks until a matching one arrived."""
 
@@ -106,35 +118,34 @@ class Recorder:
             return [e.kind for e in self.events if job is None or e.job == job]
 
 
-def state(store, name) -> dict:
-    cur = store.execute("SELECT * FROM job_state WHERE name = ?", (name,))
-    cols = [c[0] for c in cur.description]
-    row = cur.fetchone()
-    return dict(zip(cols, row)) if row else None
+def state(store, name) -> dict | None:
+    JobState = store.m.JobState
+    return JobState.select().where(JobState.name == name).dicts().first()
 
 
-def definition(store, name) -> dict:
-    cur = store.execute("SELECT * FROM job_definition WHERE name = ?", (name,))
-    cols = [c[0] for c in cur.description]
-    row = cur.fetchone()
-    return dict(zip(cols, row)) if row else None
+def definition(store, name) -> dict | None:
+    JobDefinition = store.m.JobDefinition
+    return JobDefinition.select().where(JobDefinition.name == name).dicts().first()
 
 
 def runs(store, name, status=None) -> list[dict]:
-    sql = "SELECT * FROM run WHERE job = ?" + (" AND status = ?" if status else "") + " ORDER BY id"
-    cur = store.execute(sql, (name, status) if status else (name,))
-    cols = [c[0] for c in cur.description]
-    return [dict(zip(cols, r)) for r in cur.fetchall()]
+    Run = store.m.Run
+    query = Run.select().where(Run.job == name).order_by(Run.id)
+    if status:
+        query = query.where(Run.status == status)
+    return list(query.dicts())
 
 
 def audit_rows(store) -> list[tuple]:
-    return store.execute("SELECT at, action, job, old_value, new_value, source FROM audit_log ORDER BY id").fetchall()
+    AuditLog = store.m.AuditLog
+    return list(AuditLog.select(AuditLog.at, AuditLog.action, AuditLog.job, AuditLog.old_value, AuditLog.new_value,
+                                AuditLog.source).order_by(AuditLog.id).tuples())
 
 
 def set_cursor(store, name, when: datetime | None) -> None:
+    JobState = store.m.JobState
     with store.atomic():
-        store.execute("UPDATE job_state SET next_run_at = ? WHERE name = ?",
-                      (when.timestamp() if when else None, name))
+        JobState.update(next_run_at=when.timestamp() if when else None).where(JobState.name == name).execute()
 
 
 def fire(engine, name, due_ts) -> None:
@@ -156,23 +167,14 @@ def fire(engine, name, due_ts) -> None:
         assert not thread.is_alive(), f"{thread.name} still running after {WAIT} s"
 
 
-def dead_pid() -> int:
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    child.wait()
-    return child.pid
-
-
 def plant_running_run(store, job, owner, started: datetime, lease_expires: float) -> int:
     """What a process that died mid-run leaves behind: a running row and its lease."""
+    Run, JobState = store.m.Run, store.m.JobState
     with store.atomic():
-        run_id = store.execute(
-            "INSERT INTO run (job, reason, started_at, status, owner) VALUES (?, 'manual', ?, 'running', ?)",
-            (job, started.timestamp(), owner),
-        ).lastrowid
-        store.execute(
-            "UPDATE job_state SET lease_owner = ?, lease_run_id = ?, lease_expires_at = ? WHERE name = ?",
-            (owner, run_id, lease_expires, job),
-        )
+        run_id = Run.insert(job=job, reason="manual", started_at=started.timestamp(), status="running",
+                            owner=owner).execute()
+        assert JobState.update(lease_owner=owner, lease_run_id=run_id, lease_expires_at=lease_expires).where(
+            JobState.name == job).execute() == 1  # the job was seeded: its state row exists
     return run_id
 
 
@@ -180,29 +182,30 @@ def plant_running_run(store, job, owner, started: datetime, lease_expires: float
 
 def test_seeding_inserts_every_default_job_with_a_cursor(store, clock):
     engine = Engine(store, Config(), clock)
-    names = [r[0] for r in store.execute("SELECT name FROM job_definition ORDER BY name")]
+    JobDefinition = store.m.JobDefinition
+    names = [name for (name,) in JobDefinition.select(JobDefinition.name).order_by(JobDefinition.name).tuples()]
     assert names == sorted(DEFAULT_JOBS)
     compact = definition(store, "compact")
     assert (compact["kind"], compact["enabled"], compact["schedule"], compact["timezone"], compact["jitter_s"]) == \
-        ("compact", 1, "0 4 * * 0", None, 0)
+        ("compact", True, "0 4 * * 0", local_zone_name(), 0)
     assert compact["created_at"] == T0.timestamp()
-    expected = Schedule.parse("0 4 * * 0").next_after(T0)
+    expected = Schedule.parse("0 4 * * 0", local_zone_name()).next_after(T0)
     assert state(store, "compact")["next_run_at"] == expected.timestamp()
     assert engine.job("compact").next_run == expected
     assert engine.audit_log() == []  # seeding is not an edit
 
 
-def test_config_seeds_the_definition_on_first_start_only(db_path, clock):
+def test_config_seeds_the_definition_on_first_start_only(db_target, clock):
     first = parse_config({"jobs": {"compact": {"schedule": "1h", "timezone": "UTC", "enabled": False}}})
-    store = Store.open(db_path)
+    store = Store.open(db_target)
     Engine(store, first, clock)
     assert (definition(store, "compact")["schedule"], definition(store, "compact")["timezone"]) == ("1h", "UTC")
-    assert definition(store, "compact")["enabled"] == 0
+    assert definition(store, "compact")["enabled"] is False
     assert state(store, "compact")["next_run_at"] is None
     store.close()
 
     second = parse_config({"jobs": {"compact": {"schedule": "5m", "enabled": True}}})
-    store = Store.open(db_path)
+    store = Store.open(db_target)
     try:
         engine = Engine(store, second, clock)
         job = engine.job("compact")
@@ -211,14 +214,14 @@ def test_config_seeds_the_definition_on_first_start_only(db_path, clock):
         store.close()
 
 
-def test_the_table_wins_after_a_restart(db_path, clock):
-    store = Store.open(db_path)
+def test_the_table_wins_after_a_restart(db_target, clock):
+    store = Store.open(db_target)
     Engine(store, Config(), clock).retime("compact", "2h", tz="UTC", source="cli")
     store.close()
 
     clock.advance(minutes=10)
     override = parse_config({"jobs": {"compact": {"schedule": "5m"}}})
-    store = Store.open(db_path)
+    store = Store.open(db_target)
     try:
         engine = Engine(store, override, clock)
         job = engine.job("compact")
@@ -235,14 +238,14 @@ def test_the_table_wins_after_a_restart(db_path, clock):
 def test_disable_and_enable_audit_and_clear_or_set_the_cursor(engine, store, clock):
     job = engine.disable("compact", source="cli")
     assert job.enabled is False and job.next_run is None
-    assert definition(store, "compact")["enabled"] == 0
+    assert definition(store, "compact")["enabled"] is False
     assert state(store, "compact")["next_run_at"] is None
     assert engine.audit_log()[0] == AuditEntry(T0, "disable", "compact", "True", "False", "cli")
 
     clock.advance(hours=1)
     now = clock()
     job = engine.enable("compact", source="ui")
-    expected = Schedule.parse("0 4 * * 0").next_after(now)
+    expected = Schedule.parse("0 4 * * 0", local_zone_name()).next_after(now)
     assert job.enabled is True and job.next_run == expected
     assert state(store, "compact")["next_run_at"] == expected.timestamp()
     assert definition(store, "compact")["updated_at"] == now.timestamp()
@@ -259,7 +262,8 @@ def test_retime_writes_audit_and_a_new_cursor(engine, store, clock):
     assert (job.schedule, job.timezone, job.schedule_text) == ("2h", "UTC", "every 2 h")
     assert job.next_run == T0 + timedelta(hours=2)
     assert state(store, "compact")["next_run_at"] == (T0 + timedelta(hours=2)).timestamp()
-    assert engine.audit_log()[0] == AuditEntry(T0, "retime", "compact", "0 4 * * 0", "2h UTC", "cli")
+    assert engine.audit_log()[0] == AuditEntry(T0, "retime", "compact", f"0 4 * * 0 {local_zone_name()}", "2h UTC",
+                                               "cli")
 
     clock.advance(minutes=30)
     job = engine.retime("compact", "0 3 * * *", source="ui")  # tz=None keeps UTC
@@ -304,8 +308,8 @@ def test_run_job_success_records_the_run_and_the_counters(engine, store, clock):
     old = (T0 - timedelta(days=100)).timestamp()
     with store.atomic():
         for _ in range(3):
-            store.execute("INSERT INTO run (job, reason, started_at, finished_at, status) "
-                          "VALUES ('compact', 'scheduled', ?, ?, 'success')", (old, old))
+            store.m.Run.insert(job="compact", reason="scheduled", started_at=old, finished_at=old,
+                               status="success").execute()
     info = engine.run_job("compact")
     assert info.job == "compact"
     assert info.status == "success" and info.ok
@@ -482,18 +486,18 @@ def test_overlap_in_process_is_recorded_as_skipped_busy(eng, kinds, store):
     assert eng.job("block").running is False
 
 
-def test_overlap_across_processes_cli_says_already_running(engine, store, db_path):
-    owner = f"{socket.gethostname()}:{os.getpid()}:otherengine"  # a live process holds the lease
+def test_overlap_across_processes_cli_says_already_running(engine, store, db_target):
+    owner = "other-host:4242:otherengine"  # a live process holds the lease
     held_run = plant_running_run(store, "compact", owner, T0, time.time() + 3600)
 
-    proc = subprocess.run([MEMTUI, "run", "compact", "--db", str(db_path)],
+    proc = subprocess.run([MEMTUI, "run", "compact", "--db", str(db_target)],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr
     assert proc.stdout.startswith("compact skipped (manual)")
     assert f"already running in {owner}" in proc.stdout
 
-    proc = subprocess.run([MEMTUI, "run", "compact", "--json", "--db", str(db_path)],
+    proc = subprocess.run([MEMTUI, "run", "compact", "--json", "--db", str(db_target)],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1
     assert json.loads(proc.stdout)["status"] == "skipped"
@@ -509,12 +513,12 @@ def test_overlap_across_processes_cli_says_already_running(engine, store, db_pat
     assert runs(store, "compact")[0]["status"] == "running"
 
 
-def test_a_dead_owners_lease_and_running_row_are_marked_interrupted(engine, store, clock):
+def test_a_run_whose_lease_expired_is_marked_interrupted_and_its_lease_freed(engine, store, clock):
     recorder = Recorder()
     engine.subscribe(recorder)
-    owner = f"{socket.gethostname()}:{dead_pid()}:deadbeef"
+    owner = f"{socket.gethostname()}:{os.getpid()}:deadbeef"  # this host, even this pid: only the lease counts
     started = T0 - timedelta(seconds=60)
-    run_id = plant_running_run(store, "compact", owner, started, (T0 + timedelta(hours=1)).timestamp())
+    run_id = plant_running_run(store, "compact", owner, started, T0.timestamp() - 0.001)
 
     assert engine.recover_interrupted() == 1
     row = runs(store, "compact")[0]
@@ -547,8 +551,8 @@ def test_leases_of_other_hosts_are_trusted_until_they_expire(engine, store, cloc
 
 
 def test_start_recovers_interrupted_runs(engine, store):
-    run_id = plant_running_run(store, "compact", f"{socket.gethostname()}:{dead_pid()}:x", T0,
-                               (T0 + timedelta(hours=1)).timestamp())
+    run_id = plant_running_run(store, "compact", "gone-host:1:x", T0 - timedelta(minutes=5),
+                               (T0 - timedelta(minutes=1)).timestamp())
     engine.start()
     assert runs(store, "compact")[0]["id"] == run_id
     assert runs(store, "compact")[0]["status"] == "interrupted"
@@ -634,9 +638,9 @@ def test_a_fire_for_a_stale_due_time_does_nothing(engine, store, clock):
     assert state(store, "compact")["next_run_at"] == (T0 + timedelta(hours=2)).timestamp()
 
 
-def test_two_engines_on_one_database_never_both_run_a_due_time(db_path, store, clock):
+def test_two_engines_on_one_database_never_both_run_a_due_time(db_target, store, clock):
     a = Engine(store, Config(), clock)
-    other = Store.open(db_path)
+    other = Store.open(db_target)
     try:
         b = Engine(other, Config(), clock)
         a.retime("compact", "1h", tz="UTC")
@@ -674,7 +678,7 @@ def test_pause_and_resume_keep_each_jobs_enabled_flag(eng, kinds, store, clock):
     jobs = eng.jobs()
     assert {j.name: j.enabled for j in jobs} == flags
     assert all(j.next_run is None and j.paused for j in jobs)
-    assert store.execute("SELECT count(*) FROM job_state WHERE next_run_at IS NOT NULL").fetchone()[0] == 0
+    assert store.m.JobState.select().where(store.m.JobState.next_run_at.is_null(False)).count() == 0
     assert eng.audit_log()[0] == AuditEntry(T0, "pause_all", None, "False", "True", "cli")
     assert "paused" in recorder.kinds()
 
@@ -692,7 +696,7 @@ def test_pause_and_resume_keep_each_jobs_enabled_flag(eng, kinds, store, clock):
     assert jobs["flaky"].next_run is None
     assert state(store, "flaky")["next_run_at"] is None
     assert jobs["block"].next_run == T0 + timedelta(hours=1)  # back on its own grid, not shifted by the pause
-    assert jobs["compact"].next_run == Schedule.parse("0 4 * * 0").next_after(now)
+    assert jobs["compact"].next_run == Schedule.parse("0 4 * * 0", local_zone_name()).next_after(now)
     assert all(j.next_run is not None for j in jobs.values() if j.enabled)
     assert not any(j.paused for j in jobs.values())
     assert eng.audit_log()[0] == AuditEntry(now, "resume_all", None, "True", "False", "ui")
@@ -707,7 +711,7 @@ def test_a_paused_engine_fires_nothing(eng, kinds, store, clock):
 
 # -- sync with another process ------------------------------------------------------------
 
-def test_changes_made_through_a_second_engine_are_adopted_on_sync(eng, kinds, store, db_path, clock):
+def test_changes_made_through_a_second_engine_are_adopted_on_sync(eng, kinds, store, db_target, clock, polling_only):
     eng.start()
     recorder = Recorder()
     eng.subscribe(recorder)
@@ -715,7 +719,7 @@ def test_changes_made_through_a_second_engine_are_adopted_on_sync(eng, kinds, st
     assert eng._alarms["compact"][1] == old_cursor
     assert "flaky" in eng._alarms
 
-    other_store = Store.open(db_path)
+    other_store = Store.open(db_target)
     try:
         cli = Engine(other_store, Config(), clock)  # like the CLI: not started
         cli.retime("compact", "2h", tz="UTC", source="cli")
@@ -740,11 +744,11 @@ def test_changes_made_through_a_second_engine_are_adopted_on_sync(eng, kinds, st
         other_store.close()
 
 
-def test_pause_from_another_process_is_adopted_on_sync(eng, kinds, store, db_path, clock):
+def test_pause_from_another_process_is_adopted_on_sync(eng, kinds, store, db_target, clock, polling_only):
     eng.start()
     recorder = Recorder()
     eng.subscribe(recorder)
-    other_store = Store.open(db_path)
+    other_store = Store.open(db_target)
     try:
         Engine(other_store, Config(), clock).pause_all(source="cli")
         eng.sync()
@@ -906,10 +910,10 @@ def test_make_due_runs_jobs_as_scheduled_without_an_audit_row(eng, kinds, store,
     assert audit_rows(store) == []
 
 
-def test_every_change_picked_up_is_one_audit_event_with_its_source(eng, store, clock):
+def test_every_change_picked_up_is_one_audit_event_with_its_source(eng, store, db_target, clock):
     rec = Recorder()
     eng.subscribe(rec)
-    other = Engine(Store.open(store.path), Config(engine=SETTINGS), clock)  # the CLI, another dashboard
+    other = Engine(Store.open(db_target), Config(engine=SETTINGS), clock)  # the CLI, another dashboard
     try:
         other.disable("decay", "cli")
         other.retime("promote", "45s", source="cli")
@@ -921,18 +925,18 @@ def test_every_change_picked_up_is_one_audit_event_with_its_source(eng, store, c
         assert [(a.action, a.job, a.source) for a in audits] == [
             ("disable", "decay", "cli"), ("retime", "promote", "cli"), ("pause_all", None, "cli"),
             ("resume_all", None, "ui")]
-        assert audits[1].old_value == "30s" and audits[1].new_value.startswith("45s")
+        assert audits[1].old_value == f"30s {local_zone_name()}" and audits[1].new_value.startswith("45s")
         eng.enable("decay", "ui")  # this engine's own change is told too
         assert [e.audit.action for e in rec.events if e.kind == "audit"][-1] == "enable"
     finally:
         other.close()
 
 
-def test_changes_made_before_the_engine_opened_are_not_told_again(store, clock):
+def test_changes_made_before_the_engine_opened_are_not_told_again(store, db_target, clock):
     first = Engine(store, Config(engine=SETTINGS), clock)
     first.disable("decay", "cli")
     rec = Recorder()
-    second = Engine(Store.open(store.path), Config(engine=SETTINGS), clock)
+    second = Engine(Store.open(db_target), Config(engine=SETTINGS), clock)
     second.subscribe(rec)
     second.sync()
     assert [e for e in rec.events if e.kind == "audit"] == []

@@ -7,6 +7,8 @@ import pytest
 
 from memtui.engine.importer import import_lines
 
+pytestmark = pytest.mark.both_backends
+
 EPOCH_ISO = "1970-01-01T00:00:00+00:00"
 
 

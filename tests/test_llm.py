@@ -1,5 +1,5 @@
 """engine/llm.py and engine/redact.py: litellm only when a model is configured, retries, the token budget,
-refusals, and no secret reaching a run row.
+refusals, and no secret reaching a run row; the tests with a store run on SQLite and on PostgreSQL.
 
 The model is litellm itself answering from ``mock_response`` (tests/llm_mock.py).
 """
@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -21,7 +20,10 @@ from memtui.engine import Engine
 from memtui.engine.config import ConfigError, LLMSettings
 from memtui.engine.llm import BudgetExhausted, LLMClient, LLMError
 from memtui.engine.redact import MASK, redact
+from tests.factories import snapshot
 from tests.llm_mock import MODEL, REFUSAL, ops, model  # noqa: F401  (model is a fixture)
+
+pytestmark = pytest.mark.both_backends
 
 ROOT = Path(__file__).resolve().parent.parent
 MEMTUI = os.path.join(os.path.dirname(sys.executable), "memtui")
@@ -35,12 +37,9 @@ def add_attr(store, entity, key, value, days_ago=1.0):
                   (entity, key, value, (NOW - timedelta(days=days_ago)).timestamp()))
 
 
-def dump(path) -> str:
-    con = sqlite3.connect(path)
-    try:
-        return "\n".join(con.iterdump())
-    finally:
-        con.close()
+def dump(store) -> str:
+    """Every row of every table, as text (to look for a secret anywhere in the database)."""
+    return repr(snapshot(store))
 
 
 @pytest.fixture
@@ -65,8 +64,8 @@ def subprocess_env(**extra) -> dict:
 
 # -- no model, no litellm ------------------------------------------------------------------
 
-def test_jobs_without_a_model_never_import_litellm(tmp_path):
-    db = tmp_path / "demo.db"
+def test_jobs_without_a_model_never_import_litellm(db_target):
+    db = db_target
     env = subprocess_env()
     demo = subprocess.run([MEMTUI, "demo", "--db", str(db)], capture_output=True, text=True, timeout=60, env=env)
     assert demo.returncode == 0, demo.stderr
@@ -214,8 +213,8 @@ def test_profile_stops_early_when_the_budget_is_spent_and_continues_next_run(mod
     assert run.status == "success", run.error
     assert run.result["budget_exhausted"] == "token budget of 1 used up"
     assert run.result["merged"] == 1 and len(script.calls) == 1
-    assert store.execute("SELECT entity, count(*) FROM profile_attribute GROUP BY entity").fetchall() == \
-        [("alice", 1), ("bob", 2)]
+    assert store.execute("SELECT entity, count(*) FROM profile_attribute GROUP BY entity ORDER BY entity"
+                         ).fetchall() == [("alice", 1), ("bob", 2)]
 
     nxt = engine.run_job("profile")  # a new run has a new budget; bob was not forgotten
     assert nxt.result["entities_checked"] == 1 and nxt.result["merged"] == 1
@@ -223,7 +222,7 @@ def test_profile_stops_early_when_the_budget_is_spent_and_continues_next_run(mod
 
 def test_rollup_stops_early_when_the_budget_is_spent_and_continues_next_run(model, make_engine, store):
     cid = store.execute("INSERT INTO conversation (sender, status, started_at, updated_at)"
-                        " VALUES ('alice', 'closed', 0, 0)").lastrowid
+                        " VALUES ('alice', 'closed', 0, 0) RETURNING id").fetchone()[0]
     for day in (28, 29, 30):
         store.execute("INSERT INTO message (conversation_id, sender, content, created_at) VALUES (?, 'alice', ?, ?)",
                       (cid, f"Alice on the {day}th.", datetime(2026, 5, day, 10, tzinfo=timezone.utc).timestamp()))
@@ -274,27 +273,25 @@ def _failing_profile_run(model, make_engine, store, message: str):
     return make_engine(model(Exception(message)).config()).run_job("profile")
 
 
-def test_a_key_in_an_error_never_reaches_the_run_row(model, make_engine, store, db_path, monkeypatch):
+def test_a_key_in_an_error_never_reaches_the_run_row(model, make_engine, store, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
     run = _failing_profile_run(model, make_engine, store,
                                f"Incorrect API key provided: {FAKE_KEY}. You can find your key at https://x")
     assert run.status == "failed"
     assert MASK in run.error and "provider error" in run.error
     assert FAKE_KEY not in run.error and FAKE_KEY not in (run.traceback or "")
-    assert FAKE_KEY[8:] not in dump(db_path)  # nowhere in the database, not even its tail
+    assert FAKE_KEY[8:] not in dump(store)  # nowhere in the database, not even its tail
 
 
-def test_a_non_key_shaped_secret_in_an_error_never_reaches_the_run_row(model, make_engine, store, db_path,
-                                                                      monkeypatch):
+def test_a_non_key_shaped_secret_in_an_error_never_reaches_the_run_row(model, make_engine, store, monkeypatch):
     secret = "Zx81-corp-9f8e7d6c5b4a3928"
     monkeypatch.setenv("CORP_GATEWAY_TOKEN", secret)
     run = _failing_profile_run(model, make_engine, store, f"gateway rejected token {secret} for user alice")
     assert run.status == "failed" and MASK in run.error
-    assert secret not in dump(db_path)
+    assert secret not in dump(store)
 
 
-def test_a_secret_cut_by_the_error_length_limit_leaves_no_fragment(model, make_engine, store, db_path,
-                                                                  monkeypatch):
+def test_a_secret_cut_by_the_error_length_limit_leaves_no_fragment(model, make_engine, store, monkeypatch):
     """Errors are shortened to a bounded line; wherever the cut falls, no piece of the secret may remain.
 
     The secret is planted at several offsets so that the cut falls before, inside and after it."""

@@ -1,4 +1,5 @@
-"""The profile job: what the model is sent, what an answer may do, what it may never do, and the rules fallback.
+"""The profile job: what the model is sent, what an answer may do, what it may never do, and the rules fallback;
+on SQLite and on PostgreSQL.
 
 The model is litellm itself answering from ``mock_response`` (see tests/llm_mock.py):
 nothing of memtui is mocked, so validation, the transaction and the history
@@ -9,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import sqlite3
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
@@ -19,7 +19,11 @@ import pytest
 from memtui.engine import Engine
 from memtui.engine.config import Config
 from tests.llm_mock import MODEL, ops, model  # noqa: F401  (model is a fixture)
-from tests.factories import dump
+from memtui.models import Store
+from tests.factories import snapshot
+from tests.triggers import refuse
+
+pytestmark = pytest.mark.both_backends
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)  # the conftest clock
 MEMTUI = os.path.join(os.path.dirname(sys.executable), "memtui")
@@ -29,12 +33,16 @@ PROFILE_TABLES = ("profile_attribute", "profile_attribute_history", "job_checkpo
 # -- helpers ---------------------------------------------------------------------
 
 def add_attr(store, entity, key, value, *, category="other", days_ago=1.0, id=None, confidence=0.5,
-             source="agent", demo=0) -> int:
+             source="agent", demo=False) -> int:
     when = (NOW - timedelta(days=days_ago)).timestamp()
+    values = (entity, category, key, value, confidence, source, when, bool(demo))
+    if id is None:  # the database picks it
+        return store.execute(
+            "INSERT INTO profile_attribute (entity, category, key, value, confidence, source, updated_at, demo)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id", values).fetchone()[0]
     return store.execute(
         "INSERT INTO profile_attribute (id, entity, category, key, value, confidence, source, updated_at, demo)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", (id, entity, category, key, value, confidence, source, when, demo),
-    ).lastrowid
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id", (id, *values)).fetchone()[0]
 
 
 def attrs_of(store, entity) -> list[tuple]:
@@ -201,8 +209,7 @@ def test_an_answer_is_applied_in_one_transaction(model, make_engine, store):
     add_attr(store, "alice", "email", "a@example.com ", days_ago=3)
     doomed = add_attr(store, "alice", "city", "Berlin", days_ago=2)
     add_attr(store, "alice", "city", "Lisbon", days_ago=1)
-    store.execute(f"CREATE TRIGGER no_delete BEFORE DELETE ON profile_attribute WHEN OLD.id = {doomed}"
-                  " BEGIN SELECT RAISE(ABORT, 'disk went away'); END")
+    refuse(store, "no_delete", "DELETE", "profile_attribute", f"OLD.id = {doomed}", "disk went away")
     before = tables(store)
     answer = ops({"op": "update", "id": "a1", "value": "a@example.com"},
                  {"op": "delete", "id": "a2", "reason": "contradicted by a3"}, {"op": "keep", "id": "a3"})
@@ -329,7 +336,7 @@ ERRORS = {
 
 
 @pytest.mark.parametrize("step, words", ERRORS.values(), ids=ERRORS.keys())
-def test_a_model_error_fails_the_run_and_changes_nothing(model, make_engine, store, db_path, step, words):
+def test_a_model_error_fails_the_run_and_changes_nothing(model, make_engine, store, step, words):
     for entity in ("alice", "bob", "carol"):
         two_attr_entity(store, entity, "tea", "Tea")
     script = model(ops({"op": "merge", "ids": ["a1", "a2"], "value": "tea"}), step)  # alice fine, then bob fails
@@ -359,11 +366,11 @@ def test_a_refusal_fails_the_run(model, make_engine, store):
 
 # -- the entity changing while the model thinks ----------------------------------------------
 
-def test_an_entity_changed_since_it_was_read_is_skipped_and_retried_next_run(model, make_engine, store, db_path):
+def test_an_entity_changed_since_it_was_read_is_skipped_and_retried_next_run(model, make_engine, store, db_target):
     """While the model is asked about bob, another process adds an attribute to bob.
 
-    The write comes from a second SQLite connection inside a litellm callback,
-    i.e. between bob's read (planning) and the apply transaction."""
+    The write comes from a second connection inside a litellm callback, i.e.
+    between bob's read (planning) and the apply transaction."""
     two_attr_entity(store, "alice", "tea", "Tea")
     two_attr_entity(store, "bob", "tea", "Tea")
     bob_before = attrs_of(store, "bob")
@@ -371,12 +378,14 @@ def test_an_entity_changed_since_it_was_read_is_skipped_and_retried_next_run(mod
     def other_process_writes(messages):
         payload = json.loads(messages[-1]["content"])
         if payload["entity"] == "bob" and len(payload["attributes"]) == 2:
-            con = sqlite3.connect(db_path, timeout=30)
-            with con:
-                con.execute("INSERT INTO profile_attribute (entity, category, key, value, confidence, source,"
-                            " updated_at) VALUES ('bob', 'other', 'pet', 'dog', 0.5, 'agent', ?)",
-                            (NOW.timestamp(),))
-            con.close()
+            other = Store.open(db_target)
+            try:
+                with other.atomic():
+                    other.execute("INSERT INTO profile_attribute (entity, category, key, value, confidence, source,"
+                                  " updated_at) VALUES ('bob', 'other', 'pet', 'dog', 0.5, 'agent', ?)",
+                                  (NOW.timestamp(),))
+            finally:
+                other.close()
 
     merge = ops({"op": "merge", "ids": ["a1", "a2"], "value": "tea"})
     script = model(merge, on_call=other_process_writes)
@@ -449,11 +458,11 @@ def _fill_for_dry_run(store):
     add_attr(store, "bob", "pet", "cat")
 
 
-def test_dry_run_reports_each_entitys_changes_and_writes_nothing(engine, store, db_path):
+def test_dry_run_reports_each_entitys_changes_and_writes_nothing(engine, store):
     _fill_for_dry_run(store)
-    before = dump(db_path)
+    before = snapshot(store)
     result = engine.dry_run("profile")
-    assert dump(db_path) == before
+    assert snapshot(store) == before
     assert store.execute("SELECT count(*) FROM run").fetchone()[0] == 0
     assert result["path"] == "rules"
     assert set(result["plan"]) == {"alice"}
@@ -464,13 +473,13 @@ def test_dry_run_reports_each_entitys_changes_and_writes_nothing(engine, store, 
     assert engine.run_job("profile").result["deleted"] == 1
 
 
-def test_dry_run_with_a_model_writes_nothing_and_says_what_the_run_then_does(model, make_engine, store, db_path):
+def test_dry_run_with_a_model_writes_nothing_and_says_what_the_run_then_does(model, make_engine, store):
     """The model's merge names no key: the dry run must show the key the real run keeps."""
     two_attr_entity(store, "alice", "tea", "Tea")  # k1 (older), k2 (newer)
     engine = make_engine(model(ops({"op": "merge", "ids": ["a1", "a2"], "value": "tea"})).config())
-    before = dump(db_path)
+    before = snapshot(store)
     result = engine.dry_run("profile")
-    assert dump(db_path) == before
+    assert snapshot(store) == before
     (line,) = result["plan"]["alice"]
     assert line.startswith("merge ")
 
@@ -480,13 +489,13 @@ def test_dry_run_with_a_model_writes_nothing_and_says_what_the_run_then_does(mod
     assert line.endswith(f"-> #{id_} {key}={value!r}"), f"dry run said {line!r}; the run wrote {key}={value!r}"
 
 
-def test_cli_dry_run_prints_the_changes_and_writes_nothing(engine, store, db_path):
+def test_cli_dry_run_prints_the_changes_and_writes_nothing(engine, store, db_target):
     _fill_for_dry_run(store)
-    before = dump(db_path)
-    proc = subprocess.run([MEMTUI, "run", "profile", "--dry-run", "--db", str(db_path)],
+    before = snapshot(store)
+    proc = subprocess.run([MEMTUI, "run", "profile", "--dry-run", "--db", db_target],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    assert dump(db_path) == before
+    assert snapshot(store) == before
     out = proc.stdout.splitlines()
     assert out[0].startswith("profile (dry run, nothing written):")
     assert "  alice:" in out
@@ -663,9 +672,9 @@ def test_history_rows_and_updated_rows_keep_their_demo_mark(engine, store):
 
 # -- end to end through the command line --------------------------------------------------------
 
-def test_cli_dry_run_counts_are_the_plan_shown_and_the_real_runs_counts(tmp_path):
+def test_cli_dry_run_counts_are_the_plan_shown_and_the_real_runs_counts(tmp_path, db_target):
     """memtui demo, then run profile --dry-run, then run profile: the same numbers three times."""
-    db = str(tmp_path / "p.db")
+    db = db_target
     env = {**os.environ, "HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path / "xdg-data"),
            "XDG_CONFIG_HOME": str(tmp_path / "xdg-config")}
 
@@ -690,10 +699,13 @@ def test_cli_dry_run_counts_are_the_plan_shown_and_the_real_runs_counts(tmp_path
         printed = re.findall(key.replace("_", "[ _]") + r"[ =](\d+)", header)
         assert printed == [str(dry[key])] or (not printed and dry[key] == 0), header
     assert not STAND_IN.search(text), text
-    with sqlite3.connect(db) as con:
-        reasons = [r for (r,) in con.execute("SELECT reason FROM profile_attribute_history")]
-        marks = {table: {d for (d,) in con.execute(f"SELECT DISTINCT demo FROM {table}")}
+    store = Store.open(db)
+    try:
+        reasons = [r for (r,) in store.execute("SELECT reason FROM profile_attribute_history")]
+        marks = {table: {bool(d) for (d,) in store.execute(f"SELECT DISTINCT demo FROM {table}")}
                  for table in ("profile_attribute", "profile_attribute_history")}
+    finally:
+        store.close()
     assert len(reasons) >= planned(dry) and not any(STAND_IN.search(r) for r in reasons), reasons
-    assert marks == {"profile_attribute": {1}, "profile_attribute_history": {1}}  # all from demo rows
+    assert marks == {"profile_attribute": {True}, "profile_attribute_history": {True}}  # all from demo rows
     assert json.loads(memtui("run", "profile", "--dry-run", "--json"))["plan"] == {}  # nothing left to do

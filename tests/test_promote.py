@@ -1,5 +1,5 @@
 """The promote job: scoring, threshold and cap edges, remember, TTL and deferral, demo marks, stats,
-atomicity."""
+atomicity; on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -13,6 +13,9 @@ from memtui.engine.jobs.base import JobContext
 from memtui.engine.jobs.promote import PromoteConfig
 from memtui.engine.memory import record_access
 from tests.factories import add_pending, count
+from tests.triggers import refuse
+
+pytestmark = pytest.mark.both_backends
 
 
 def make_engine(store, clock, **params) -> Engine:
@@ -53,7 +56,7 @@ def test_remember_always_promotes_even_with_a_low_score(store, clock):
     make_engine(store, clock).run_job("promote")
     row = store.execute("SELECT pinned FROM long_term_memory WHERE source_pending_id = ?", (kept,)).fetchone()
     assert row is not None
-    assert row[0] == 1  # an explicit "remember" arrives pinned, so decay never drops it
+    assert row[0]  # an explicit "remember" arrives pinned, so decay never drops it
 
 
 def test_cap_promotes_highest_scores_first_with_remember_ahead(store, clock):
@@ -84,9 +87,9 @@ def test_promoted_memory_carries_its_fields_and_leaves_pending(store, clock):
     now = clock()
     pid = store.execute(
         "INSERT INTO pending_memory (content, kind, sender, importance, confidence, access_count, last_access_at,"
-        " remember, created_at) VALUES ('likes tea', 'preference', 'bob', 9, 0.9, 10, ?, 0, ?)",
+        " remember, created_at) VALUES ('likes tea', 'preference', 'bob', 9, 0.9, 10, ?, FALSE, ?) RETURNING id",
         (now.timestamp(), (now - timedelta(hours=1)).timestamp()),
-    ).lastrowid
+    ).fetchone()[0]
     make_engine(store, clock).run_job("promote")
     row = store.execute(
         "SELECT content, kind, sender, importance, confidence, created_at, promoted_at, source_pending_id"
@@ -168,14 +171,14 @@ def test_a_promoted_demo_memory_stays_a_demo_memory(store, clock):
     now = clock()
     demo = add_pending(store, now, remember=True, content="demo")
     own = add_pending(store, now, remember=True, content="own")
-    store.execute("UPDATE pending_memory SET demo = 1 WHERE id = ?", (demo,))
+    store.execute("UPDATE pending_memory SET demo = TRUE WHERE id = ?", (demo,))
     make_engine(store, clock).run_job("promote")
     marks = dict(store.execute("SELECT source_pending_id, demo FROM long_term_memory").fetchall())
     assert marks == {demo: 1, own: 0}
 
 
-def test_stats_survive_a_restart(db_path, clock):
-    engine = Engine(db_path, Config(), clock)
+def test_stats_survive_a_restart(db_target, clock):
+    engine = Engine(db_target, Config(), clock)
     now = clock()
     for _ in range(3):
         exactly_threshold(engine.store, now)
@@ -186,7 +189,7 @@ def test_stats_survive_a_restart(db_path, clock):
     engine.run_job("promote")
     engine.close()
 
-    again = Engine(db_path, Config(), clock)
+    again = Engine(db_target, Config(), clock)
     stats = again.promotion_stats()
     assert stats.runs == 2
     assert stats.total_promoted == 4
@@ -197,6 +200,7 @@ def test_stats_survive_a_restart(db_path, clock):
     assert stats.recent == [3, 1]
     assert stats.enabled is True
     assert stats.schedule_text == "every 30 s"
+    again.close()
 
 
 def test_record_access_bumps_count_and_time_then_follows_promotion(engine, clock):
@@ -218,9 +222,7 @@ def test_a_failing_batch_rolls_back_whole_and_the_run_says_why(store, clock):
     now = clock()
     ids = [exactly_threshold(store, now, content=f"m{i}") for i in range(6)]
     store.execute("UPDATE pending_memory SET content = 'poison' WHERE id = ?", (ids[3],))
-    store.execute(
-        "CREATE TRIGGER refuse_poison BEFORE INSERT ON long_term_memory WHEN NEW.content = 'poison'"
-        " BEGIN SELECT RAISE(ABORT, 'poisoned row'); END")
+    refuse(store, "refuse_poison", "INSERT", "long_term_memory", "NEW.content = 'poison'", "poisoned row")
     run = make_engine(store, clock, batch_size=2).run_job("promote")
     assert run.status == "failed"
     assert "poisoned row" in run.error

@@ -1,4 +1,5 @@
-"""The rollup jobs: closed periods only, Sunday weeks, months from days, DST days, resuming, the model path.
+"""The rollup jobs: closed periods only, Sunday weeks, months from days, DST days, resuming, the model path;
+on SQLite and on PostgreSQL.
 
 The clock is the conftest FakeClock (Monday 2026-06-01 12:00 UTC unless a test
 moves it). Jobs run in UTC unless a test gives them a zone, so the host's local
@@ -18,7 +19,10 @@ from memtui.engine import Engine
 from memtui.engine.config import Config
 from memtui.engine.summarize import sentences, summarize
 from tests.llm_mock import MODEL, model  # noqa: F401  (model is a fixture)
-from tests.factories import dump
+from tests.factories import snapshot
+from tests.triggers import allow, refuse
+
+pytestmark = pytest.mark.both_backends
 
 UTC = timezone.utc
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -35,11 +39,11 @@ def day_utc(d: str, hour=10, minute=0) -> datetime:
 def say(store, sender: str, text: str, when: datetime) -> int:
     row = store.execute("SELECT id FROM conversation WHERE sender = ?", (sender,)).fetchone()
     cid = row[0] if row else store.execute(
-        "INSERT INTO conversation (channel, sender, status, started_at, updated_at) VALUES ('chat', ?, 'closed', ?, ?)",
-        (sender, when.timestamp(), when.timestamp())).lastrowid
+        "INSERT INTO conversation (channel, sender, status, started_at, updated_at) VALUES ('chat', ?, 'closed', ?, ?)"
+        " RETURNING id", (sender, when.timestamp(), when.timestamp())).fetchone()[0]
     return store.execute(
-        "INSERT INTO message (conversation_id, sender, role, content, created_at) VALUES (?, ?, 'user', ?, ?)",
-        (cid, sender, text, when.timestamp())).lastrowid
+        "INSERT INTO message (conversation_id, sender, role, content, created_at) VALUES (?, ?, 'user', ?, ?)"
+        " RETURNING id", (cid, sender, text, when.timestamp())).fetchone()[0]
 
 
 def summaries(store, level: str = "day", tz=UTC) -> list[tuple]:
@@ -261,15 +265,14 @@ def test_a_crashed_run_resumes_from_its_checkpoint_without_duplicates(rollup, st
     for day in days:
         say(store, "alice", f"Alice did work on {day}.", day_utc(day))
     crash_at = datetime(2026, 5, 27, tzinfo=UTC).timestamp()
-    store.execute(f"CREATE TRIGGER crash BEFORE INSERT ON summary WHEN NEW.period_start = {crash_at}"
-                  " BEGIN SELECT RAISE(ABORT, 'simulated crash'); END")
+    refuse(store, "crash", "INSERT", "summary", f"NEW.period_start = {crash_at}", "simulated crash")
 
     failed = rollup.run_job("rollup-day")
     assert failed.status == "failed" and "simulated crash" in failed.error
     assert [s[0] for s in summaries(store)] == days[:2]
     assert checkpoint(store) == {"until": until("2026-05-27"), "in_progress": True}
 
-    store.execute("DROP TRIGGER crash")
+    allow(store, "crash", "summary")
     result = run_ok(rollup, "rollup-day")
     assert result["resumed_from_checkpoint"] is True
     assert result["periods_summarized"] == 3 and result["periods_skipped_empty"] == 2  # the 30th and 31st
@@ -339,13 +342,13 @@ def test_an_overlong_model_summary_fails_the_run(model, make_engine, store):
     assert summaries(store) == []
 
 
-def test_dry_run_lists_what_it_would_summarize_and_writes_nothing(rollup, store, db_path):
+def test_dry_run_lists_what_it_would_summarize_and_writes_nothing(rollup, store):
     say(store, "alice", "Alice on the 30th.", day_utc("2026-05-30"))
     say(store, "bob", "Bob on the 31st.", day_utc("2026-05-31"))
     say(store, "bob", "Bob again on the 31st.", day_utc("2026-05-31", 11))
-    before = dump(db_path)
+    before = snapshot(store)
     result = rollup.dry_run("rollup-day")
-    assert dump(db_path) == before
+    assert snapshot(store) == before
     assert result["would_write"] == [
         {"period": "2026-05-30", "start": "2026-05-30T00:00:00+00:00", "end": "2026-05-31T00:00:00+00:00",
          "sender": "alice", "sources": 1},

@@ -7,7 +7,8 @@ and bob taking turns), runs the rollups before and after a change, and checks
 the summaries tile time: each message is in exactly one day summary of its
 sender (by ``period_start <= created_at < period_end``), each day summary in
 exactly one week and one month summary (by its start), with no overlapping or
-missing periods. The clock is the conftest FakeClock, moved by each test.
+missing periods. The clock is the conftest FakeClock, moved by each test. Every
+test runs on SQLite and on PostgreSQL.
 """
 from __future__ import annotations
 
@@ -20,8 +21,10 @@ import pytest
 from memtui.engine import Engine
 from memtui.engine.config import Config
 from memtui.engine.jobs.rollup import at_midnight, period_end, period_start
-from tests.factories import dump
+from tests.factories import snapshot
 from tests.llm_mock import model  # noqa: F401  (a fixture)
+
+pytestmark = pytest.mark.both_backends
 
 UTC = timezone.utc
 ROLLUPS = ("rollup-day", "rollup-week", "rollup-month")
@@ -52,13 +55,13 @@ def hourly(store, first: datetime, hours: int = 72, demo=lambda i: False) -> Non
     for sender in SENDERS:
         cids[sender] = store.execute(
             "INSERT INTO conversation (channel, sender, status, started_at, updated_at) VALUES ('chat', ?, 'closed',"
-            " ?, ?)", (sender, first.timestamp(), first.timestamp())).lastrowid
+            " ?, ?) RETURNING id", (sender, first.timestamp(), first.timestamp())).fetchone()[0]
     for i in range(hours):
         sender = SENDERS[i % 2]
         store.execute(
             "INSERT INTO message (conversation_id, sender, role, content, created_at, demo) VALUES (?, ?, 'user', ?,"
             " ?, ?)", (cids[sender], sender, f"{sender.title()} said thing number {i}.",
-                       (first + timedelta(hours=i)).timestamp(), int(demo(i))))
+                       (first + timedelta(hours=i)).timestamp(), bool(demo(i))))
 
 
 def run_all(engine, jobs=ROLLUPS) -> None:
@@ -249,7 +252,7 @@ def test_the_last_sunday_of_march_in_berlin_lasts_23_hours(make_engine, store, c
 def downgrade_to_0_1(store) -> None:
     """What 0.1 would have left: no period_end, no demo marks, checkpoints as local dates of rollup-day's zone."""
     zone = ZoneInfo(store.execute("SELECT timezone FROM job_definition WHERE name = 'rollup-day'").fetchone()[0])
-    store.execute("UPDATE summary SET period_end = NULL, demo = 0")
+    store.execute("UPDATE summary SET period_end = NULL, demo = FALSE")
     for job, value in store.execute("SELECT job, value FROM job_checkpoint").fetchall():
         instant = json.loads(value).get("until")
         if instant is None:  # already 0.1's (the test runs on 0.1's rollup)
@@ -324,7 +327,7 @@ def test_a_summary_is_demo_only_when_every_source_is(make_engine, store, clock):
 
 # -- the dry run -------------------------------------------------------------------------------------------
 
-def test_the_dry_run_after_a_zone_change_reports_the_periods_the_run_writes(make_engine, store, clock, db_path):
+def test_the_dry_run_after_a_zone_change_reports_the_periods_the_run_writes(make_engine, store, clock):
     hourly(store, FIRST)
     clock.set(BEFORE)
     engine = make_engine("UTC")
@@ -334,9 +337,9 @@ def test_the_dry_run_after_a_zone_change_reports_the_periods_the_run_writes(make
     engine.retime("rollup-day", "0 1 * * *", tz="America/New_York")
     clock.set(datetime(2027, 8, 4, 12, tzinfo=UTC))
 
-    before = dump(db_path)
+    before = snapshot(store)
     planned = engine.dry_run("rollup-day")["would_write"]
-    assert dump(db_path) == before
+    assert snapshot(store) == before
     assert planned[:2] == [  # the day after the change: 20:00 on 31 July (New York) to midnight on 2 August
         {"period": "2027-08-01", "start": "2027-07-31T20:00:00-04:00", "end": "2027-08-02T00:00:00-04:00",
          "sender": s, "sources": 12} for s in SENDERS]
@@ -351,9 +354,9 @@ def test_the_dry_run_after_a_zone_change_reports_the_periods_the_run_writes(make
     # the week after the change, cut in rollup-day's new zone, starts where 0.1's week checkpoint ended
     clock.set(datetime(2027, 8, 9, 12, tzinfo=UTC))
     run_all(engine, ("rollup-day",))
-    before = dump(db_path)
+    before = snapshot(store)
     planned = engine.dry_run("rollup-week")["would_write"]
-    assert dump(db_path) == before
+    assert snapshot(store) == before
     assert planned == [{"period": "2027-08-01", "start": "2027-07-31T20:00:00-04:00",
                         "end": "2027-08-08T00:00:00-04:00", "sender": s, "sources": 1} for s in SENDERS]
     run_all(engine, ("rollup-week",))

@@ -283,20 +283,22 @@ def _fire(engine, name: str, due_ts: float) -> None:
         assert not thread.is_alive(), f"{thread.name} still running"
 
 
+@pytest.mark.both_backends
 def test_engine_runs_each_hourly_due_time_once_through_the_new_york_fall_back_night(engine, store, clock):
+    JobState, Run = store.m.JobState, store.m.Run
     random.seed(1107)
     clock.set(datetime(2027, 11, 7, 3, 30, tzinfo=UTC))  # 23:30 EDT on the 6th
     with deadline(8):
         engine.retime("compact", "0 * * * *", tz="America/New_York", jitter_s=300)
         while True:
-            cursor = store.execute("SELECT next_run_at FROM job_state WHERE name = 'compact'").fetchone()[0]
+            cursor = JobState.select(JobState.next_run_at).where(JobState.name == "compact").scalar()
             if cursor >= datetime(2027, 11, 7, 10, 30, tzinfo=UTC).timestamp():
                 break
             clock.set(from_ts(cursor))
             _fire(engine, "compact", cursor)
             _fire(engine, "compact", cursor)  # a second alarm for the same due time claims nothing
-    rows = store.execute("SELECT scheduled_for, status, reason, result FROM run WHERE job = 'compact'"
-                         " ORDER BY id").fetchall()
+    rows = list(Run.select(Run.scheduled_for, Run.status, Run.reason, Run.result).where(Run.job == "compact")
+                .order_by(Run.id).tuples())
     assert [(status, reason) for _, status, reason, _ in rows] == [("success", "scheduled")] * len(rows), rows
     hours = [from_ts(r[0]).replace(minute=0, second=0, microsecond=0) for r in rows]
     # 00:00 EDT, 01:00 EDT, 01:00 EST, 02:00 ... 05:00 EST: each once, none missed

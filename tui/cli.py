@@ -1,9 +1,11 @@
-"""The ``memtui`` command line: the dashboard, headless mode, and job commands.
+"""The ``memtui`` command line: the dashboard, headless mode, and job and engine commands.
 
 Talks to the engine only through its public API. Textual is imported only when
 the dashboard opens, so ``memtui --no-ui`` and every subcommand stay light.
 Every user error is one line on stderr and exit status 2; a job that fails is
-exit status 1.
+exit status 1. The database is a path or a URL (``--db``, ``MEMTUI_DB``); a
+password in a URL is never printed: the store's label hides it, and every
+error line is scrubbed of it too (a driver or argparse may echo what it got).
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -18,11 +21,12 @@ from datetime import datetime
 from typing import Sequence
 
 from memtui.engine import (ConfigError, Engine, EngineError, JobInfo, RunInfo, ScheduleError, StoreError, load_config,
-                    open_engine)
+                           open_engine)
 from memtui.engine.config import resolve_db_path
 from memtui.engine.memory import MemoryInputError
 from memtui.engine.redact import redact
 from memtui.engine.report import describe_result, event_logger, fmt_duration, run_line
+from memtui.engine.types import EngineInfo
 from memtui.tui.format import fmt_delta, fmt_time
 
 try:
@@ -69,6 +73,21 @@ def jobs_table(jobs: list[JobInfo], now: datetime) -> str:
     return _table(["NAME", "ENABLED", "SCHEDULE", "NEXT", "LEFT", "LAST", "STATUS", "RUNS", "ERRORS"], rows)
 
 
+def engines_table(engines: list[EngineInfo], now: datetime, with_status: bool = False) -> str:
+    """One row per engine (``EngineInfo``): where it runs, since when, its last heartbeat, its runs now."""
+    rows = []
+    for e in engines:
+        since = (now - e.heartbeat).total_seconds()
+        # Under a second, or ahead of this host's clock (another host's clock runs fast): "just now".
+        beat = f"{fmt_delta(since)} ago" if since >= 1 else "just now"
+        row = [e.host, str(e.pid), e.version, fmt_time(e.started), beat, ", ".join(e.running) or "-"]
+        if with_status:
+            row.append("live" if e.alive else "stopped" if e.stopped else "gone")
+        rows.append(row)
+    headers = ["HOST", "PID", "VERSION", "STARTED", "HEARTBEAT", "RUNNING"] + (["STATUS"] if with_status else [])
+    return _table(headers, rows)
+
+
 def history_table(runs: list[RunInfo]) -> str:
     rows = [[str(r.id), r.job, r.status, r.reason, fmt_time(r.started), fmt_duration(r.duration_ms),
              (r.error if r.status != "success" and r.error else describe_result(r.result, 60)) or ""]
@@ -80,8 +99,9 @@ def history_table(runs: list[RunInfo]) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
-    common.add_argument("--db", metavar="PATH", default=argparse.SUPPRESS,
-                        help="database file (default: $MEMTUI_DB or memtui.db in the user data dir)")
+    common.add_argument("--db", metavar="PATH|URL", default=argparse.SUPPRESS,
+                        help="database file, or postgresql://USER:PASSWORD@HOST:5432/NAME "
+                             "(default: $MEMTUI_DB or memtui.db in the user data dir)")
     common.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
                         help="config file (default: $MEMTUI_CONFIG or config.toml in the user config dir)")
     parser = _Parser(prog="memtui", parents=[common],
@@ -124,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reset", action="store_true",
                    help="first delete every memory, run and audit entry in the database (asks unless --yes)")
     p.add_argument("--yes", action="store_true", help="do not ask before --reset replaces everything")
+    p = sub.add_parser("engines", parents=[common], help="list the engines serving this database")
+    p.add_argument("--all", action="store_true", help="include engines that stopped or went silent")
+    p.add_argument("--json", action="store_true", help="print JSON")
     sub.add_parser("pause", parents=[common], help="pause every job (each job's enabled flag is kept)")
     sub.add_parser("resume", parents=[common], help="resume the jobs that are enabled")
     return parser
@@ -142,7 +165,7 @@ def _positive_int(text: str) -> int:
 # -- commands -------------------------------------------------------------------
 
 def _only_reads(args) -> bool:
-    return args.command in ("jobs", "history") or (args.command == "run" and args.dry_run)
+    return args.command in ("jobs", "history", "engines") or (args.command == "run" and args.dry_run)
 
 
 def _open_engine(args) -> Engine:
@@ -153,8 +176,9 @@ def _open_engine(args) -> Engine:
     if given is None:
         given = os.environ.get("MEMTUI_DB")
     # A command that only reads never creates a database (nor its folders) at a path someone typed:
-    # a typo must say "no database there", not leave a new empty one behind. The default path is
-    # created by any command, as on first start.
+    # a typo must say "no database there", not leave a new empty one behind; on PostgreSQL it never
+    # puts memtui's tables into a database that lacks them. The default path is created by any
+    # command, as on first start.
     create = given is None or not _only_reads(args)
     return open_engine(resolve_db_path(getattr(args, "db", None)), config, create=create)
 
@@ -249,6 +273,17 @@ def cmd_history(engine: Engine, args) -> int:
     return 0
 
 
+def cmd_engines(engine: Engine, args) -> int:
+    engines = engine.engines(include_gone=args.all)
+    if args.json:
+        print(json.dumps([e.to_json() for e in engines], indent=2))
+    elif engines:
+        print(engines_table(engines, engine.clock(), with_status=args.all))
+    else:
+        print("no engine has run on this database" if args.all else "no engine running")
+    return 0
+
+
 def cmd_pause(engine: Engine, args) -> int:
     (engine.pause_all if args.command == "pause" else engine.resume_all)("cli")
     print(jobs_table(engine.jobs(), engine.clock()))
@@ -317,6 +352,7 @@ COMMANDS = {
     "remember": cmd_remember, "import": cmd_import, "demo": cmd_demo,
     "jobs": cmd_jobs, "run": cmd_run, "enable": cmd_toggle, "disable": cmd_toggle,
     "retime": cmd_retime, "history": cmd_history, "pause": cmd_pause, "resume": cmd_pause,
+    "engines": cmd_engines,
 }
 
 
@@ -352,9 +388,42 @@ def run_headless(engine: Engine, stop: threading.Event | None = None) -> int:
     return 0
 
 
+# A password in a URL: user:PASSWORD@host, or a libpq parameter ?password=PASSWORD.
+_URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@]*:)[^/\s@]*@", re.I)
+_PARAM_PASSWORD = re.compile(r"([?&]password=)[^&\s]*", re.I)
+
+
+def _passwords(argv: Sequence[str]) -> list[str]:
+    """The passwords of database URLs given on the command line or in $MEMTUI_DB, longest first."""
+    from urllib.parse import parse_qsl, unquote, urlsplit
+
+    found = set()
+    for value in (*argv, os.environ.get("MEMTUI_DB") or ""):
+        start = value.find("://")
+        if start < 0:
+            continue
+        url = value[max(0, value.rfind("=", 0, start) + 1):]  # --db=URL is one token
+        try:
+            parts = urlsplit(url)
+            found.update(p for p in (parts.password, unquote(parts.password or "")) if p)
+            found.update(v for k, v in parse_qsl(parts.query) if k.lower() == "password" and v)
+        except ValueError:  # not a URL after all; the patterns below still apply
+            pass
+    return sorted(found, key=len, reverse=True)
+
+
+def _without_passwords(text: str, argv: Sequence[str]) -> str:
+    """``text`` with every database password written as ***: the ones given (a driver or argparse may
+    echo them anywhere in a message), then anything shaped like one."""
+    for password in _passwords(argv):  # first: a password holding "@" would fool the pattern below
+        text = text.replace(password, "***")
+    return _PARAM_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1***@", text))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = build_parser().parse_args(_dashed_spec(list(sys.argv[1:] if argv is None else argv)))
+        args = build_parser().parse_args(_dashed_spec(argv))
         if args.command is None and not args.no_ui:
             from memtui.tui.app import run_dashboard  # imports Textual only here
 
@@ -364,7 +433,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_headless(engine)
         return COMMANDS[args.command](engine, args)
     except (UsageError, StoreError, ConfigError, EngineError, ScheduleError, MemoryInputError) as exc:
-        print(f"memtui: {exc}", file=sys.stderr)
+        print(f"memtui: {_without_passwords(' '.join(str(exc).splitlines()), argv)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
@@ -372,7 +441,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except Exception as exc:  # a bug: still one line, never a traceback on the user's screen
         logging.getLogger("memtui").debug("unexpected error", exc_info=True)
-        text = redact(" ".join(str(exc).split()))[:300]
+        text = _without_passwords(redact(" ".join(str(exc).split())), argv)[:300]
         print(f"memtui: unexpected error: {type(exc).__name__}: {text} (please report it)", file=sys.stderr)
         return 1
 

@@ -442,7 +442,7 @@ def details_text(job: JobInfo, runs: list[RunInfo], now: datetime) -> Text:
     facts = [
         ("enabled", "yes" if job.enabled else "no"),
         ("schedule", f"{job.schedule_detail or job.schedule_text}   [{job.schedule}]"),
-        ("time zone", job.timezone or "local"),
+        ("time zone", job.timezone),
         ("next run", fmt_time(job.next_run)),
         ("last run", fmt_time(job.last_run)
                      + (f", took {fmt_duration(job.last_duration_ms)}" if job.last_duration_ms is not None else "")),

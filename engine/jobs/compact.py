@@ -1,11 +1,13 @@
 """compact: keep the database small and its planner statistics fresh (weekly by default).
 
 Prunes run history by age and by a per-job cap (django-apscheduler's history
-pruning), then runs ``PRAGMA optimize`` and a WAL checkpoint, and VACUUMs only
-when enough of the file is free pages, because VACUUM rewrites the whole file
-while holding the write lock (agent-memory's compaction job vacuums
-unconditionally; on a large store that blocks the agent for seconds).
-Deletes go in bounded batches, one short transaction each.
+pruning), then has the store do its maintenance (``Store.maintain``). On SQLite:
+``PRAGMA optimize``, a WAL checkpoint, and a VACUUM only when enough of the file
+is free pages, because VACUUM rewrites the whole file while holding the write
+lock (agent-memory's compaction job vacuums unconditionally; on a large store
+that blocks the agent for seconds). On PostgreSQL: ``VACUUM (ANALYZE)`` of every
+table, which blocks neither readers nor writers. Deletes go in bounded batches,
+one short transaction each, and never touch a run that is still running.
 """
 from __future__ import annotations
 
@@ -24,40 +26,27 @@ class CompactConfig:
     vacuum_free_ratio: float = setting(0.25, min=0.0, max=1.0, doc="VACUUM when this share of pages is free")
 
 
-def _delete_batched(ctx: JobContext, where: str, params: tuple) -> int:
-    """Delete finished run rows matching ``where`` in batches; returns the count."""
-    return delete_while(ctx, "run", f"status != 'running' AND {where}", params, BATCH)
+def _delete_batched(ctx: JobContext, where) -> int:
+    """Prune the finished run rows matching ``where``, in batches; returns how many went."""
+    Run = ctx.store.m.Run
+    return delete_while(ctx, Run, (Run.status != "running") & where, BATCH)
 
 
 def run(ctx: JobContext) -> dict:
     cfg: CompactConfig = ctx.config
-    store = ctx.store
+    Run = ctx.store.m.Run
     cutoff = ctx.now().timestamp() - cfg.run_retention_days * 86400
-    pruned_age = _delete_batched(ctx, "started_at < ?", (cutoff,))
+    pruned_age = _delete_batched(ctx, Run.started_at < cutoff)
     pruned_cap = 0
-    for (job,) in store.execute("SELECT DISTINCT job FROM run").fetchall():
-        row = store.execute(
-            "SELECT id FROM run WHERE job = ? ORDER BY id DESC LIMIT 1 OFFSET ?", (job, cfg.runs_per_job)
-        ).fetchone()
-        if row:
-            pruned_cap += _delete_batched(ctx, "job = ? AND id <= ?", (job, row[0]))
-    with store.atomic():  # BEGIN IMMEDIATE waits for another writer; a bare ANALYZE would not
-        store.execute("PRAGMA optimize")
-    # PASSIVE: TRUNCATE would hold new writers back while it waits for readers.
-    busy, wal_pages, checkpointed = store.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-    page_count = store.execute("PRAGMA page_count").fetchone()[0]
-    free_pages = store.execute("PRAGMA freelist_count").fetchone()[0]
-    vacuumed = False
-    if page_count and free_pages / page_count >= cfg.vacuum_free_ratio and free_pages > 0:
-        store.execute("VACUUM")
-        vacuumed = True
-    return {
-        "runs_pruned_by_age": pruned_age,
-        "runs_pruned_by_cap": pruned_cap,
-        "wal_checkpoint_busy": bool(busy),
-        "free_pages": free_pages,
-        "vacuumed": vacuumed,
-    }
+    for (job,) in list(Run.select(Run.job).distinct().tuples()):  # read whole before deleting
+        # the newest id beyond the cap: it and every older run of the job go
+        last_over = (Run.select(Run.id).where(Run.job == job)
+                     .order_by(Run.id.desc()).limit(1).offset(cfg.runs_per_job).scalar())
+        if last_over is not None:
+            pruned_cap += _delete_batched(ctx, (Run.job == job) & (Run.id <= last_over))
+    # SQLite: wal_checkpoint_busy, free_pages, vacuumed; PostgreSQL: vacuumed, tables_vacuumed.
+    return {"runs_pruned_by_age": pruned_age, "runs_pruned_by_cap": pruned_cap,
+            **ctx.store.maintain(cfg.vacuum_free_ratio)}
 
 
 KIND = JobKind(

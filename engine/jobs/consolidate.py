@@ -13,14 +13,23 @@ outcomes per sender, then store the consolidation time as the fact
 ``last_consolidation`` under sender ``__system__``. That fact is written last,
 so a run cut short is simply redone. A clock before 1970 writes no timestamp
 (kernex-memory's guard against poisoning the time gate) and logs why.
+
+Deletes go in batches of bounded size, in id order. Each message DELETE tests
+its conversation again, in the same statement: on PostgreSQL, as on SQLite, a
+conversation reopened before the batch keeps its messages, and one reopened
+while the batch runs is ordered after it (nothing the agent wrote is deleted:
+its new messages were never listed). Outcomes are never updated, only added;
+a batch deletes exactly the ids it listed.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from peewee import SQL, fn
+
 from memtui.engine.config import setting
-from memtui.engine.jobs.base import JobContext, JobKind, SkipRun, in_batches
+from memtui.engine.jobs.base import JobContext, JobKind, SkipRun, count_rows, in_batches, raw_ids
 from memtui.engine.memory import set_fact
 
 SYSTEM_SENDER = "__system__"
@@ -33,17 +42,19 @@ class ConsolidateConfig:
     min_new_conversations: int = setting(5, min=0, doc="session gate")
     message_retention_days: float = setting(30.0, min=0.0, doc="messages of closed conversations older than this go")
     outcomes_per_sender: int = setting(100, min=0, doc="newest outcomes kept per sender")
-    batch_size: int = setting(5000, min=1, max=100_000, doc="rows deleted per transaction")
+    batch_size: int = setting(5000, min=1, max=30_000,
+                                    doc="rows deleted per transaction (SQLite binds at most 32,766 values)")
 
 
 def last_consolidation(ctx: JobContext) -> datetime | None:
-    row = ctx.store.execute("SELECT value FROM fact WHERE sender = ? AND key = ?", (SYSTEM_SENDER, LAST_KEY)).fetchone()
-    if not row:
+    Fact = ctx.store.m.Fact
+    value = Fact.select(Fact.value).where((Fact.sender == SYSTEM_SENDER) & (Fact.key == LAST_KEY)).scalar()
+    if value is None:
         return None
     try:
-        return datetime.fromisoformat(row[0])
+        return datetime.fromisoformat(value)
     except ValueError:
-        ctx.log.warning("ignoring unreadable %s fact %r", LAST_KEY, row[0])
+        ctx.log.warning("ignoring unreadable %s fact %r", LAST_KEY, value)
         return None
 
 
@@ -58,7 +69,8 @@ def check_gates(ctx: JobContext, cfg: ConsolidateConfig, now: datetime) -> None:
                 {"gate": "time", "hours_since_last": round(hours, 2)},
             )
     since = last.timestamp() if last else float("-inf")
-    new = ctx.store.execute("SELECT count(*) FROM conversation WHERE started_at > ?", (since,)).fetchone()[0]
+    Conversation = ctx.store.m.Conversation
+    new = count_rows(Conversation, Conversation.started_at > since)
     if new < cfg.min_new_conversations:
         raise SkipRun(
             f"session gate: {new} new conversation(s) since the last consolidation, needs {cfg.min_new_conversations}",
@@ -67,23 +79,28 @@ def check_gates(ctx: JobContext, cfg: ConsolidateConfig, now: datetime) -> None:
 
 
 def prune_messages(ctx: JobContext, cfg: ConsolidateConfig, now_ts: float) -> int:
+    Message, Conversation = ctx.store.m.Message, ctx.store.m.Conversation
     cutoff = now_ts - cfg.message_retention_days * 86400
     # By message id, not by conversation: a page holds messages of many conversations,
     # and deleting in id order rewrites each page once.
-    messages = [r[0] for r in ctx.store.execute(
-        "SELECT m.id FROM message m JOIN conversation c ON c.id = m.conversation_id"
-        " WHERE c.status = 'closed' AND c.updated_at < ?", (cutoff,))]
+    messages = raw_ids(ctx, Message.select(Message.id)
+                       .join(Conversation, on=(Conversation.id == Message.conversation_id))
+                       .where((Conversation.status == "closed") & (Conversation.updated_at < cutoff)))
     # The condition is checked again in the write: a conversation that came back to life meanwhile keeps its messages.
-    return in_batches(ctx, messages, cfg.batch_size, (
-        "DELETE FROM message WHERE EXISTS (SELECT 1 FROM conversation c WHERE c.id = message.conversation_id"
-        " AND c.status = 'closed' AND c.updated_at < ?) AND id IN ({ids})", (cutoff,)))
+    still_closed = fn.EXISTS(Conversation.select(SQL("1")).where(
+        (Conversation.id == Message.conversation_id) & (Conversation.status == "closed")
+        & (Conversation.updated_at < cutoff)))
+    return in_batches(ctx, messages, cfg.batch_size,
+                      lambda chunk: Message.delete().where(still_closed & Message.id.in_(chunk)))
 
 
 def prune_outcomes(ctx: JobContext, cfg: ConsolidateConfig) -> int:
-    ids = [r[0] for r in ctx.store.execute(
-        "SELECT id FROM (SELECT id, row_number() OVER (PARTITION BY sender ORDER BY created_at DESC, id DESC) AS rank"
-        " FROM outcome) WHERE rank > ?", (cfg.outcomes_per_sender,))]
-    return in_batches(ctx, ids, cfg.batch_size, ("DELETE FROM outcome WHERE id IN ({ids})", ()))
+    Outcome = ctx.store.m.Outcome
+    ranked = Outcome.select(Outcome.id, fn.ROW_NUMBER().over(
+        partition_by=[Outcome.sender], order_by=[Outcome.created_at.desc(), Outcome.id.desc()]).alias("rank"),
+    ).alias("ranked")
+    ids = raw_ids(ctx, Outcome.select(ranked.c.id).from_(ranked).where(ranked.c.rank > cfg.outcomes_per_sender))
+    return in_batches(ctx, ids, cfg.batch_size, lambda chunk: Outcome.delete().where(Outcome.id.in_(chunk)))
 
 
 def run(ctx: JobContext) -> dict:

@@ -11,7 +11,12 @@ A memory whose R has fallen below ``floor``, that is older than
 Graphiti's soft invalidation: still there, still restorable by a recall); soft-
 deleted memories are hard-deleted after ``grace_days``. Pinned memories never
 decay away. R < floor is tested as Δt > −ln(floor)·S, which needs no math
-functions in SQLite and uses the same numbers.
+functions in SQL and uses the same numbers.
+
+Both writes go in batches of bounded size, and each repeats its whole condition,
+so a memory recalled, pinned or restored after the listing is left alone. On
+PostgreSQL that holds without locks: an UPDATE or DELETE that meets a row another
+transaction changed tests its WHERE again on the row as it is now.
 """
 from __future__ import annotations
 
@@ -19,7 +24,7 @@ import math
 from dataclasses import dataclass
 
 from memtui.engine.config import setting
-from memtui.engine.jobs.base import JobContext, JobKind, in_batches
+from memtui.engine.jobs.base import JobContext, JobKind, count_rows, in_batches, raw_ids
 
 
 @dataclass(frozen=True)
@@ -28,7 +33,8 @@ class DecayConfig:
     floor: float = setting(0.05, min=0.0001, max=0.9999, doc="soft-delete below this retention")
     min_age_days: float = setting(7.0, min=0.0, doc="never soft-delete a memory younger than this")
     grace_days: float = setting(30.0, min=0.0, doc="hard-delete this long after a soft delete")
-    batch_size: int = setting(5000, min=1, max=100_000, doc="rows changed per transaction")
+    batch_size: int = setting(5000, min=1, max=30_000,
+                                    doc="rows changed per transaction (SQLite binds at most 32,766 values)")
 
     @property
     def s0_days(self) -> float:
@@ -43,27 +49,24 @@ def retention(days_since_reinforced: float, importance: float, recalls: int, cfg
 
 def run(ctx: JobContext) -> dict:
     cfg: DecayConfig = ctx.config
+    LongTerm = ctx.store.m.LongTermMemory
     now_ts = ctx.now().timestamp()
     limit = -math.log(cfg.floor) * cfg.s0_days  # R < floor  <=>  Δt > limit·(0.5 + i/10)·(1 + recalls)
-    fading = [r[0] for r in ctx.store.execute(
-        "SELECT id FROM long_term_memory WHERE deleted_at IS NULL AND pinned = 0 AND created_at < ?"
-        " AND (? - last_reinforced_at) / 86400.0 > ? * (0.5 + importance / 10.0) * (1 + recall_count)",
-        (now_ts - cfg.min_age_days * 86400, now_ts, limit))]
+    below_floor = ((now_ts - LongTerm.last_reinforced_at) / 86400.0
+                   > limit * (0.5 + LongTerm.importance / 10.0) * (1 + LongTerm.recall_count))
+    fading = LongTerm.deleted_at.is_null() & ~LongTerm.pinned & below_floor
+    old_enough = LongTerm.created_at < now_ts - cfg.min_age_days * 86400
+    listed = raw_ids(ctx, LongTerm.select(LongTerm.id).where(fading & old_enough))
     # The conditions are repeated in the writes: a memory recalled or pinned meanwhile is left alone.
-    soft = in_batches(ctx, fading, cfg.batch_size, (
-        "UPDATE long_term_memory SET deleted_at = ? WHERE deleted_at IS NULL AND pinned = 0"
-        " AND (? - last_reinforced_at) / 86400.0 > ? * (0.5 + importance / 10.0) * (1 + recall_count)"
-        " AND id IN ({ids})",
-        (now_ts, now_ts, limit)))
+    soft = in_batches(ctx, listed, cfg.batch_size,
+                      lambda chunk: LongTerm.update(deleted_at=now_ts).where(fading & LongTerm.id.in_(chunk)))
     grace_cutoff = now_ts - cfg.grace_days * 86400
-    expired = [r[0] for r in ctx.store.execute(
-        "SELECT id FROM long_term_memory WHERE deleted_at IS NOT NULL AND deleted_at < ? AND pinned = 0",
-        (grace_cutoff,))]
+    past_grace = LongTerm.deleted_at.is_null(False) & (LongTerm.deleted_at < grace_cutoff) & ~LongTerm.pinned
+    expired = raw_ids(ctx, LongTerm.select(LongTerm.id).where(past_grace))
     # The whole condition again: one restored and soft-deleted anew meanwhile starts a new grace period.
-    hard = in_batches(ctx, expired, cfg.batch_size, (
-        "DELETE FROM long_term_memory WHERE deleted_at IS NOT NULL AND deleted_at < ? AND pinned = 0"
-        " AND id IN ({ids})", (grace_cutoff,)))
-    remaining = ctx.store.execute("SELECT count(*) FROM long_term_memory WHERE deleted_at IS NULL").fetchone()[0]
+    hard = in_batches(ctx, expired, cfg.batch_size,
+                      lambda chunk: LongTerm.delete().where(past_grace & LongTerm.id.in_(chunk)))
+    remaining = count_rows(LongTerm, LongTerm.deleted_at.is_null())
     return {"soft_deleted": soft, "hard_deleted": hard, "remaining": remaining}
 
 

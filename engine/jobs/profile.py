@@ -25,10 +25,12 @@ a run and of a dry run both come from ``count`` over the same plan, so a dry run
 reports what the real run after it on the same data will report.
 
 An accepted plan is applied in one transaction that first checks the entity's
-attributes did not change since they were read, and copies every replaced row
-to ``profile_attribute_history`` with its ``demo`` mark; a merged row keeps
-demo=1 only if every row merged into it had it. Model calls all happen before
-anything is written, so an LLM error fails the run and changes nothing.
+attributes did not change since they were read (locking them on PostgreSQL, so
+an agent's change waits for the transaction instead of being overwritten by
+it), and copies every replaced row to ``profile_attribute_history`` with its
+``demo`` mark; a merged row keeps demo=1 only if every row merged into it had
+it. Model calls all happen before anything is written, so an LLM error fails
+the run and changes nothing.
 """
 from __future__ import annotations
 
@@ -39,8 +41,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from difflib import SequenceMatcher
 
+from peewee import SQL, Case, Value, fn
+
 from memtui.engine.config import setting
-from memtui.engine.jobs.base import JobContext, JobKind
+from memtui.engine.jobs.base import JobContext, JobKind, id_in
 from memtui.engine.llm import BudgetExhausted, LLMClient
 from memtui.engine.redact import redact
 
@@ -259,8 +263,11 @@ def plan_by_model(client: LLMClient, entity: str, attrs: dict[str, Attribute]) -
 
 # -- reading and applying ------------------------------------------------------------
 
-# "The entity's attributes changed" = any row added, removed, re-dated or re-worded: a digest of them all.
-ROWS_SQL = "SELECT entity, id, category, key, value, confidence, updated_at FROM profile_attribute"
+def _rows(ctx: JobContext):
+    """What "the entity's attributes changed" looks at: any row added, removed, re-dated or
+    re-worded changes the digest of these columns."""
+    Attr = ctx.store.m.ProfileAttribute
+    return Attr.select(Attr.entity, Attr.id, Attr.category, Attr.key, Attr.value, Attr.confidence, Attr.updated_at)
 
 
 def _digest(rows) -> str:
@@ -268,29 +275,45 @@ def _digest(rows) -> str:
 
 
 def _fingerprints(ctx: JobContext) -> dict[str, str]:
+    Attr = ctx.store.m.ProfileAttribute
     by_entity: dict[str, list] = {}
-    for row in ctx.store.execute(f"{ROWS_SQL} ORDER BY entity, id"):
+    for row in _rows(ctx).order_by(Attr.entity, Attr.id).tuples():
         by_entity.setdefault(row[0], []).append(row[1:])
-    return {entity: _digest(rows) for entity, rows in by_entity.items()}
+    # Entities in code point order, the same on every backend (a PostgreSQL collation sorts text its own way).
+    return {entity: _digest(by_entity[entity]) for entity in sorted(by_entity)}
 
 
-def _fingerprint(ctx: JobContext, entity: str) -> str:
-    return _digest(r[1:] for r in ctx.store.execute(f"{ROWS_SQL} WHERE entity = ? ORDER BY id", (entity,)))
+def _fingerprint(ctx: JobContext, entity: str, ids: list[int] | None = None, lock: bool = False) -> str:
+    """The digest of ``entity``'s rows (only those of ``ids``, when given); ``lock`` keeps other
+    writers off them until the transaction ends (on backends that need it)."""
+    Attr = ctx.store.m.ProfileAttribute
+    query = _rows(ctx).where(Attr.entity == entity)
+    if ids is not None:
+        query = query.where(id_in(Attr.id, ids))
+    query = query.order_by(Attr.id)
+    if lock:
+        query = ctx.store.for_update(query)
+    return _digest(r[1:] for r in query.tuples())
 
 
 def _attributes(ctx: JobContext, entity: str) -> dict[str, Attribute]:
-    rows = ctx.store.execute(
-        "SELECT id, category, key, value, confidence, updated_at FROM profile_attribute WHERE entity = ? ORDER BY id",
-        (entity,)).fetchall()
+    Attr = ctx.store.m.ProfileAttribute
+    rows = (Attr.select(Attr.id, Attr.category, Attr.key, Attr.value, Attr.confidence, Attr.updated_at)
+            .where(Attr.entity == entity).order_by(Attr.id).tuples())
     return {f"a{i}": Attribute(*row) for i, row in enumerate(rows, start=1)}
 
 
-def _history(ctx: JobContext, attribute_id: int, reason: str, now: float) -> None:
-    ctx.store.execute(
-        "INSERT INTO profile_attribute_history (attribute_id, entity, category, key, value, confidence, source,"
-        " updated_at, replaced_at, reason, run_id, demo) SELECT id, entity, category, key, value, confidence,"
-        " source, updated_at, ?, ?, ?, demo FROM profile_attribute WHERE id = ?",
-        (now, reason, ctx.run_id, attribute_id))
+def _history(ctx: JobContext, ids: list[int], reason: str, now: float) -> None:
+    """Copy the rows ``ids`` to the history, in that order, before they are replaced."""
+    Attr, History = ctx.store.m.ProfileAttribute, ctx.store.m.ProfileAttributeHistory
+    in_order = Case(Attr.id, [(attribute_id, place) for place, attribute_id in enumerate(ids)])
+    History.insert_from(
+        Attr.select(Attr.id, Attr.entity, Attr.category, Attr.key, Attr.value, Attr.confidence, Attr.source,
+                    Attr.updated_at, Value(now), Value(reason), Value(ctx.run_id), Attr.demo)
+        .where(id_in(Attr.id, ids)).order_by(in_order),
+        [History.attribute_id, History.entity, History.category, History.key, History.value, History.confidence,
+         History.source, History.updated_at, History.replaced_at, History.reason, History.run_id, History.demo],
+    ).as_rowcount().execute()
 
 
 # -- what a plan changes ------------------------------------------------------------
@@ -333,35 +356,40 @@ def _delete_reason(op: Op, attrs: dict[str, Attribute]) -> str:
 def apply(ctx: JobContext, entity: str, fingerprint: str, attrs: dict[str, Attribute],
           ops: list[Op]) -> str | None:
     """Apply ``ops`` (``changes``) in one transaction; returns the entity's new fingerprint (read
-    in the same transaction), or None — nothing written — if it changed since it was read."""
+    in the same transaction), or None — nothing written — if it changed since it was read.
+
+    The check locks the entity's rows (PostgreSQL; SQLite's transaction holds the whole file),
+    so an agent's change to one of them either came first and fails the check, or waits and
+    applies after this one. A row an agent adds meanwhile is not locked and not planned for: the
+    new fingerprint covers only the rows this run read, so the entity is due again next run."""
+    Attr = ctx.store.m.ProfileAttribute
     now = ctx.now().timestamp()
+    read = [a.id for a in attrs.values()]
     with ctx.store.atomic():
-        if _fingerprint(ctx, entity) != fingerprint:
+        if _fingerprint(ctx, entity, lock=True) != fingerprint:
             return None
         for op in ops:
             rows = [attrs[sid] for sid in op.ids]
             if op.op == "delete":
-                _history(ctx, rows[0].id, f"delete: {_delete_reason(op, attrs)}", now)
-                ctx.store.execute("DELETE FROM profile_attribute WHERE id = ?", (rows[0].id,))
+                _history(ctx, [rows[0].id], f"delete: {_delete_reason(op, attrs)}", now)
+                Attr.delete().where(Attr.id == rows[0].id).execute()
                 continue
             survivor = _survivor(rows)
             ids = [a.id for a in rows]
             reason = "update" if op.op == "update" else \
                 f"merge of {', '.join(f'#{i}' for i in sorted(ids))} into #{survivor.id}"
-            for row in rows:
-                _history(ctx, row.id, reason, now)
-            marks = ",".join("?" * len(ids))
+            _history(ctx, ids, reason, now)
             # demo only if every row it came from was demo: a merge must not hide an agent's row as demo data
-            ctx.store.execute(
-                "UPDATE profile_attribute SET value = ?, key = ?, category = ?, confidence = ?, source = ?,"
-                f" demo = (SELECT min(demo) FROM profile_attribute WHERE id IN ({marks})) WHERE id = ?",
-                (op.value, op.key or survivor.key, op.category or survivor.category,
-                 max(a.confidence for a in rows), "memtui:profile", *ids, survivor.id))
+            merged = Attr.alias("merged")
+            all_demo = ~fn.EXISTS(merged.select(SQL("1")).where(id_in(merged.id, ids) & ~merged.demo))
+            Attr.update({
+                Attr.value: op.value, Attr.key: op.key or survivor.key, Attr.category: op.category or survivor.category,
+                Attr.confidence: max(a.confidence for a in rows), Attr.source: "memtui:profile", Attr.demo: all_demo,
+            }).where(Attr.id == survivor.id).execute()
             others = [i for i in ids if i != survivor.id]
             if others:
-                ctx.store.execute(f"DELETE FROM profile_attribute WHERE id IN ({','.join('?' * len(others))})",
-                                  others)
-        return _fingerprint(ctx, entity)
+                Attr.delete().where(id_in(Attr.id, others)).execute()
+        return _fingerprint(ctx, entity, ids=read)
 
 
 def describe_plan(attrs: dict[str, Attribute], ops: list[Op]) -> list[str]:

@@ -11,20 +11,29 @@ memory the cap leaves behind is deferred to the next run, never expired; only
 pending memories older than the TTL that do not qualify (score below the
 threshold at this run's now, not marked "remember") expire.
 
-The scoring is one set-based query in SQLite; the moves then go in batches of
-bounded size, each batch one transaction that inserts the long-term rows and
-deletes the pending rows together — so a crash at any point leaves every memory
-in exactly one table (``source_pending_id`` is UNIQUE besides), and an agent
-writing to the same database waits at most one batch. The expiry goes in batches
-too, and each DELETE tests the expiry condition again, so a memory used (or
-marked "remember") after the stale ones were listed is left alone.
+The scoring is one set-based query; the moves then go in batches of bounded
+size, each batch one transaction that inserts the long-term rows and deletes the
+pending rows together — so a crash at any point leaves every memory in exactly
+one table (``source_pending_id`` is UNIQUE besides), and an agent writing to the
+same database waits at most one batch. The expiry goes in batches too, and each
+DELETE tests the expiry condition again, so a memory used (or marked "remember")
+after the stale ones were listed is left alone.
+
+On PostgreSQL, where an agent's write does not wait for a whole-database lock,
+a batch's INSERT … SELECT locks the rows it copies (``store.for_update``): an
+access recorded meanwhile either commits before the copy, which then reads it,
+or waits until the batch has moved the memory and then finds it in long-term
+memory, as ``record_access`` expects. The expiry DELETE needs no lock: PostgreSQL
+tests its WHERE again on a row another transaction changed meanwhile.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from peewee import Value, fn
+
 from memtui.engine.config import setting
-from memtui.engine.jobs.base import JobContext, JobKind, in_batches
+from memtui.engine.jobs.base import JobContext, JobKind, count_rows, in_batches, raw_ids, raw_rows
 
 
 @dataclass(frozen=True)
@@ -37,67 +46,86 @@ class PromoteConfig:
     cap: int = setting(500, min=0, doc="most promotions per run; 0 = no cap")
     ttl_days: float = setting(7.0, min=0.0, doc="unpromoted pending memories older than this expire")
     recency_decay: float = setting(0.995, min=0.5, max=1.0, doc="recency = this ^ hours since last access")
-    batch_size: int = setting(1000, min=1, max=50_000, doc="memories moved per transaction")
+    batch_size: int = setting(1000, min=1, max=30_000,
+                                    doc="memories moved per transaction (SQLite binds at most 32,766 values)")
 
 
-# Positional parameters, in the order of score_params(): the expiry DELETE runs through
-# in_batches, which appends the chunk's ids as positional parameters.
-SCORE_SQL = (
-    "? * pow(?, max(0.0, (? - coalesce(last_access_at, created_at)) / 3600.0))"
-    " + ? * min(access_count / 10.0, 1.0)"
-    " + ? * min(max(confidence, 0.0), 1.0)"
-    " + ? * min(max(importance, 0.0), 10.0) / 10.0"
-)
-# Rounding keeps a score meant to be exactly the threshold (0.6) from missing it by float noise
-# in the weighted sum. Parameters: score_params(), then the threshold.
-QUALIFIES_SQL = f"(remember != 0 OR round({SCORE_SQL}, 9) >= ?)"
-# Rows older than the TTL that do not qualify (a row whose score is NULL matches neither, so it
-# is never expired on doubt). Parameters: the cutoff, score_params(), the threshold.
-EXPIRES_SQL = f"created_at < ? AND remember = 0 AND round({SCORE_SQL}, 9) < ?"
-
-# A memory derived from a demo memory is a demo memory too (migration 0002).
-MOVE_SQL = (
-    "INSERT INTO long_term_memory (content, kind, sender, importance, confidence, created_at, promoted_at,"
-    " last_reinforced_at, recall_count, pinned, source_pending_id, demo)"
-    " SELECT content, kind, sender, importance, confidence, created_at, ?, ?, 0, remember, id, demo"
-    " FROM pending_memory WHERE id IN ({ids})"
-)
+def score(ctx: JobContext, cfg: PromoteConfig, now_ts: float):
+    """The score of each pending memory, rounded to 9 places: rounding keeps a score meant to be
+    exactly the threshold (0.6) from missing it by float noise in the weighted sum."""
+    store, Pending = ctx.store, ctx.store.m.PendingMemory
+    hours = (now_ts - fn.COALESCE(Pending.last_access_at, Pending.created_at)) / 3600.0
+    recency = fn.POW(cfg.recency_decay, store.greatest(0.0, hours))
+    # coerce(False): else peewee converts 10.0 to the integer column's type, and 9 / 10 is 0.
+    frequency = store.least(Pending.access_count.coerce(False) / 10.0, 1.0)
+    confidence = store.least(store.greatest(Pending.confidence, 0.0), 1.0)
+    importance = store.least(store.greatest(Pending.importance, 0.0), 10.0) / 10.0
+    weighted = (cfg.w_recency * recency + cfg.w_frequency * frequency + cfg.w_confidence * confidence
+                + cfg.w_importance * importance)
+    return store.round_to(weighted, 9)
 
 
-def score_params(cfg: PromoteConfig, now_ts: float) -> tuple:
-    return (cfg.w_recency, cfg.recency_decay, now_ts, cfg.w_frequency, cfg.w_confidence, cfg.w_importance)
+def qualifies(ctx: JobContext, cfg: PromoteConfig, now_ts: float):
+    """Marked "remember", or scoring at least the threshold."""
+    return ctx.store.m.PendingMemory.remember | (score(ctx, cfg, now_ts) >= cfg.threshold)
+
+
+def expires(ctx: JobContext, cfg: PromoteConfig, now_ts: float):
+    """Older than the TTL and not qualifying (a row whose score is NULL matches neither, so it is
+    never expired on doubt)."""
+    Pending = ctx.store.m.PendingMemory
+    return ((Pending.created_at < now_ts - cfg.ttl_days * 86400) & ~Pending.remember
+            & (score(ctx, cfg, now_ts) < cfg.threshold))
 
 
 def select_candidates(ctx: JobContext, cfg: PromoteConfig, now_ts: float) -> list[tuple[int, float]]:
     """(id, score) of the memories to promote, in promotion order."""
-    sql = (f"SELECT id, round({SCORE_SQL}, 9) AS score FROM pending_memory"
-           " WHERE remember != 0 OR score >= ? ORDER BY remember DESC, score DESC, id")
-    params: tuple = (*score_params(cfg, now_ts), cfg.threshold)
+    Pending = ctx.store.m.PendingMemory
+    scored = score(ctx, cfg, now_ts)
+    query = (Pending.select(Pending.id, scored)
+             .where(Pending.remember | (scored >= cfg.threshold))
+             .order_by(Pending.remember.desc(), scored.desc(), Pending.id))
     if cfg.cap:
-        sql += " LIMIT ?"
-        params += (cfg.cap,)
-    return ctx.store.execute(sql, params).fetchall()
+        query = query.limit(cfg.cap)
+    return raw_rows(ctx, query)
+
+
+def copy_to_long_term(ctx: JobContext, now_ts: float, chunk):
+    """The chunk's pending memories copied into long-term memory (one INSERT … SELECT), locking the
+    rows it copies until the batch's transaction ends (where the backend needs it)."""
+    Pending, LongTerm = ctx.store.m.PendingMemory, ctx.store.m.LongTermMemory
+    # A memory derived from a demo memory is a demo memory too (migration 0002); an explicit
+    # "remember" arrives pinned, so decay never drops it.
+    copies = ctx.store.for_update(Pending.select(
+        Pending.content, Pending.kind, Pending.sender, Pending.importance, Pending.confidence,
+        Pending.created_at, Value(now_ts), Value(now_ts), Value(0), Pending.remember, Pending.id, Pending.demo,
+    ).where(Pending.id.in_(chunk)))
+    return LongTerm.insert_from(copies, [
+        LongTerm.content, LongTerm.kind, LongTerm.sender, LongTerm.importance, LongTerm.confidence,
+        LongTerm.created_at, LongTerm.promoted_at, LongTerm.last_reinforced_at, LongTerm.recall_count,
+        LongTerm.pinned, LongTerm.source_pending_id, LongTerm.demo,
+    ])
 
 
 def run(ctx: JobContext) -> dict:
     cfg: PromoteConfig = ctx.config
+    Pending = ctx.store.m.PendingMemory
     now_ts = ctx.now().timestamp()
     candidates = select_candidates(ctx, cfg, now_ts)
     # Each chunk moves in one transaction: inserted into long-term and deleted from pending together.
     promoted = in_batches(ctx, [row[0] for row in candidates], cfg.batch_size,
-                          (MOVE_SQL, (now_ts, now_ts)), ("DELETE FROM pending_memory WHERE id IN ({ids})", ()))
-    scoring = (*score_params(cfg, now_ts), cfg.threshold)
+                          lambda chunk: copy_to_long_term(ctx, now_ts, chunk),
+                          lambda chunk: Pending.delete().where(Pending.id.in_(chunk)))
     deferred = 0
     if cfg.cap and len(candidates) >= cfg.cap:  # the cap may have left qualifiers behind: they wait
-        deferred = ctx.store.execute(f"SELECT count(*) FROM pending_memory WHERE {QUALIFIES_SQL}",
-                                     scoring).fetchone()[0]
-    expiring = (now_ts - cfg.ttl_days * 86400, *scoring)
+        deferred = count_rows(Pending, qualifies(ctx, cfg, now_ts))
     # The listing only reads the created_at index; the score is tested in the DELETE, per batch, so a
     # qualifier (deferred by the cap, or used since this run began) stays, and only old rows are scored.
-    stale = [r[0] for r in ctx.store.execute(
-        "SELECT id FROM pending_memory WHERE created_at < ? AND remember = 0", expiring[:1])]
+    stale = raw_ids(ctx, Pending.select(Pending.id).where(
+        (Pending.created_at < now_ts - cfg.ttl_days * 86400) & ~Pending.remember))
+    expiring = expires(ctx, cfg, now_ts)
     expired = in_batches(ctx, stale, cfg.batch_size,
-                         (f"DELETE FROM pending_memory WHERE {EXPIRES_SQL} AND id IN ({{ids}})", expiring))
+                         lambda chunk: Pending.delete().where(expiring & Pending.id.in_(chunk)))
     result = {"promoted": promoted, "expired": expired, "deferred": deferred}
     scores = [row[1] for row in candidates if row[1] is not None]
     if scores:  # nothing scored: no top_score key, rather than a null shown as "None"

@@ -35,12 +35,20 @@ text comes from it (through engine/llm.py); without one, from the extractive
 summarizer in engine/summarize.py. An LLM error fails the run with a readable
 message; periods finished before it stay, the failing period writes nothing.
 A summary is marked ``demo`` only when every one of its sources is.
+
+Only this job writes its summaries and its checkpoint (the engine's lease keeps
+a job from running twice at once, on any number of engines), so reading them
+and writing them back needs no lock, on PostgreSQL either: a summary that exists
+already is left as it is (insert-or-ignore on its unique key), and the
+checkpoint is one upsert in the transaction of the period it records.
 """
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
+
+from peewee import fn
 
 from memtui.engine.config import ConfigError, setting
 from memtui.engine.jobs.base import JobContext, JobKind
@@ -143,13 +151,16 @@ def next_period(level: str, cursor: float, tz: tzinfo) -> Period:
 def _sources(ctx: JobContext, period: Period) -> dict[str, tuple[list[str], bool]]:
     """Per sender: the texts to summarize, and whether every one of them is demo data."""
     if period.level == "day":
-        rows = ctx.store.execute(
-            "SELECT sender, content, demo FROM message WHERE created_at >= ? AND created_at < ?"
-            " ORDER BY created_at, id", (period.start, period.end))
+        Message = ctx.store.m.Message
+        rows = (Message.select(Message.sender, Message.content, Message.demo)
+                .where((Message.created_at >= period.start) & (Message.created_at < period.end))
+                .order_by(Message.created_at, Message.id).tuples())
     else:  # a day summary belongs to the period containing its start
-        rows = ctx.store.execute(
-            "SELECT sender, text, demo FROM summary WHERE level = 'day' AND period_start >= ? AND period_start < ?"
-            " ORDER BY period_start, id", (period.start, period.end))
+        Summary = ctx.store.m.Summary
+        rows = (Summary.select(Summary.sender, Summary.text, Summary.demo)
+                .where((Summary.level == "day") & (Summary.period_start >= period.start)
+                       & (Summary.period_start < period.end))
+                .order_by(Summary.period_start, Summary.id).tuples())
     groups: dict[str, tuple[list[str], bool]] = {}
     for sender, text, demo in rows:
         texts, all_demo = groups.get(sender, ([], True))
@@ -161,38 +172,48 @@ def _sources(ctx: JobContext, period: Period) -> dict[str, tuple[list[str], bool
 def _first_cursor(ctx: JobContext, cfg: RollupConfig, tz: tzinfo, now: datetime) -> float | None:
     """Where a job without a checkpoint starts: the calendar period holding its earliest source
     (at most ``backfill_days`` back), or, if the checkpoint was lost, where its last summary ended."""
+    Message, Summary = ctx.store.m.Message, ctx.store.m.Summary
     if cfg.level == "day":
-        row = ctx.store.execute("SELECT min(created_at) FROM message").fetchone()
+        first = Message.select(fn.MIN(Message.created_at)).scalar()
     else:
-        row = ctx.store.execute("SELECT min(period_start) FROM summary WHERE level = 'day'").fetchone()
-    if row[0] is None:
+        first = Summary.select(fn.MIN(Summary.period_start)).where(Summary.level == "day").scalar()
+    if first is None:
         return None
-    earliest = max(datetime.fromtimestamp(row[0], tz), now - timedelta(days=cfg.backfill_days))
+    earliest = max(datetime.fromtimestamp(first, tz), now - timedelta(days=cfg.backfill_days))
     cursor = _instant(period_start(cfg.level, earliest.date()), tz)
     # Summaries commit with their checkpoint, period by period, so everything before the last
     # one's end is done; starting there keeps periods cut in another zone from overlapping.
-    last = ctx.store.execute("SELECT max(period_end) FROM summary WHERE level = ?", (cfg.level,)).fetchone()[0]
+    last = Summary.select(fn.MAX(Summary.period_end)).where(Summary.level == cfg.level).scalar()
     return max(cursor, last) if last is not None else cursor
 
 
 def _zone_then(ctx: JobContext, job: str, when: float) -> tzinfo:
     """The time zone ``job`` had at ``when``: the old zone of its first retime after that, else its zone now."""
-    row = ctx.store.execute(
-        "SELECT old_value FROM audit_log WHERE action = 'retime' AND job = ? AND at > ? ORDER BY at, id LIMIT 1",
-        (job, when)).fetchone()
-    if row and row[0]:
-        words = row[0].split()  # "<spec> [<zone>]": a cron spec has 5 words, an interval or @name 1
+    Audit = ctx.store.m.AuditLog
+    old_value = (Audit.select(Audit.old_value)
+                 .where((Audit.action == "retime") & (Audit.job == job) & (Audit.at > when))
+                 .order_by(Audit.at, Audit.id).limit(1).scalar())
+    if old_value:
+        words = old_value.split()  # "<spec> [<zone>]": a cron spec has 5 words, an interval or @name 1
         try:
             return parse_zone(words[-1] if len(words) in (2, 6) else None)
         except ScheduleError:
             pass  # not what the engine writes: use the zone it has now
-    row = ctx.store.execute("SELECT timezone FROM job_definition WHERE name = ?", (job,)).fetchone()
+    return _zone_now(ctx, job)
+
+
+def _zone_now(ctx: JobContext, job: str) -> tzinfo:
+    """The time zone ``job`` has now (the run's own zone if the job is not defined)."""
+    Definition = ctx.store.m.JobDefinition
+    row = Definition.select(Definition.timezone).where(Definition.name == job).tuples().first()
     return parse_zone(row[0]) if row else ctx.tz
 
 
 def _read_checkpoint(ctx: JobContext, job: str, zone_job: str) -> tuple[float | None, bool, bool]:
     """(until, in_progress, migrated) of ``job``'s checkpoint; a 0.1 date becomes an instant."""
-    row = ctx.store.execute("SELECT value, updated_at FROM job_checkpoint WHERE job = ?", (job,)).fetchone()
+    Checkpoint = ctx.store.m.JobCheckpoint
+    row = (Checkpoint.select(Checkpoint.value, Checkpoint.updated_at).where(Checkpoint.job == job)
+           .tuples().first())
     if not row:
         return None, False, False
     value = json.loads(row[0])
@@ -226,12 +247,12 @@ def _write_text(client: LLMClient | None, cfg: RollupConfig, sender: str, label:
 
 def _day_zone(ctx: JobContext) -> tzinfo:
     """Weeks and months are cut in rollup-day's zone, so every day summary falls in one of them."""
-    row = ctx.store.execute("SELECT timezone FROM job_definition WHERE name = ?", (DAY_JOB,)).fetchone()
-    return parse_zone(row[0]) if row else ctx.tz
+    return _zone_now(ctx, DAY_JOB)
 
 
 def run(ctx: JobContext) -> dict:
     cfg: RollupConfig = ctx.config
+    Summary = ctx.store.m.Summary
     tz = ctx.tz if cfg.level == "day" else _day_zone(ctx)
     now = ctx.now().astimezone(tz)
     client = LLMClient.for_run(ctx.llm)
@@ -256,8 +277,8 @@ def run(ctx: JobContext) -> dict:
                 result["waiting_for"] = DAY_JOB
                 break
             groups = _sources(ctx, period)
-            done = {r[0] for r in ctx.store.execute(
-                "SELECT sender FROM summary WHERE level = ? AND period_start = ?", (cfg.level, period.start))}
+            done = {sender for (sender,) in Summary.select(Summary.sender).where(
+                (Summary.level == cfg.level) & (Summary.period_start == period.start)).tuples()}
             todo = [(sender, *group) for sender, group in sorted(groups.items()) if sender not in done]
             if ctx.dry_run:  # says what it would summarize; spends no model tokens on it
                 planned += [{"period": period.first_day.isoformat(), "start": period.local(period.start),
@@ -267,12 +288,12 @@ def run(ctx: JobContext) -> dict:
             rows = [(sender, _write_text(client, cfg, sender, period.label(), texts), len(texts), demo)
                     for sender, texts, demo in todo]
             with ctx.store.atomic():
-                for sender, text, count, demo in rows:
-                    ctx.store.execute(
-                        "INSERT OR IGNORE INTO summary (level, period_start, period_end, sender, text, source_count,"
-                        " model, demo, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (cfg.level, period.start, period.end, sender, text, count, model, demo,
-                         ctx.now().timestamp()))
+                if rows:  # a summary another run wrote meanwhile stays as it is (unique per level, period, sender)
+                    Summary.insert_many([
+                        {"level": cfg.level, "period_start": period.start, "period_end": period.end, "sender": sender,
+                         "text": text, "source_count": count, "model": model, "demo": demo,
+                         "created_at": ctx.now().timestamp()}
+                        for sender, text, count, demo in rows]).on_conflict_ignore().as_rowcount().execute()
                 ctx.save_checkpoint({"until": period.end, "in_progress": True})
             if groups:
                 result["periods_summarized"] += 1

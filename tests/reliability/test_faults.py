@@ -61,8 +61,11 @@ def children(tmp_path):
 
 
 def recovered_engine(db_path: Path, config_path: Path, job: str, pid: int, start: bool = False) -> Engine:
-    """Open the store as the next start would, recover (or start), and check the cut run is interrupted."""
-    engine = Engine(Store.open(db_path), load_config(config_path))
+    """Open the store as the next start would, once the dead run's lease has expired (a crash is known by
+    its lease, never by its PID), recover (or start), and check the cut run is interrupted."""
+    config = load_config(config_path)
+    engine = Engine(Store.open(db_path), config,
+                    lambda: datetime.now(UTC) + timedelta(seconds=config.engine.lease_ttl_s + 1))
     if start:
         engine.start()  # recovers first thing
     else:

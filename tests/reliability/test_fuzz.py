@@ -37,6 +37,7 @@ from memtui.engine.importer import RECORDS, import_lines
 from memtui.engine.jobs import DEFAULT_JOBS, KINDS, config_for
 from memtui.engine.jobs.profile import (CATEGORIES, MAX_KEY_CHARS, OPS, Attribute, Op, ProfileConfig, Rejected,
                                          validate)
+from memtui.engine.definitions import concrete_zone
 from memtui.engine.schedule import Schedule, ScheduleError
 from memtui.models import Store, StoreError
 from memtui.tui.cli import main
@@ -220,10 +221,10 @@ def test_engine_retime_with_a_rejected_spec_leaves_the_definition_byte_identical
             assert_one_line(str(exc))
             assert _definition_row(engine.store) == before
             return
-        zone = before[0][9] if tz is None else tz
+        zone = before[0][9] if tz is None else concrete_zone(tz)  # "" names this process's zone
         assert info.schedule == Schedule.parse(spec, zone).spec
         definition = _definition_row(engine.store)[0]
-        assert definition[7] == info.schedule and definition[9] == (zone or None)
+        assert definition[7] == info.schedule and definition[9] == zone
 
     check()
 
