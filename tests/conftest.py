@@ -89,3 +89,34 @@ def engine(store, clock):
     e = Engine(store, Config(), clock)
     yield e
     e.stop(timeout=5)
+
+
+@pytest.fixture
+def cli(monkeypatch, capsys):
+    """Run ``memtui`` in-process: ``cli(*argv, stdin=..., tty=...)`` -> (code, out, err). Every store
+    the command opened is closed after it, so the files settle (WAL checkpointed) before the test reads."""
+    import io
+    from types import SimpleNamespace
+
+    from memtui.tui.cli import main
+    from tests.factories import track_store_opens
+
+    opened = track_store_opens(monkeypatch)
+
+    def run(*argv, stdin: str | None = None, tty: bool = False):
+        if stdin is not None or tty:
+            fake = io.StringIO(stdin or "")
+            fake.isatty = lambda: tty  # type: ignore[method-assign]
+            monkeypatch.setattr("sys.stdin", fake)
+        capsys.readouterr()
+        try:
+            code = main([str(a) for a in argv])
+        finally:
+            for store in opened:
+                store.close()
+            opened.clear()
+        out, err = capsys.readouterr()
+        return SimpleNamespace(code=code, out=out, err=err)
+
+    return run
+

@@ -95,3 +95,14 @@ def track_store_opens(monkeypatch) -> list:
 
     monkeypatch.setattr(Store, "open", classmethod(tracking_open))
     return opened
+
+
+def assert_one_line_error(result, *fragments) -> None:
+    """A command's refusal: exit 2, one line on stderr starting 'memtui: ', no traceback, each fragment in it."""
+    assert result.code == 2, (result.out, result.err)
+    assert "Traceback" not in result.err
+    lines = result.err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("memtui: "), result.err
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+

@@ -1,7 +1,8 @@
-"""Test-only job kinds shared by the engine and dashboard tests."""
+"""Test-only job kinds shared by the engine and dashboard tests, and an event recorder."""
 from __future__ import annotations
 
 import threading
+import time
 from types import SimpleNamespace
 
 from memtui.engine.jobs import DEFAULT_JOBS, KINDS
@@ -33,3 +34,32 @@ def register(monkeypatch, flaky, blocker: Blocker, config: type) -> SimpleNamesp
     monkeypatch.setitem(DEFAULT_JOBS, "flaky", JobSpec("flaky", "flaky", "10s"))
     monkeypatch.setitem(DEFAULT_JOBS, "block", JobSpec("block", "block", "1h"))
     return SimpleNamespace(flaky=flaky, blocker=blocker)
+
+
+class Recorder:
+    """Collects events; ``wait_for`` blocks until a matching one arrived."""
+
+    def __init__(self):
+        self.events = []
+        self._cond = threading.Condition()
+
+    def __call__(self, event):
+        with self._cond:
+            self.events.append(event)
+            self._cond.notify_all()
+
+    def wait_for(self, predicate, timeout=WAIT):
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for event in self.events:
+                    if predicate(event):
+                        return event
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"no matching event in {timeout} s; got {self.kinds()}")
+                self._cond.wait(left)
+
+    def kinds(self, job=None):
+        with self._cond:
+            return [e.kind for e in self.events if job is None or e.job == job]

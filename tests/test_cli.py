@@ -15,7 +15,6 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from importlib.metadata import version
-from types import SimpleNamespace
 
 import pytest
 
@@ -25,32 +24,13 @@ from memtui.engine import Config, Engine, Schedule
 from memtui.engine.definitions import local_zone_name
 from memtui.models import Store
 from memtui.tui.cli import main
-from tests.factories import snapshot, track_store_opens
+from tests.factories import assert_one_line_error, snapshot
 from tests.targets import another_target, files_beside, has_store
 
 pytestmark = pytest.mark.both_backends
 
 MEMTUI = os.path.join(os.path.dirname(sys.executable), "memtui")
 JOB_KEYS = {"name", "kind", "enabled", "schedule", "next_run", "last_run", "last_status", "runs", "errors"}
-
-
-@pytest.fixture
-def cli(monkeypatch, capsys):
-    """Run ``main(argv)`` in-process; close every store it opened so the files settle (WAL checkpointed)."""
-    opened = track_store_opens(monkeypatch)
-
-    def run(*argv):
-        capsys.readouterr()
-        try:
-            code = main([str(a) for a in argv])
-        finally:
-            for store in opened:
-                store.close()
-            opened.clear()
-        out, err = capsys.readouterr()
-        return SimpleNamespace(code=code, out=out, err=err)
-
-    return run
 
 
 @pytest.fixture
@@ -85,16 +65,6 @@ def parse_iso(text: str) -> datetime:
     when = datetime.fromisoformat(text)
     assert when.utcoffset() is not None, f"{text!r} has no UTC offset"
     return when
-
-
-def assert_one_line_error(result, *fragments):
-    assert result.code == 2, (result.out, result.err)
-    assert "Traceback" not in result.err
-    lines = result.err.splitlines()
-    assert len(lines) == 1, result.err
-    assert lines[0].startswith("memtui: ")
-    for fragment in fragments:
-        assert fragment in lines[0]
 
 
 # -- jobs ------------------------------------------------------------------------------

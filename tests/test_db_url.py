@@ -12,38 +12,19 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
 from memtui.engine.config import ConfigError, resolve_db_path
 from memtui.models import Store, StoreError
-from memtui.tui.cli import main
 from tests import postgres
-from tests.factories import snapshot, track_store_opens
+from tests import factories
+from tests.factories import snapshot
 from tests.targets import with_password
 
 PASSWORD = "Sup3r-s3cret.pw"
 MEMTUI = os.path.join(os.path.dirname(sys.executable), "memtui")
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def cli(monkeypatch, capsys):
-    opened = track_store_opens(monkeypatch)
-
-    def run(*argv):
-        capsys.readouterr()
-        try:
-            code = main([str(a) for a in argv])
-        finally:
-            for store in opened:
-                store.close()
-            opened.clear()
-        out, err = capsys.readouterr()
-        return SimpleNamespace(code=code, out=out, err=err)
-
-    return run
 
 
 @pytest.fixture
@@ -54,11 +35,7 @@ def pg_url():
 
 
 def assert_one_line_error(result, *fragments):
-    assert result.code == 2, (result.out, result.err)
-    lines = result.err.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("memtui: ") and "Traceback" not in result.err, result.err
-    for fragment in fragments:
-        assert fragment in lines[0]
+    factories.assert_one_line_error(result, *fragments)
     assert PASSWORD not in result.err and PASSWORD not in result.out
 
 

@@ -2,10 +2,8 @@
 `--reset` replaces everything only when a person confirms it; an agent writing meanwhile waits for it."""
 from __future__ import annotations
 
-import io
 import json
 import threading
-from types import SimpleNamespace
 
 import pytest
 
@@ -13,32 +11,9 @@ from memtui.engine import Config, Engine
 from memtui.engine import demo
 from memtui.engine.demo import MEMORY_TABLES, DemoRefused, fill
 from memtui.models import Store
-from memtui.tui.cli import main
-from tests.factories import count, track_store_opens
+from tests.factories import count
 
 pytestmark = pytest.mark.both_backends
-
-
-@pytest.fixture
-def cli(monkeypatch, capsys):
-    opened = track_store_opens(monkeypatch)
-
-    def run(*argv, stdin: str | None = None, tty: bool = False):
-        if stdin is not None or tty:
-            fake = io.StringIO(stdin or "")
-            fake.isatty = lambda: tty  # type: ignore[method-assign]
-            monkeypatch.setattr("sys.stdin", fake)
-        capsys.readouterr()
-        try:
-            code = main([str(a) for a in argv])
-        finally:
-            for store in opened:
-                store.close()
-            opened.clear()
-        out, err = capsys.readouterr()
-        return SimpleNamespace(code=code, out=out, err=err)
-
-    return run
 
 
 def rows(target) -> dict[str, int]:

@@ -27,7 +27,7 @@ from memtui.engine.jobs import DEFAULT_JOBS
 from memtui.engine.schedule import Schedule
 from memtui.engine.types import AuditEntry
 from memtui.models import Store
-from tests.kinds import Blocker, register
+from tests.kinds import Blocker, Recorder, register
 
 pytestmark = pytest.mark.both_backends
 
@@ -87,35 +87,6 @@ def polling_only(store, monkeypatch):
     """Changes from other processes come in by polling alone (PostgreSQL would otherwise announce
     them at once, on a thread of its own; tests/test_several_engines.py covers that)."""
     monkeypatch.setattr(store, "change_listener", lambda: None)
-
-
-class Recorder:
-    """Collects events; ``wait_for`` blocks until a matching one arrived."""
-
-    def __init__(self):
-        self.events = []
-        self._cond = threading.Condition()
-
-    def __call__(self, event):
-        with self._cond:
-            self.events.append(event)
-            self._cond.notify_all()
-
-    def wait_for(self, predicate, timeout=WAIT):
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                for event in self.events:
-                    if predicate(event):
-                        return event
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"no matching event in {timeout} s; got {self.kinds()}")
-                self._cond.wait(left)
-
-    def kinds(self, job=None):
-        with self._cond:
-            return [e.kind for e in self.events if job is None or e.job == job]
 
 
 def state(store, name) -> dict | None:

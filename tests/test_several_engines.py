@@ -26,7 +26,7 @@ from memtui.engine.config import Config, EngineSettings
 from memtui.engine.jobs import DEFAULT_JOBS
 from memtui.engine.registry import memtui_version
 from memtui.models import DB_ERRORS, Store
-from tests.kinds import Blocker, register
+from tests.kinds import Blocker, Recorder, register
 
 pytestmark = pytest.mark.both_backends
 
@@ -73,26 +73,6 @@ def engine_on(db_target, kinds, clock):
     for engine in made:
         engine.stop(timeout=5)
         engine.close()
-
-
-class Recorder:
-    def __init__(self):
-        self.events = []
-        self._cond = threading.Condition()
-
-    def __call__(self, event):
-        with self._cond:
-            self.events.append(event)
-            self._cond.notify_all()
-
-    def wait_for(self, predicate, timeout=WAIT):
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while not any(predicate(e) for e in self.events):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"no matching event in {timeout} s; got {[e.kind for e in self.events]}")
-                self._cond.wait(left)
 
 
 def run_rows(store, job) -> list[dict]:
