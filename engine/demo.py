@@ -68,6 +68,12 @@ class DemoRefused(Exception):
 MEMORY_TABLES = ("message", "conversation", "pending_memory", "long_term_memory", "fact", "outcome",
                  "profile_attribute", "profile_attribute_history", "summary")
 HISTORY_TABLES = ("run", "audit_log")  # what --reset also deletes
+# The order the engine and the jobs take these tables in, so locking them all cannot deadlock with a
+# run: the engine's transactions take job_state, then run, then audit_log; promote's move inserts into
+# long_term_memory while it locks pending_memory rows; profile locks attributes, then writes history;
+# rollup writes a summary, then its checkpoint.
+LOCK_ORDER = ("long_term_memory", "pending_memory", "message", "conversation", "fact", "outcome",
+              "profile_attribute", "profile_attribute_history", "summary", "job_checkpoint")
 SYSTEM_SENDER = "__system__"  # engine state kept as facts (consolidate's last run): not the agent's data
 BATCH = 100  # rows per multi-row INSERT: well under SQLite's limit of bound parameters
 
@@ -130,7 +136,7 @@ def fill(store: Store, now: datetime, *, seed: int = 7, scale: int = 1, reset: b
     share the transaction, and the tables they rewrite are locked against other writers first
     (SQLite's write transaction locks the file anyway), so an agent writing meanwhile waits
     and cannot lose a row to the refill."""
-    rewritten = MEMORY_TABLES + ("job_checkpoint",) + (HISTORY_TABLES + ("job_state",) if reset else ())
+    rewritten = ((("job_state",) + HISTORY_TABLES) if reset else ()) + LOCK_ORDER
     with store.atomic():
         store.lock_for_rewrite(*_models(store, rewritten))
         if not reset:

@@ -129,10 +129,24 @@ class Engine(ControlMixin, SchedulingMixin, LeaseMixin, RunnerMixin):
         for thread in self._threads:
             thread.join(timeout=5)
         deadline = time.monotonic() + timeout
-        with self._idle:
-            while self._running and time.monotonic() < deadline:
+        beat_every = self.config.engine.lease_ttl_s / 3
+        next_beat = time.monotonic() + beat_every
+        while True:
+            with self._idle:
+                if not self._running or time.monotonic() >= deadline:
+                    leftover = {run_id: active.job for run_id, active in self._running.items()}
+                    break
                 self._idle.wait(timeout=max(0.0, min(0.2, deadline - time.monotonic())))
-            leftover = {run_id: active.job for run_id, active in self._running.items()}
+            if time.monotonic() >= next_beat:
+                # The sync loop has stopped: keep our leases and heartbeat alive while the runs drain,
+                # or another engine would take them for a dead engine's and mark them interrupted.
+                next_beat += beat_every
+                try:
+                    self._renew_leases()
+                    if self._registry.registered:
+                        self._registry.beat()
+                except DB_ERRORS as exc:
+                    log.warning("could not renew leases while stopping: %s", db_problem(self.store.label, exc))
         for run_id, name in leftover.items():
             with self._lock:
                 active = self._running.get(run_id)

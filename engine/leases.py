@@ -68,8 +68,6 @@ class LeaseMixin:
             run_id = Run.insert(job=name, reason=reason, scheduled_for=scheduled_ts, started_at=ts,
                                 status="running", owner=self.owner).execute()
             JobState.update(lease_run_id=run_id).where(JobState.name == name).execute()
-            with self._lock:
-                self._running[run_id] = ActiveRun(name, ts, threading.Event())
             return run_id, None
         holder, since = (JobState.select(JobState.lease_owner, Run.started_at)
                          .join(Run, JOIN.LEFT_OUTER, on=(Run.id == JobState.lease_run_id))
@@ -82,6 +80,12 @@ class LeaseMixin:
         JobState.update(runs=JobState.runs + 1, last_run_at=ts, last_status="skipped", last_duration_ms=0).where(
             JobState.name == name).execute()
         return run_id, holder
+
+    def _track(self, run_id: int, name: str, started_ts: float) -> None:
+        """Count a run as this engine's, once the transaction that began it has committed (a
+        rolled-back claim must not leave a run that stop() would wait for)."""
+        with self._lock:
+            self._running[run_id] = ActiveRun(name, started_ts, threading.Event())
 
     def _renew_leases(self) -> None:
         """Push the expiry of every lease this engine holds one lease TTL past now."""

@@ -18,7 +18,8 @@ KEY_SHAPES = re.compile(
     r"|xox[abpr]-[A-Za-z0-9\-]{10,}|(?:Bearer|bearer)\s+[A-Za-z0-9._\-]{12,})"
 )
 MASK = "[redacted]"
-URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@]*:)[^/\s@]*@", re.I)
+# user:PASSWORD@ up to the last @ of the URL: a password may hold an unencoded / # ? or @ of its own
+URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@]*:)\S*@", re.I)
 QUERY_PASSWORD = re.compile(r"([?&]password=)[^&\s]*", re.I)
 
 

@@ -100,8 +100,11 @@ class RunnerMixin:
 
     def _execute(self, name: str, reason: str, scheduled_for=None) -> RunInfo:
         """Run job ``name`` once under its lease and record everything about it."""
+        now = self.clock()
         with self.store.atomic():
-            run_id, holder = self._begin_run(name, reason, scheduled_for, self.clock())
+            run_id, holder = self._begin_run(name, reason, scheduled_for, now)
+        if holder is None:
+            self._track(run_id, name, now.timestamp())
         if holder is not None:
             info = self.run(run_id)
             self._publish("run_finished", name, info)

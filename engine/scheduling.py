@@ -162,9 +162,12 @@ class SchedulingMixin:
         except Exception:
             log.exception("alarm of %s failed", name)
             return
-        self._apply_changes()  # the next alarm: ours, or whatever another process stored
-        if begun is not None:
+        if begun is not None:  # first: a claimed run must start whatever happens next
             self._start_thread(self._run_guarded, name, begun)
+        try:
+            self._apply_changes()  # the next alarm: ours, or whatever another process stored
+        except DB_ERRORS as exc:
+            self._set_problem(db_problem(self.store.label, exc))
 
     # -- claiming a due time ----------------------------------------------------------
 
@@ -198,6 +201,8 @@ class SchedulingMixin:
                 missed_id = self._insert_missed(name, due, now, schedule.count_between(due, now))
                 reason = "catch-up"
             run_id, holder = self._begin_run(name, reason, due, now)
+        if holder is None:
+            self._track(run_id, name, now.timestamp())
         if missed_id is not None:
             self._publish("run_finished", name, self.run(missed_id))
         if holder is not None:
@@ -215,7 +220,12 @@ class SchedulingMixin:
         ).execute()
 
     def _repair_cursors(self) -> None:
-        """After the clock jumps back, a cursor can sit far in the future: bring it back."""
+        """After the clock jumps back, a cursor can sit far in the future: bring it back.
+
+        Only a cursor beyond the fire time *after* the next one is taken for a clock that went
+        back. One step ahead is what another engine leaves when it has just claimed the next due
+        time: read by an engine whose clock lags a little (hosts are never exactly in step), that
+        cursor must stand, or the due time it claimed would be handed out and run a second time."""
         JobState = self.store.m.JobState
         now = self.clock()
         cap = now.timestamp() + self.config.engine.backoff_cap_s
@@ -230,7 +240,8 @@ class SchedulingMixin:
             natural = d.next_due(now)
             if natural is None:
                 continue
-            latest = max(natural + schedule.effective_jitter_s, min(backoff_until or 0, cap)) + 1
+            following = d.next_due(now, after=from_ts(natural)) or natural
+            latest = max(following + schedule.effective_jitter_s, min(backoff_until or 0, cap)) + 1
             if cursor > latest:
                 log.warning("%s was due at %s, beyond its schedule: the clock went back; rescheduling",
                             d.name, from_ts(cursor).isoformat(timespec="seconds"))

@@ -355,6 +355,28 @@ def test_two_engines_claiming_the_same_due_times_at_once_run_each_once(engine_on
     assert {r["owner"] for r in rows} <= {a.owner, b.owner}
 
 
+def test_an_engine_whose_clock_lags_does_not_hand_a_claimed_due_time_out_again(engine_on, store, clock):
+    """Engine a claims the due time and moves the cursor one step on; engine b, whose clock is 3 s
+    behind, still sees that due time ahead of it. Its cursor repair must not take the moved cursor
+    for a clock that went back and set it back, or the due time would run twice."""
+    a = engine_on("host-a:101:aaaa")
+    lagging = FakeClock(clock())
+    b = engine_on("host-b:202:bbbb", own_clock=lagging)
+    JobState = store.m.JobState
+    due = JobState.select(JobState.next_run_at).where(JobState.name == "flaky").scalar()
+    clock.set(from_ts(due))
+    lagging.set(from_ts(due - 3))
+    before = set(threading.enumerate())
+    a._fire("flaky", due)
+    join_new_threads(before)
+    b._repair_cursors()
+    assert JobState.select(JobState.next_run_at).where(JobState.name == "flaky").scalar() > due
+    before = set(threading.enumerate())
+    b._fire("flaky", due)  # b's own alarm for that due time goes off late: nothing left to claim
+    join_new_threads(before)
+    assert [r["scheduled_for"] for r in run_rows(store, "flaky")] == [due]
+
+
 # -- news of changes ---------------------------------------------------------------------------
 
 def test_a_change_reaches_a_started_engine_at_once_on_postgresql(engine_on, store, clock):
@@ -433,3 +455,22 @@ def test_limit_lock_wait_bounds_how_long_the_callers_writes_wait(engine_on, stor
         release.set()
         thread.join(WAIT)
         holder.close()
+
+
+def test_a_stopping_engine_keeps_its_leases_while_its_runs_drain(engine_on, kinds, store, clock):
+    """stop() waits for running jobs; the sync loop is gone by then, so stop() itself must keep the
+    lease and heartbeat alive, or another engine would interrupt a run that is still going."""
+    short = dataclasses.replace(SETTINGS, lease_ttl_s=0.6, poll_interval_s=60.0)
+    real_clock = lambda: datetime.now(UTC)  # noqa: E731 - stop() waits in real time
+    a = engine_on("host-a:101:aaaa", own_clock=real_clock, settings=short)
+    b = engine_on("host-b:202:bbbb", own_clock=real_clock, settings=short)
+    a.start()
+    a.run_now("block")
+    assert kinds.blocker.started.wait(WAIT)
+    stopper = threading.Thread(target=lambda: a.stop(timeout=5))
+    stopper.start()
+    time.sleep(1.5)  # more than two lease TTLs of waiting inside stop()
+    assert b.recover_interrupted() == 0, "a live, stopping engine's run was taken for a dead one's"
+    kinds.blocker.release.set()
+    stopper.join(WAIT)
+    assert [r["status"] for r in run_rows(store, "block")] == ["success"]
