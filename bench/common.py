@@ -5,13 +5,20 @@ its peak RSS (``ru_maxrss`` read in the child) are its own. The child entry
 point is this module: ``python -m bench.common CHILD module:function kwargs.json
 result.json``; the function returns a JSON-able dict, the child adds its RSS.
 
-Databases are built once per run in the work directory: the schema comes from
-``Store.open`` (so it is exactly memtui's), the rows from seeded generators via
-``executemany``; after a ``wal_checkpoint(TRUNCATE)`` the file is copied for each
-contender, so every contender starts from the same bytes.
+Databases are built once per run, on the backend chosen with ``--backend``:
+the schema comes from ``Store.open`` (so it is exactly memtui's), the rows from
+seeded generators, the same rows on either backend. On SQLite (the default) the
+file goes in the work directory, filled by ``executemany``, and after a
+``wal_checkpoint(TRUNCATE)`` it is copied for each contender, so every contender
+starts from the same bytes. On PostgreSQL (``--backend postgresql``, the server
+``--pg-url`` or ``$MEMTUI_BENCH_PG``) the rows go in by ``COPY`` into a database
+of the bench's own, which is then vacuumed (frozen, analysed) and serves as the
+template of a fresh ``CREATE DATABASE … TEMPLATE`` copy for each contender; every
+database the bench creates is dropped at the end (templates stay with ``--keep``).
 """
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import os
@@ -117,7 +124,7 @@ def checkpoint(path: Path) -> None:
 
 
 def cached_db(workdir: Path, name: str, fill: str, **params) -> Path:
-    """Build (once per work directory) a memtui database filled by ``bench.common.<fill>(conn, **params)``.
+    """Build (once per work directory) a memtui database filled by ``bench.common.<fill>(put, **params)``.
 
     The build runs in a child process: generating a million rows takes a few
     hundred MB, and a child started later would inherit that peak in its
@@ -140,7 +147,7 @@ def build_db(path: str, fill: str, params: dict) -> dict:
         conn = raw_connect(tmp)
         conn.execute("PRAGMA synchronous=off")  # building only; the benches use memtui's settings
         conn.execute("BEGIN")
-        globals()[fill](conn, **params)
+        globals()[fill](sqlite_put(conn), **params)
         conn.execute("COMMIT")
         conn.close()
         checkpoint(tmp)
@@ -168,6 +175,221 @@ def scalar(path: Path, sql: str, params=()):
         return None if row is None else row[0]
     finally:
         conn.close()
+
+
+def sqlite_put(conn: sqlite3.Connection):
+    """The fill functions' ``put(table, columns, rows)`` for a SQLite connection: one executemany."""
+    def put(table: str, columns, rows) -> None:
+        conn.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                         rows)
+    return put
+
+
+# -- backends: where the databases live, how each contender gets a fresh copy ----------------
+
+DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+WRITTEN_NOTE = {
+    "sqlite": "  (MB written: bytes the contender's process passed to write() — WAL frames and checkpoint copies)",
+    "postgresql": "  (MB written: WAL the server wrote while the contender ran, pg_current_wal_lsn() before and after)",
+}
+
+
+class SqliteBackend:
+    """Databases are files in the work directory; a contender's copy is a byte copy."""
+
+    name = "sqlite"
+    label = "SQLite"
+
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+
+    def describe(self) -> str:
+        return f"SQLite {sqlite3.sqlite_version}, files in the work directory"
+
+    def cached(self, name: str, fill: str, **params) -> Path:
+        return cached_db(self.workdir, name, fill, **params)
+
+    def copy(self, source: Path, name: str) -> str:
+        return str(copy_db(source, self.workdir / f"{name}.db"))
+
+    def remove(self, target: str) -> None:
+        remove_db(Path(target))
+
+    def wal_mark(self):
+        return None
+
+    def scalar(self, target, sql: str, params=()):
+        return scalar(Path(target), sql, params)
+
+    def close(self) -> None:
+        pass
+
+
+def pg_url(server: str, database: str) -> str:
+    """``server`` (a postgresql:// URL) pointing at ``database`` instead."""
+    from urllib.parse import urlsplit, urlunsplit
+    return urlunsplit(urlsplit(server)._replace(path=f"/{database}"))
+
+
+def pg_connect(url: str, autocommit: bool = True):
+    import psycopg
+    return psycopg.connect(url, autocommit=autocommit, connect_timeout=10)
+
+
+class PostgresBackend:
+    """Databases on a PostgreSQL server: each built once (COPY, then VACUUM FREEZE ANALYZE) and used as
+    the template of a fresh ``CREATE DATABASE … TEMPLATE`` for every contender (a file-level copy).
+
+    Names start with ``memtui_bench_``; templates carry a hash of the work directory and the data's
+    parameters (``--workdir X --keep`` reuses them, as it reuses SQLite files), copies the bench's pid.
+    Everything created is dropped by ``close()``, templates too unless ``keep``."""
+
+    name = "postgresql"
+    label = "PostgreSQL"
+
+    def __init__(self, workdir: Path, server: str, keep: bool = False):
+        self.workdir = workdir
+        self.server = server
+        self.keep = keep
+        self.templates: list[str] = []
+        self.copies: set[str] = set()
+        with pg_connect(server) as conn:  # fails here, at once, when the server can't be used
+            self.version = conn.execute("SHOW server_version").fetchone()[0]
+            self.settings = {k: conn.execute(f"SHOW {k}").fetchone()[0] for k in
+                             ("shared_buffers", "synchronous_commit", "max_wal_size", "work_mem")}
+            self.file_copy = conn.info.server_version >= 150000  # CREATE DATABASE … STRATEGY FILE_COPY
+
+    def describe(self) -> str:
+        from memtui.models.postgres import redact_url
+        settings = ", ".join(f"{k} {v}" for k, v in self.settings.items())
+        return f"PostgreSQL {self.version} at {redact_url(self.server)} ({settings})"
+
+    def _admin(self):
+        return pg_connect(self.server)
+
+    def url(self, database: str) -> str:
+        return pg_url(self.server, database)
+
+    def exists(self, database: str) -> bool:
+        with self._admin() as conn:
+            return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone() is not None
+
+    def cached(self, name: str, fill: str, **params) -> str:
+        key = "-".join(f"{k}{v}" for k, v in sorted(params.items()))
+        digest = hashlib.sha1(f"{self.workdir}|{key}".encode()).hexdigest()[:12]
+        database = f"memtui_bench_{name}_{digest}"[:63]
+        if database not in self.templates:
+            self.templates.append(database)
+        if not self.exists(database):
+            res = run_child("bench.common:build_pg", self.workdir, server=self.server, database=database,
+                            fill=fill, params=params)
+            log(f"built PostgreSQL database {database} ({name} {key}, {res['mb']:.0f} MiB) in {res['wall_s']:.1f} s")
+        return database
+
+    def copy(self, template: str, name: str) -> str:
+        """A fresh database copied from ``template``; returns its URL. A FILE_COPY copy checkpoints before
+        and after, so the contender starts with nothing of the previous one left to write back."""
+        database = f"memtui_bench_{os.getpid()}_{name}"[:63]
+        with self._admin() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+            strategy = " STRATEGY FILE_COPY" if self.file_copy else ""
+            conn.execute(f'CREATE DATABASE "{database}" TEMPLATE "{template}"{strategy}')
+            self.copies.add(database)
+            try:
+                conn.execute("CHECKPOINT")
+            except Exception:  # noqa: BLE001 - a user without the right may still run the bench
+                pass
+        return self.url(database)
+
+    def remove(self, target: str) -> None:
+        from urllib.parse import urlsplit
+        database = urlsplit(target).path.lstrip("/")
+        self.drop(database)
+        self.copies.discard(database)
+
+    def wal_mark(self):
+        with self._admin() as conn:
+            return conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0]
+
+    def wal_mb_since(self, mark: str) -> float:
+        with self._admin() as conn:
+            diff = conn.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s::pg_lsn)", (mark,)).fetchone()[0]
+        return round(float(diff) / 2**20, 1)
+
+    def drop(self, database: str) -> None:
+        with self._admin() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+    def scalar(self, target: str, sql: str, params=()):
+        with pg_connect(target if "://" in str(target) else self.url(target)) as conn:
+            row = conn.execute(sql.replace("%", "%%").replace("?", "%s"), params).fetchone()  # ? as on SQLite
+            return None if row is None else row[0]
+
+    def close(self) -> None:
+        for database in sorted(self.copies) + ([] if self.keep else self.templates):
+            try:
+                self.drop(database)
+            except Exception as exc:  # noqa: BLE001 - report, go on dropping the others
+                log(f"could not drop {database}: {exc}")
+        self.copies.clear()
+
+
+def make_backend(args, workdir: Path):
+    """The backend ``--backend`` names; a PostgreSQL server that cannot be used is a one-line exit."""
+    if getattr(args, "backend", "sqlite") != "postgresql":
+        return SqliteBackend(workdir)
+    from memtui.models.postgres import redact_url
+    try:
+        return PostgresBackend(workdir, args.pg_url, keep=args.keep)
+    except ImportError:
+        raise SystemExit("python -m bench: --backend postgresql needs psycopg: pip install 'memtui[postgres]'")
+    except Exception as exc:  # noqa: BLE001 - any reason the server can't be used
+        reason = " ".join(str(exc).split())[:300]
+        raise SystemExit(f"python -m bench: cannot use the PostgreSQL server at {redact_url(args.pg_url)}: {reason}")
+
+
+def pg_put(cur):
+    """The fill functions' ``put(table, columns, rows)`` for a psycopg cursor: one COPY per call."""
+    def put(table: str, columns, rows) -> None:
+        with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+    return put
+
+
+def build_pg(server: str, database: str, fill: str, params: dict) -> dict:
+    """Child: a new database with memtui's schema (Store.open), the rows by COPY, identity sequences moved
+    past the copied ids, VACUUM (FREEZE, ANALYZE); built under a temporary name and renamed when done,
+    so a build cut short is never taken for a finished one."""
+    from memtui.models import Store
+
+    building = f"{database[:54]}_building"
+    with timer() as t:
+        with pg_connect(server) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{building}" WITH (FORCE)')
+            admin.execute(f'CREATE DATABASE "{building}"')
+        url = pg_url(server, building)
+        Store.open(url).close()
+        with pg_connect(url, autocommit=False) as conn:
+            conn.execute("SET synchronous_commit = off")  # building only
+            with conn.cursor() as cur:
+                globals()[fill](pg_put(cur), **params)
+                # Rows were copied with their ids (conversation) or took identity values: either way the
+                # next INSERT of an agent must get a new id.
+                for (table,) in cur.execute(
+                        "SELECT table_name FROM information_schema.columns WHERE table_schema = 'public'"
+                        " AND column_name = 'id' AND is_identity = 'YES'").fetchall():
+                    cur.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'),"
+                                f" coalesce((SELECT max(id) FROM {table}), 0) + 1, false)")
+            conn.commit()
+        with pg_connect(url) as conn:
+            conn.execute("VACUUM (FREEZE, ANALYZE)")
+            size = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+        with pg_connect(server) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+            admin.execute(f'ALTER DATABASE "{building}" RENAME TO "{database}"')
+    return {"wall_s": t["s"], "mb": size / 2**20}
 
 
 # -- data generation (seeded) ----------------------------------------------------------
@@ -217,15 +439,41 @@ def pending_rows(n: int, seed: int, order: str = "time", now_ts: float = NOW_TS)
         )
 
 
-def fill_pending(conn: sqlite3.Connection, n: int, seed: int, order: str) -> None:
-    conn.executemany(
-        "INSERT INTO pending_memory (content, kind, sender, session, importance, confidence, access_count,"
-        " last_access_at, remember, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        pending_rows(n, seed, order),
-    )
+PENDING_COLUMNS = ("content", "kind", "sender", "session", "importance", "confidence", "access_count",
+                   "last_access_at", "remember", "created_at")
 
 
-def fill_conversations(conn: sqlite3.Connection, conversations: int, messages: int, outcomes: int,
+def fill_pending(put, n: int, seed: int, order: str) -> None:
+    put("pending_memory", PENDING_COLUMNS, pending_rows(n, seed, order))
+
+
+def long_term_rows(n: int, seed: int, order: str = "time", now_ts: float = NOW_TS):
+    """``n`` long-term memories for decay: created over the last year, last reinforced between then
+    and now, importance 0-10 (beta 2,4), recalls mostly 0-2 with a Pareto tail, 2 % pinned, 10 %
+    soft-deleted at a time after the last reinforcement (about a third of those past decay's grace)."""
+    import random
+    rng = random.Random(seed)
+    for created in _times(rng, n, 365 * DAY, order, now_ts):
+        reinforced = rng.uniform(created, now_ts)
+        deleted = rng.uniform(reinforced, now_ts) if rng.random() < 0.10 else None
+        yield (_text(rng, 4, 24), rng.choice(_KINDS), f"agent-{rng.randrange(200)}",
+               round(min(10.0, rng.betavariate(2, 4) * 10), 1), round(rng.betavariate(4, 2), 3), created,
+               created, reinforced, min(int(rng.paretovariate(1.5)) - 1, 1000),
+               1 if rng.random() < 0.02 else 0, deleted)
+
+
+def fill_jobs_data(put, pending: int, long_term: int, conversations: int, messages: int, outcomes: int,
+                   senders: int, seed: int, order: str) -> None:
+    """Data for every job at once (the PostgreSQL contention bench): the pending memories of the promote
+    bench, the conversations and outcomes of the consolidate bench, and long-term memories for decay."""
+    fill_pending(put, pending, seed, order)
+    fill_conversations(put, conversations, messages, outcomes, senders, seed, order)
+    put("long_term_memory", ("content", "kind", "sender", "importance", "confidence", "created_at", "promoted_at",
+                             "last_reinforced_at", "recall_count", "pinned", "deleted_at"),
+        long_term_rows(long_term, seed, order))
+
+
+def fill_conversations(put, conversations: int, messages: int, outcomes: int,
                        senders: int, seed: int, order: str, now_ts: float = NOW_TS) -> None:
     """Conversations (half closed) started over 90 days, each active for up to 3 days, with messages
     at random times inside it; outcomes over 90 days, spread over senders with a Pareto skew (some
@@ -239,8 +487,7 @@ def fill_conversations(conn: sqlite3.Connection, conversations: int, messages: i
         updated = min(now_ts, started + rng.random() * 3 * DAY)
         status = "closed" if rng.random() < 0.5 else "active"
         conv.append((cid, rng.choice(("chat", "email", "slack")), rng.choice(agents), status, started, updated))
-    conn.executemany("INSERT INTO conversation (id, channel, sender, status, started_at, updated_at)"
-                     " VALUES (?, ?, ?, ?, ?, ?)", conv)
+    put("conversation", ("id", "channel", "sender", "status", "started_at", "updated_at"), conv)
     msgs = []
     for _ in range(messages):
         cid, _, _, _, started, updated = conv[rng.randrange(conversations)]
@@ -255,8 +502,7 @@ def fill_conversations(conn: sqlite3.Connection, conversations: int, messages: i
             role = "user" if rng.random() < 0.5 else "assistant"
             yield cid, conv[cid - 1][2] if role == "user" else "assistant", role, _text(rng, 5, 40), created
 
-    conn.executemany("INSERT INTO message (conversation_id, sender, role, content, created_at)"
-                     " VALUES (?, ?, ?, ?, ?)", message_rows())
+    put("message", ("conversation_id", "sender", "role", "content", "created_at"), message_rows())
     del msgs
     weights = [rng.paretovariate(1.2) for _ in range(senders)]
     who = rng.choices(range(senders), weights=weights, k=outcomes)
@@ -266,8 +512,7 @@ def fill_conversations(conn: sqlite3.Connection, conversations: int, messages: i
             yield f"user-{s}", rng.choice(("code", "travel", "mail", "")), round(rng.uniform(-1, 1), 3), \
                 _text(rng, 5, 25), created
 
-    conn.executemany("INSERT INTO outcome (sender, domain, score, lesson, created_at) VALUES (?, ?, ?, ?, ?)",
-                     outcome_rows())
+    put("outcome", ("sender", "domain", "score", "lesson", "created_at"), outcome_rows())
 
 
 # -- timing and child processes ------------------------------------------------------------
@@ -378,6 +623,16 @@ def memtui_job(path: str, job: str, jobs: dict | None = None) -> dict:
             "rss_imports_mb": round(rss_imports / 1024, 1)}
 
 
+def run_contender(backend, target: str, workdir: Path, child: str, **kwargs) -> dict:
+    """``run_child(child, path=target, **kwargs)``; on PostgreSQL ``written_mb`` is then the WAL the server
+    wrote meanwhile (the child's own write() bytes are only its socket), on SQLite what the child wrote."""
+    mark = backend.wal_mark()
+    res = run_child(child, workdir, path=target, **kwargs)
+    if mark is not None:
+        res["written_mb"] = backend.wal_mb_since(mark)
+    return res
+
+
 def median(values):
     return statistics.median(values) if values else float("nan")
 
@@ -438,7 +693,7 @@ def _fmt(value) -> str:
 
 
 def render_report(machine: dict, args_text: str, sections: list[Section], wall_s: float,
-                  start_load: str = "?", fsync: dict | None = None) -> str:
+                  start_load: str = "?", fsync: dict | None = None, backend: str | None = None) -> str:
     head = [
         "memtui benchmarks",
         f"  machine : {machine['cpu']}, {machine['cores']} cores, {machine['memory_gb']} GiB RAM",
@@ -446,6 +701,7 @@ def render_report(machine: dict, args_text: str, sections: list[Section], wall_s
         f" ({machine['platform']})",
         f"  disk    : fsync of a 4 KiB append in the work directory p50 {fsync['p50_ms']:.2f} ms,"
         f" p90 {fsync['p90_ms']:.2f} ms, max {fsync['max_ms']:.2f} ms" if fsync else "",
+        f"  backend : {backend}" if backend else "",
         f"  run     : {args_text}; suite wall time {wall_s:.0f} s",
         f"  load    : {start_load} at the start, {machine['load'][0]:.2f} at the end (1-min load average;"
         f" anything near {machine['cores']} means the figures shared the CPU)" if machine.get("load") else "",
@@ -455,7 +711,7 @@ def render_report(machine: dict, args_text: str, sections: list[Section], wall_s
     checks = [(s.title, *c) for s in sections for c in s.checks]
     tail = ["", "== summary " + "=" * 64]
     tail += [f"  [{'PASS' if ok else 'MISS'}] {title}: {label}" for title, label, ok, _ in checks]
-    return "\n".join(head) + "\n" + body + "\n" + "\n".join(tail)
+    return "\n".join([line for line in head if line] + [""]) + "\n" + body + "\n" + "\n".join(tail)
 
 
 if __name__ == "__main__" and len(sys.argv) == 5 and sys.argv[1] == "CHILD":

@@ -5,14 +5,15 @@ messages, and outcomes spread over senders with a skew. At the fixed now the
 gates pass (no previous consolidation fact, far more than 5 conversations), so
 memtui does the pruning: messages of closed conversations last updated more
 than 30 days ago, and all but the newest 100 outcomes per sender. The baseline
-does the same with one DELETE each (plus the same fact write).
+does the same with one DELETE each (plus the same fact write), on SQLite or, with
+``--backend postgresql``, on PostgreSQL through psycopg.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 from bench import common
-from bench.common import DAY, NOW, NOW_TS, Section, log, median, run_child, timer
+from bench.common import DAY, NOW, NOW_TS, Section, log, median, timer
 
 CONVERSATIONS = 100_000
 MESSAGES = 1_000_000
@@ -46,30 +47,52 @@ def raw(path: str) -> dict:
     return {"wall_s": t["s"], "messages_pruned": messages, "outcomes_pruned": outcomes}
 
 
-def state(path: Path) -> dict:
+def raw_pg(path: str) -> dict:
+    """Child: the set-based SQL baseline on PostgreSQL (psycopg 3, READ COMMITTED, as memtui runs)."""
+    with timer() as t:
+        conn = common.pg_connect(path, autocommit=False)
+        with conn.transaction():
+            messages = conn.execute(
+                "DELETE FROM message WHERE conversation_id IN"
+                " (SELECT id FROM conversation WHERE status = 'closed' AND updated_at < %s)",
+                (NOW_TS - RETENTION_S,)).rowcount
+        with conn.transaction():
+            outcomes = conn.execute(
+                "DELETE FROM outcome WHERE id IN (SELECT id FROM (SELECT id, row_number() OVER"
+                " (PARTITION BY sender ORDER BY created_at DESC, id DESC) AS rank FROM outcome) AS ranked"
+                " WHERE rank > %s)", (KEEP_OUTCOMES,)).rowcount
+            conn.execute(
+                "INSERT INTO fact (sender, key, value, updated_at) VALUES ('__system__', 'last_consolidation', %s, %s)"
+                " ON CONFLICT (sender, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                (NOW.isoformat(), NOW_TS))
+        conn.close()
+    return {"wall_s": t["s"], "messages_pruned": messages, "outcomes_pruned": outcomes}
+
+
+def state(backend, target) -> dict:
     return {
-        "messages": common.scalar(path, "SELECT count(*) FROM message"),
-        "message_id_sum": common.scalar(path, "SELECT coalesce(sum(id), 0) FROM message"),
-        "outcomes": common.scalar(path, "SELECT count(*) FROM outcome"),
-        "outcome_id_sum": common.scalar(path, "SELECT coalesce(sum(id), 0) FROM outcome"),
-        "fact": common.scalar(path, "SELECT value FROM fact"
-                              " WHERE sender = '__system__' AND key = 'last_consolidation'"),
+        "messages": backend.scalar(target, "SELECT count(*) FROM message"),
+        "message_id_sum": int(backend.scalar(target, "SELECT coalesce(sum(id), 0) FROM message")),
+        "outcomes": backend.scalar(target, "SELECT count(*) FROM outcome"),
+        "outcome_id_sum": int(backend.scalar(target, "SELECT coalesce(sum(id), 0) FROM outcome")),
+        "fact": backend.scalar(target, "SELECT value FROM fact"
+                               " WHERE sender = '__system__' AND key = 'last_consolidation'"),
     }
 
 
-def run(args, workdir: Path) -> Section:
+def run(args, workdir: Path, backend) -> Section:
     sizes = {
         "conversations": max(100, int(CONVERSATIONS * args.scale)),
         "messages": max(1000, int(MESSAGES * args.scale)),
         "outcomes": max(200, int(OUTCOMES * args.scale)),
         "senders": max(5, int(SENDERS * args.scale)),
     }
-    sec = Section(f"consolidate: {sizes['messages']:,} messages, {sizes['outcomes']:,} outcomes")
-    db = common.cached_db(workdir, "consolidate", "fill_conversations", seed=args.seed,
-                          order=args.order, **sizes)
-    before = state(db)
-    closed_old = common.scalar(db, "SELECT count(*) FROM conversation WHERE status = 'closed' AND updated_at < ?",
-                               (NOW_TS - RETENTION_S,))
+    sec = Section(f"consolidate on {backend.label}: {sizes['messages']:,} messages, {sizes['outcomes']:,} outcomes")
+    db = backend.cached("consolidate", "fill_conversations", seed=args.seed, order=args.order, **sizes)
+    before = state(backend, db)
+    closed_old = backend.scalar(db, "SELECT count(*) FROM conversation WHERE status = 'closed' AND updated_at < ?",
+                                (NOW_TS - RETENTION_S,))
+    raw_target = "bench.consolidate:raw_pg" if backend.name == "postgresql" else "bench.consolidate:raw"
 
     runs = {"memtui": [], "raw": []}
     states = {}
@@ -77,16 +100,16 @@ def run(args, workdir: Path) -> Section:
         sequence = ("memtui", "raw") if rep % 2 == 0 else ("raw", "memtui")
         for who in sequence:
             log(f"consolidate: {who} (run {rep + 1}/{args.repeat})")
-            copy = common.copy_db(db, workdir / f"consolidate-{who}.db")
+            copy = backend.copy(db, f"consolidate-{who}")
             if who == "memtui":
-                res = run_child("bench.common:memtui_job", workdir, path=str(copy), job="consolidate")
+                res = common.run_contender(backend, copy, workdir, "bench.common:memtui_job", job="consolidate")
                 if res["status"] != "success":
                     raise RuntimeError(f"memtui consolidate ended {res['status']}: {res['error']}")
                 res.update(res["result"])
             else:
-                res = run_child("bench.consolidate:raw", workdir, path=str(copy))
-            after = state(copy)
-            common.remove_db(copy)
+                res = common.run_contender(backend, copy, workdir, raw_target)
+            after = state(backend, copy)
+            backend.remove(copy)
             log(f"consolidate: {who} {res['wall_s']:.2f} s, pruned {res['messages_pruned']:,} messages,"
                 f" {res['outcomes_pruned']:,} outcomes")
             runs[who].append(res)
@@ -114,6 +137,7 @@ def run(args, workdir: Path) -> Section:
              f"{r0['rss_peak_mb']:.1f}"],
         ],
     )
+    sec.line(common.WRITTEN_NOTE[backend.name])
     sec.line()
     job_s = median([r["job_ms"] for r in runs["memtui"]]) / 1000
     sec.line(f"  memtui job time (run record duration_ms): {job_s:.3f} s of {t_memtui:.3f} s in the child")

@@ -6,6 +6,10 @@ from pending_memory), then expire the unpromoted pending memories older than
 7 days. memtui and raw SQL run on copies of one 1M-row database; the per-row
 loop runs on a 20k-row database built the same way (its time scaled x50) and is
 checked against memtui on a copy of that same 20k database.
+
+On either backend (``--backend``): on PostgreSQL the copies are databases made
+from one template, and the raw SQL is the same three statements in PostgreSQL's
+spelling (power, greatest/least, round on numeric), run through psycopg.
 """
 from __future__ import annotations
 
@@ -25,6 +29,16 @@ RAW_SCORE = ("0.20 * pow(0.995, max(0.0, (:now - coalesce(last_access_at, create
              " + 0.25 * min(max(confidence, 0.0), 1.0)"
              " + 0.25 * min(max(importance, 0.0), 10.0) / 10.0")
 RAW_PROMOTABLE = f"remember != 0 OR round({RAW_SCORE}, 9) >= {THRESHOLD}"
+
+
+# PostgreSQL's spelling of the same score: power/greatest/least, round() on numeric (it has no
+# round(double precision, int)); the float literals are float8, as the parameters memtui binds are.
+PG_SCORE = ("0.20::float8 * power(0.995::float8, greatest(0.0::float8,"
+            " (%(now)s - coalesce(last_access_at, created_at)) / 3600.0::float8))"
+            " + 0.30::float8 * least(access_count / 10.0::float8, 1.0::float8)"
+            " + 0.25::float8 * least(greatest(confidence, 0.0::float8), 1.0::float8)"
+            " + 0.25::float8 * least(greatest(importance, 0.0::float8), 10.0::float8) / 10.0::float8")
+PG_PROMOTABLE = f"remember OR round(({PG_SCORE})::numeric, 9) >= {THRESHOLD}"
 
 
 # -- contenders (each runs in its own process) ---------------------------------------------
@@ -47,6 +61,26 @@ def raw(path: str) -> dict:
         expired = conn.execute("DELETE FROM pending_memory WHERE created_at < ? AND remember = 0",
                                (NOW_TS - TTL_S,)).rowcount
         conn.execute("COMMIT")
+        conn.close()
+    assert deleted == promoted, (deleted, promoted)
+    return {"wall_s": t["s"], "promoted": promoted, "expired": expired}
+
+
+def raw_pg(path: str) -> dict:
+    """Child: the set-based SQL baseline on PostgreSQL (psycopg 3, READ COMMITTED, as memtui runs)."""
+    params = {"now": NOW_TS}
+    with timer() as t:
+        conn = common.pg_connect(path, autocommit=False)
+        with conn.transaction():
+            promoted = conn.execute(
+                "INSERT INTO long_term_memory (content, kind, sender, importance, confidence, created_at,"
+                " promoted_at, last_reinforced_at, recall_count, pinned, source_pending_id)"
+                " SELECT content, kind, sender, importance, confidence, created_at, %(now)s, %(now)s, 0, remember, id"
+                f" FROM pending_memory WHERE {PG_PROMOTABLE}", params).rowcount
+            deleted = conn.execute(f"DELETE FROM pending_memory WHERE {PG_PROMOTABLE}", params).rowcount
+        with conn.transaction():
+            expired = conn.execute("DELETE FROM pending_memory WHERE created_at < %s AND NOT remember",
+                                   (NOW_TS - TTL_S,)).rowcount
         conn.close()
     assert deleted == promoted, (deleted, promoted)
     return {"wall_s": t["s"], "promoted": promoted, "expired": expired}
@@ -88,43 +122,44 @@ def per_row(path: str) -> dict:
 # -- the bench -------------------------------------------------------------------------------
 
 
-def state(path: Path) -> dict:
+def state(backend, target: str) -> dict:
     """What every contender must leave behind identically."""
     return {
-        "pending": common.scalar(path, "SELECT count(*) FROM pending_memory"),
-        "pending_id_sum": common.scalar(path, "SELECT coalesce(sum(id), 0) FROM pending_memory"),
-        "long_term": common.scalar(path, "SELECT count(*) FROM long_term_memory"),
-        "source_id_sum": common.scalar(path, "SELECT coalesce(sum(source_pending_id), 0) FROM long_term_memory"),
+        "pending": backend.scalar(target, "SELECT count(*) FROM pending_memory"),
+        "pending_id_sum": int(backend.scalar(target, "SELECT coalesce(sum(id), 0) FROM pending_memory")),
+        "long_term": backend.scalar(target, "SELECT count(*) FROM long_term_memory"),
+        "source_id_sum": int(backend.scalar(target, "SELECT coalesce(sum(source_pending_id), 0) FROM long_term_memory")),
     }
 
 
-def memtui_promote(db: Path, workdir: Path, name: str) -> tuple[dict, dict]:
-    copy = common.copy_db(db, workdir / name)
-    res = run_child("bench.common:memtui_job", workdir, path=str(copy), job="promote",
-                    jobs={"promote": {"cap": 0}})
+def memtui_promote(backend, db, workdir: Path, name: str) -> tuple[dict, dict]:
+    copy = backend.copy(db, name)
+    res = common.run_contender(backend, copy, workdir, "bench.common:memtui_job", job="promote",
+                               jobs={"promote": {"cap": 0}})
     if res["status"] != "success":
         raise RuntimeError(f"memtui promote ended {res['status']}: {res['error']}")
     res["promoted"], res["expired"] = res["result"]["promoted"], res["result"]["expired"]
-    after = state(copy)
-    common.remove_db(copy)
+    after = state(backend, copy)
+    backend.remove(copy)
     return res, after
 
 
-def contender(target: str, db: Path, workdir: Path, name: str) -> tuple[dict, dict]:
-    copy = common.copy_db(db, workdir / name)
-    res = run_child(target, workdir, path=str(copy))
-    after = state(copy)
-    common.remove_db(copy)
+def contender(backend, target: str, db, workdir: Path, name: str) -> tuple[dict, dict]:
+    copy = backend.copy(db, name)
+    res = common.run_contender(backend, copy, workdir, target)
+    after = state(backend, copy)
+    backend.remove(copy)
     return res, after
 
 
-def run(args, workdir: Path) -> Section:
+def run(args, workdir: Path, backend) -> Section:
     rows = max(1000, int(ROWS * args.scale))
     sample = max(100, int(SAMPLE * args.scale))
     factor = rows / sample
-    sec = Section(f"promote: {rows:,} pending memories")
-    big = common.cached_db(workdir, "pending", "fill_pending", n=rows, seed=args.seed, order=args.order)
-    small = common.cached_db(workdir, "pending", "fill_pending", n=sample, seed=args.seed, order=args.order)
+    sec = Section(f"promote on {backend.label}: {rows:,} pending memories")
+    big = backend.cached("pending", "fill_pending", n=rows, seed=args.seed, order=args.order)
+    small = backend.cached("pending", "fill_pending", n=sample, seed=args.seed, order=args.order)
+    raw_target = "bench.promote:raw_pg" if backend.name == "postgresql" else "bench.promote:raw"
 
     runs = {"memtui": [], "raw": []}
     states = {}
@@ -133,9 +168,9 @@ def run(args, workdir: Path) -> Section:
         for who in sequence:
             log(f"promote: {who} on {rows:,} rows (run {rep + 1}/{args.repeat})")
             if who == "memtui":
-                res, after = memtui_promote(big, workdir, "promote-memtui.db")
+                res, after = memtui_promote(backend, big, workdir, "promote-memtui")
             else:
-                res, after = contender("bench.promote:raw", big, workdir, "promote-raw.db")
+                res, after = contender(backend, raw_target, big, workdir, "promote-raw")
             log(f"promote: {who} {res['wall_s']:.2f} s, promoted {res['promoted']:,}, expired {res['expired']:,}")
             runs[who].append(res)
             states.setdefault(who, after)
@@ -145,12 +180,12 @@ def run(args, workdir: Path) -> Section:
     loops, loop_after = [], None
     for rep in range(args.repeat):
         log(f"promote: per-row ORM loop on {sample:,} rows (run {rep + 1}/{args.repeat})")
-        res, after = contender("bench.promote:per_row", small, workdir, "promote-per-row.db")
+        res, after = contender(backend, "bench.promote:per_row", small, workdir, "promote-per-row")
         log(f"promote: per-row {res['wall_s']:.2f} s")
         loops.append(res)
         loop_after = loop_after or after
     log(f"promote: memtui on the same {sample:,} rows")
-    small_memtui, small_after = memtui_promote(small, workdir, "promote-memtui-small.db")
+    small_memtui, small_after = memtui_promote(backend, small, workdir, "promote-memtui-small")
 
     t_memtui = median([r["wall_s"] for r in runs["memtui"]])
     t_raw = median([r["wall_s"] for r in runs["raw"]])
@@ -183,7 +218,7 @@ def run(args, workdir: Path) -> Section:
              small_memtui["expired"], mb(small_memtui["written_mb"]), mb(small_memtui["rss_peak_mb"])],
         ],
     )
-    sec.line("  (MB written: bytes the contender's process passed to write() — WAL frames and checkpoint copies)")
+    sec.line(common.WRITTEN_NOTE[backend.name])
     sec.line()
     job_s = median([r["job_ms"] for r in runs["memtui"]]) / 1000
     sec.line(f"  memtui job time (run record duration_ms): {job_s:.3f} s of {t_memtui:.3f} s in the child"

@@ -14,6 +14,7 @@ backend in models/sqlite.py and models/postgres.py:
 - ``atomic()``: one write transaction, all or nothing;
 - ``check()`` / ``probe_write()``: is the store usable (a file deleted, read-only, full; a server gone);
 - ``greatest``/``least``/``round_to``/``contains_words``: SQL functions spelt differently;
+- ``in_ids(column, ids)``: "column is one of these ids", bound the way the backend takes a list fastest;
 - ``for_update(query)`` / ``lock_for_rewrite(*models)``: row and table locks where the backend
   needs them (SQLite's write transaction already locks the whole file);
 - ``limit_lock_wait(seconds)``: how long the calling thread's statements wait for another writer;
@@ -149,6 +150,18 @@ class Store:
         raise NotImplementedError
 
     def round_to(self, expr, digits: int):
+        raise NotImplementedError
+
+    def in_ids(self, column, ids):
+        """``column`` is one of ``ids`` (integers), bound as they are: Peewee's ``column.in_(list)``
+        passes each id through a Value and the column's converter, about 3 µs an id. SQLite:
+        ``column IN (?, ?, …)``, one parameter an id. PostgreSQL: ``column = ANY(?)``, one array
+        parameter, so a batch binds one value and its statement text does not grow with it (measured
+        in bench/: promote's 1000-id batches, 2.6 s -> 1.1 s for 285 expiry batches). ``ids`` is a
+        list, or a node that binds them itself (engine/jobs/base.py's IdList, which notes where its
+        parameters went so that ``in_batches`` can bind a rendered statement to the next chunk; on
+        PostgreSQL it is rendered with the state ``ids_as_array`` holding the function that makes the
+        one parameter of a list of ids)."""
         raise NotImplementedError
 
     def contains_words(self, column, words: list[str]):

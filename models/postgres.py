@@ -21,7 +21,8 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
-from peewee import Cast, DatabaseError, InterfaceError, OperationalError, PostgresqlDatabase, fn
+from peewee import (OP, Cast, DatabaseError, Expression, InterfaceError, Node, OperationalError,
+                    PostgresqlDatabase, fn)
 
 from memtui.models.db import ChangeListener, Store, StoreError, one_line, shown
 
@@ -33,13 +34,16 @@ CONNECT_TIMEOUT_S = 10
 def redact_url(url: str) -> str:
     """The URL with its password (``user:password@`` or a ``password=`` parameter) replaced by ***:
     what may be shown or logged. Host and port are kept as written ([::1], a port that is no number)."""
+    scheme, sep, rest = url.partition("://")
+    # The user part ends at the URL's last @: a password may hold an unencoded / # ? (or @) that
+    # urlsplit would read as the start of the path, and so show.
+    userinfo, at, tail = rest.rpartition("@")
+    if at and ":" in userinfo:
+        rest = f"{userinfo.partition(':')[0]}:***@{tail}"
     try:
-        parts = urlsplit(url)
+        parts = urlsplit(f"{scheme}{sep}{rest}")
     except ValueError:  # e.g. an unclosed [ in an IPv6 host: show nothing of the netloc
         return "postgresql://…"
-    userinfo, at, hostport = parts.netloc.rpartition("@")
-    if at and ":" in userinfo:
-        parts = parts._replace(netloc=f"{userinfo.partition(':')[0]}:***@{hostport}")
     parts = parts._replace(query=re.sub(r"(^|&)(password=)[^&]*", r"\1\2***", parts.query))
     return urlunsplit(parts)
 
@@ -50,6 +54,29 @@ def _driver_available() -> bool:
     except ImportError:
         return False
     return True
+
+
+class _Database(PostgresqlDatabase):
+    """Peewee's PostgresqlDatabase that reopens a connection the server closed (a restart, a
+    failover, a dropped network). Peewee keeps one connection per thread and never reopens it
+    itself, so without this an engine's threads would stay on dead connections for good. Only
+    between transactions: inside one, the error must reach the caller, whose work is rolled back."""
+
+    def _reopen_if_broken(self) -> None:
+        if self.is_closed() or self.in_transaction() or self.is_connection_usable():
+            return
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - a broken connection may fail to close; it is gone anyway
+            self._state.reset()
+
+    def execute_sql(self, sql, params=None, *args, **kwargs):
+        self._reopen_if_broken()
+        return super().execute_sql(sql, params, *args, **kwargs)
+
+    def begin(self, *args, **kwargs):
+        self._reopen_if_broken()
+        return super().begin(*args, **kwargs)
 
 
 class PostgresStore(Store):
@@ -84,10 +111,16 @@ class PostgresStore(Store):
             raise StoreError(f"{label}: the port is not a number") from None
         # libpq's own parameters (sslmode=require, sslrootcert=…, options=…) go to the driver as given.
         params.update(parse_qsl(parts.query, keep_blank_values=True))
-        db = PostgresqlDatabase(**params)
+        db = _Database(**params)
         store = cls(db, label)
         try:
             db.connect()
+            encoding = db.execute_sql("SHOW server_encoding").fetchone()[0]
+            if isinstance(encoding, bytes):  # SQL_ASCII: the driver hands back undecoded bytes
+                encoding = encoding.decode("ascii", "replace")
+            if encoding.upper() not in ("UTF8", "UTF-8"):  # memories are Unicode text, in any language
+                raise StoreError(f"{label}: the database's encoding is {encoding}; memtui needs UTF8"
+                                 " (CREATE DATABASE … ENCODING 'UTF8')")
             if not create and not store._has_schema():
                 raise StoreError(f"no memtui database at {label} (the database exists, memtui's tables don't)")
             if migrate:
@@ -135,6 +168,11 @@ class PostgresStore(Store):
         # round(double precision, int) does not exist: numeric has the two-argument form.
         return Cast(fn.ROUND(Cast(expr, "numeric"), digits), "double precision")
 
+    def in_ids(self, column, ids):
+        # One array parameter, whatever the number of ids: one value to bind, and a statement text that
+        # does not grow with the list (the server parses it once). The ids' index is used as for IN.
+        return Expression(column, OP.EQ, _AnyOf(ids))
+
     def for_update(self, query):
         return query.for_update()
 
@@ -175,6 +213,31 @@ class PostgresStore(Store):
         finally:
             db.close()
         return {"vacuumed": True, "tables_vacuumed": len(tables)}
+
+
+class _AnyOf(Node):
+    """``ANY(?::bigint[])``: the ids as one array parameter, sent as the text of an array literal
+    (``{1,2,3}``). psycopg would take a list of ints, but adapts it an element at a time, choosing each
+    one's type: 4-6 ms for 5000 ids, against about 1 ms for building and sending the text. A node that
+    binds the ids itself (engine/jobs/base.py's IdList) is rendered with the state ``ids_as_array``
+    holding that encoding, and binds its ids through it."""
+
+    def __init__(self, ids):
+        self.ids = ids
+
+    def __sql__(self, ctx):
+        ctx.literal("ANY(")
+        if isinstance(self.ids, Node):
+            with ctx(ids_as_array=_array_text):
+                ctx.sql(self.ids)
+        else:
+            ctx.value(_array_text([int(i) for i in self.ids]), False)  # no converter: the text is the parameter
+        return ctx.literal("::bigint[])")
+
+
+def _array_text(ids) -> str:
+    """PostgreSQL's text form of an integer array: ``{1,2,3}``."""
+    return "{" + ",".join(map(str, ids)) + "}"
 
 
 class _Listener(ChangeListener):

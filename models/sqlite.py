@@ -18,7 +18,7 @@ import threading
 import sqlite3
 from pathlib import Path
 
-from peewee import DatabaseError, OperationalError, SqliteDatabase, fn
+from peewee import SQL, DatabaseError, Node, OperationalError, SqliteDatabase, fn
 
 from memtui.models import text
 from memtui.models.db import Store, StoreError, one_line, shown
@@ -159,6 +159,7 @@ class SqliteStore(Store):
 
     def atomic(self):
         """One write transaction (BEGIN IMMEDIATE), committed whole or rolled back."""
+        self._fresh()  # before BEGIN: once the transaction is open, a reconnect is no longer possible
         return _Atomic(self.db)
 
     def check(self) -> None:
@@ -206,6 +207,13 @@ class SqliteStore(Store):
 
     def round_to(self, expr, digits: int):
         return fn.ROUND(expr, digits)
+
+    def in_ids(self, column, ids):
+        # SQLite has no array type; a parameter an id (at most 32,766 of them in one statement).
+        if not isinstance(ids, Node):
+            ids = [int(i) for i in ids]
+            ids = SQL("(" + ", ".join(["?"] * len(ids)) + ")", ids)  # "()" when empty: Peewee writes 0 = 1
+        return column.in_(ids)
 
     def limit_lock_wait(self, seconds: float) -> None:
         # Per connection, and Peewee's connections are per thread: only the caller's thread waits less.

@@ -474,3 +474,24 @@ def test_a_stopping_engine_keeps_its_leases_while_its_runs_drain(engine_on, kind
     kinds.blocker.release.set()
     stopper.join(WAIT)
     assert [r["status"] for r in run_rows(store, "block")] == ["success"]
+
+
+def test_an_engine_carries_on_after_the_server_dropped_its_connections(engine_on, kinds, store, db_target):
+    """A server restart, a failover or a dropped network ends every connection: each of the engine's
+    threads must open a new one, not stay on its dead one (Peewee never reopens by itself)."""
+    if "://" not in db_target:
+        pytest.skip("about a database server's connections")
+    from tests import postgres
+
+    engine = engine_on("host-a:101:aaaa")
+    assert engine.run_job("flaky").status == "success"
+    name = db_target.rsplit("/", 1)[1]
+    with postgres.connect("postgres") as admin:
+        ended = admin.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                              " WHERE datname = %s AND pid <> pg_backend_pid()", (name,)).fetchone()[0]
+    assert ended >= 1
+    engine.sync()  # the first statement on the dead connection fails: the jobs are held, and say why
+    engine.sync()  # the next one is made on a new connection: held no more
+    assert engine.problem is None
+    assert engine.run_job("flaky").status == "success"
+    assert [r.status for r in engine.history("flaky")] == ["success", "success"]

@@ -10,6 +10,7 @@ files and pragmas take ``db_path`` or are marked ``sqlite_only``; those about Po
 from __future__ import annotations
 
 import os
+import sqlite3
 import socket
 import stat
 import subprocess
@@ -628,3 +629,45 @@ def test_probe_write_on_postgresql_fails_while_the_database_refuses_writes(pg_ur
         assert store.m.Run.select().count() == 0
     finally:
         store.close()
+
+
+@pytest.mark.sqlite_only
+def test_after_a_restored_file_is_adopted_the_first_transaction_writes_to_it(db_path):
+    """The reconnect to a restored file must happen before BEGIN: once the transaction is open it is
+    too late, and its rows would go to the deleted file."""
+    import shutil
+
+    store = Store.open(db_path)
+    try:
+        store.set_setting("k", "before")
+        store.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        shutil.copy(db_path, f"{db_path}.bak")
+        os.remove(db_path)
+        with pytest.raises(StoreError, match="deleted or moved"):
+            store.check()
+        shutil.copy(f"{db_path}.bak", db_path)
+        store.check()  # adopts the restored file
+        with store.atomic():  # this thread's first statement since then opens a transaction
+            store.m.Setting.insert(key="x", value="written in a transaction").execute()
+    finally:
+        store.close()
+    con = sqlite3.connect(db_path)
+    try:
+        assert dict(con.execute("SELECT key, value FROM setting")) == {"k": "before", "x": "written in a transaction"}
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize("encoding", ["LATIN1", "SQL_ASCII"])
+def test_a_postgresql_database_that_is_not_utf8_is_refused_in_one_line(encoding):
+    from tests import postgres
+
+    name = postgres.create_database(f"enc_{encoding}", options=f"ENCODING '{encoding}' LC_COLLATE 'C' LC_CTYPE 'C'"
+                                    " TEMPLATE template0")
+    try:
+        with pytest.raises(StoreError) as raised:
+            Store.open(postgres.url_of(name))
+        message = str(raised.value)
+        assert f"encoding is {encoding}; memtui needs UTF8" in message and "\n" not in message
+    finally:
+        postgres.drop_database(name)

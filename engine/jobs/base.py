@@ -14,6 +14,7 @@ bounded transactions, in id order: ``in_batches`` for a listed set of ids,
 """
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import threading
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone, tzinfo
 from typing import Any, Callable
 
-from peewee import SQL, Node, fn
+from peewee import OP, SQL, Expression, Node, fn
 
 from memtui.engine.clock import Clock
 from memtui.models import Store
@@ -76,24 +77,33 @@ class JobContext:
 
 
 class IdList(Node):
-    """Row ids as the right-hand side of ``column.in_(...)``: ``(?, ?, …)``.
+    """Row ids as the right-hand side of ``column.in_(...)``: ``(?, ?, …)``, or one array parameter
+    where the store binds a list as one value (``Store.in_ids``; PostgreSQL's ``column = ANY(?)``).
 
     Peewee renders a plain list element by element, through a Value node and the
     column's converter each, about 3 µs an id: for a batch of 1000 that is more
     than the statement itself takes to run on SQLite. The ids are ints already,
     so they are bound as they are, in the backend's own placeholder style. The
     node notes where among the parameters of each rendering its ids went
-    (``placed``), so ``in_batches`` can bind the next chunk's ids to the same
-    rendered statement."""
+    (``placed``: the context, the index of its first parameter, and the store's
+    encoding when it bound them as one array parameter), so ``in_batches`` can
+    bind the next chunk's ids to the same rendered statement."""
 
     def __init__(self, ids: list[int]):
         self.ids = ids
-        self.placed: list[tuple[Any, int]] = []  # (rendering context, index of the first id in its parameters)
+        # (rendering context, index of its first parameter, the array encoding or None: one parameter an id)
+        self.placed: list[tuple[Any, int, Callable[[list[int]], Any] | None]] = []
 
     def __sql__(self, ctx):
+        encode = ctx.state.ids_as_array  # set by Store.in_ids where the ids go as one array parameter
         if ctx.state.value_literals:  # query_to_string and friends: ints are safe to inline
+            if encode:
+                return ctx.value(encode(self.ids), False)
             return ctx.literal("(" + ", ".join(str(int(i)) for i in self.ids) + ")")
-        self.placed.append((ctx, len(ctx._values)))
+        self.placed.append((ctx, len(ctx._values), encode))
+        if encode:
+            ctx._values.append(encode(self.ids))
+            return ctx.literal(ctx.state.param or "?")
         ctx.literal("(" + ", ".join([ctx.state.param or "?"] * len(self.ids)) + ")")
         ctx._values.extend(self.ids)
         return ctx
@@ -111,16 +121,18 @@ def in_batches(ctx: JobContext, ids: list[int], size: int, *statements: Statemen
     """Run each statement for every chunk of ``ids``, one transaction per chunk.
 
     A statement is a function of the chunk's ids, returning a Peewee query that
-    uses them once (``Model.id.in_(chunk)``). Between chunks the run may be told
-    to stop. Returns the summed rowcount of the last statement. Chunks go in id
-    order: rows with neighbouring ids share pages, so each page is rewritten once
-    instead of once per chunk (2-3x less I/O than score or sender order, measured
-    in bench/). Each statement is built and rendered once per chunk length (all
-    full chunks share one) and then bound to each chunk's ids: Peewee takes up to
-    a millisecond to render one, a tenth of what a 1000-row chunk takes SQLite
-    to write, and that added up to several percent of promote's time."""
+    uses them once (``Model.id.in_(chunk)``, written by the store as its
+    ``in_ids``: ``IN (?, …)`` on SQLite, ``= ANY(?)`` on PostgreSQL). Between
+    chunks the run may be told to stop. Returns the summed rowcount of the last
+    statement. Chunks go in id order: rows with neighbouring ids share pages, so
+    each page is rewritten once instead of once per chunk (2-3x less I/O than
+    score or sender order, measured in bench/). Each statement is built and
+    rendered once per chunk length (all full chunks share one) and then bound to
+    each chunk's ids: Peewee takes up to a millisecond to render one, a tenth of
+    what a 1000-row chunk takes SQLite to write, and that added up to several
+    percent of promote's time."""
     ids = sorted(ids)
-    rendered: dict[int, list[tuple[str, list, int]]] = {}
+    rendered: dict[int, list[tuple[str, list, int, Callable | None]]] = {}
     changed = 0
     for start in range(0, len(ids), size):
         chunk = ids[start:start + size]
@@ -129,22 +141,54 @@ def in_batches(ctx: JobContext, ids: list[int], size: int, *statements: Statemen
             rendered[n] = [_render(ctx, statement, chunk) for statement in statements]
         ctx.check()
         with ctx.store.atomic():
-            for sql, params, at in rendered[n]:
-                cursor = ctx.store.db.execute_sql(sql, [*params[:at], *chunk, *params[at + n:]])
+            for sql, params, at, encode in rendered[n]:
+                bound = [*params[:at], encode(chunk), *params[at + 1:]] if encode else \
+                    [*params[:at], *chunk, *params[at + n:]]
+                cursor = ctx.store.db.execute_sql(sql, bound)
         changed += cursor.rowcount
     return changed
 
 
-def _render(ctx: JobContext, statement: Statement, chunk: list[int]) -> tuple[str, list, int]:
-    """(SQL, parameters, where the chunk's ids start among them) of ``statement`` for ``chunk``."""
+def _render(ctx: JobContext, statement: Statement, chunk: list[int]) -> tuple[str, list, int, Callable | None]:
+    """(SQL, parameters, where the chunk's ids start among them, and the store's encoding when they are
+    one array parameter) of ``statement`` for ``chunk``."""
     ids = IdList(chunk)
     context = ctx.store.db.get_sql_context()
-    sql, params = context.parse(statement(ids))
+    sql, params = context.parse(_in_ids(statement(ids), ids, ctx.store))
     # Peewee also renders an IN's right-hand side on a scratch context, to see whether it is empty.
-    at = [index for ctx, index in ids.placed if ctx is context]
+    at = [(index, encode) for ctx, index, encode in ids.placed if ctx is context]
     if len(at) != 1:
         raise ValueError("a batched statement must use its chunk's ids exactly once")
-    return sql, params, at[0]
+    return sql, params, *at[0]
+
+
+def _in_ids(query, ids: IdList, store: Store):
+    """``query`` with its ``column.in_(ids)`` written as ``store.in_ids(column, ids)``, in the WHERE of
+    the statement and of the SELECT an INSERT copies from (the query is the statement function's own,
+    built for this rendering, so it is changed in place). Anywhere else the ids stay ``IN (?, …)``:
+    slower to bind on PostgreSQL, as right."""
+    where = getattr(query, "_where", None)
+    if where is not None:
+        query._where = _spelt(where, ids, store)
+    source = getattr(query, "_insert", None)
+    if isinstance(source, Node) and getattr(source, "_where", None) is not None:
+        _in_ids(source, ids, store)
+    return query
+
+
+def _spelt(node, ids: IdList, store: Store):
+    """``node`` with each ``column IN ids`` in its tree of expressions replaced by ``store.in_ids``;
+    the nodes on the way are copied, never changed (a statement function may share them)."""
+    if not isinstance(node, Expression):
+        return node
+    if node.op == OP.IN and node.rhs is ids:
+        return store.in_ids(node.lhs, ids)
+    lhs, rhs = _spelt(node.lhs, ids, store), _spelt(node.rhs, ids, store)
+    if lhs is node.lhs and rhs is node.rhs:
+        return node
+    node = copy.copy(node)
+    node.lhs, node.rhs = lhs, rhs
+    return node
 
 
 def delete_while(ctx: JobContext, model, where, size: int) -> int:

@@ -33,6 +33,7 @@ from memtui.engine.jobs.base import JobContext, JobKind, SkipRun, count_rows, in
 from memtui.engine.memory import set_fact
 
 SYSTEM_SENDER = "__system__"
+MESSAGES_PER_CONVERSATION = 10  # a rough mean, to turn batch_size (messages) into conversations
 LAST_KEY = "last_consolidation"
 
 
@@ -81,17 +82,26 @@ def check_gates(ctx: JobContext, cfg: ConsolidateConfig, now: datetime) -> None:
 def prune_messages(ctx: JobContext, cfg: ConsolidateConfig, now_ts: float) -> int:
     Message, Conversation = ctx.store.m.Message, ctx.store.m.Conversation
     cutoff = now_ts - cfg.message_retention_days * 86400
-    # By message id, not by conversation: a page holds messages of many conversations,
-    # and deleting in id order rewrites each page once.
-    messages = raw_ids(ctx, Message.select(Message.id)
-                       .join(Conversation, on=(Conversation.id == Message.conversation_id))
-                       .where((Conversation.status == "closed") & (Conversation.updated_at < cutoff)))
+    closed_and_old = (Conversation.status == "closed") & (Conversation.updated_at < cutoff)
     # The condition is checked again in the write: a conversation that came back to life meanwhile keeps its messages.
     still_closed = fn.EXISTS(Conversation.select(SQL("1")).where(
-        (Conversation.id == Message.conversation_id) & (Conversation.status == "closed")
-        & (Conversation.updated_at < cutoff)))
-    return in_batches(ctx, messages, cfg.batch_size,
-                      lambda chunk: Message.delete().where(still_closed & Message.id.in_(chunk)))
+        (Conversation.id == Message.conversation_id) & closed_and_old))
+    if ctx.store.kind == "sqlite":
+        # By message id: a page holds messages of many conversations, and deleting in id order
+        # rewrites each page once (SQLite's cost is the pages it writes).
+        messages = raw_ids(ctx, Message.select(Message.id)
+                           .join(Conversation, on=(Conversation.id == Message.conversation_id))
+                           .where(closed_and_old))
+        return in_batches(ctx, messages, cfg.batch_size,
+                          lambda chunk: Message.delete().where(still_closed & Message.id.in_(chunk)))
+    # By conversation: PostgreSQL's cost is the index lookups, and a conversation's messages are one
+    # range of the conversation_id index (bench/: 1.2x raw SQL this way, 2.1x by message id).
+    conversations = raw_ids(ctx, Conversation.select(Conversation.id).where(closed_and_old))
+    per_batch = max(1, cfg.batch_size // MESSAGES_PER_CONVERSATION)
+    # The re-check is one semi-join over the chunk's conversations, not an EXISTS per message.
+    return in_batches(ctx, conversations, per_batch, lambda chunk: Message.delete().where(
+        Message.conversation_id.in_(Conversation.select(Conversation.id).where(
+            Conversation.id.in_(chunk) & closed_and_old))))
 
 
 def prune_outcomes(ctx: JobContext, cfg: ConsolidateConfig) -> int:

@@ -12,6 +12,8 @@ the result is exactly memtui 0.1's schema. On PostgreSQL times are DOUBLE
 PRECISION (its {real} is a 4-byte float: a second's precision lost), ids are
 identity columns (never reused, like AUTOINCREMENT) and flags are BOOLEAN.
 """
+from peewee import PostgresqlDatabase
+
 
 STATEMENTS = [
     # -- memory store -------------------------------------------------------
@@ -182,7 +184,7 @@ DIALECTS = {
 
 
 def dialect(db) -> dict[str, str]:
-    return DIALECTS["postgresql" if "postgres" in type(db).__name__.lower() else "sqlite"]
+    return DIALECTS["postgresql" if isinstance(db, PostgresqlDatabase) else "sqlite"]
 
 
 def up(migrator, db):

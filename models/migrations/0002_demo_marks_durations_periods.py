@@ -16,7 +16,7 @@
 
 On PostgreSQL (0001's identity ids are never reused) only the column types change.
 """
-from peewee import FloatField
+from peewee import FloatField, PostgresqlDatabase
 
 DEMO_TABLES = ("conversation", "message", "pending_memory", "long_term_memory", "fact", "outcome",
                "profile_attribute", "profile_attribute_history", "summary")
@@ -58,7 +58,7 @@ def _rebuild(db, table: str, create: str, indexes=()) -> None:
 
 
 def up(migrator, db):
-    postgres = "postgres" in type(db).__name__.lower()
+    postgres = isinstance(db, PostgresqlDatabase)
     flag = "BOOLEAN NOT NULL DEFAULT false" if postgres else "INTEGER NOT NULL DEFAULT 0"
     for table in DEMO_TABLES:
         # A constant default lets SQLite add a NOT NULL column without rewriting the table.

@@ -12,7 +12,7 @@
   recall matches alike on both backends and a plain-SQL client can use them;
   lower-cased under a Unicode-aware collation even in a database created with LC_CTYPE C.
 """
-from peewee import DatabaseError
+from peewee import DatabaseError, PostgresqlDatabase
 from tzlocal import get_localzone_name
 
 ENGINE_INSTANCE = """CREATE TABLE engine_instance (
@@ -54,7 +54,7 @@ LOWER_PROBE = ("ÉΣЁ", "éσё")
 
 
 def up(migrator, db):
-    postgres = "postgres" in type(db).__name__.lower()
+    postgres = isinstance(db, PostgresqlDatabase)
     db.execute_sql(ENGINE_INSTANCE.format(real="DOUBLE PRECISION" if postgres else "REAL"))
     db.execute_sql("CREATE INDEX engine_instance_heartbeat ON engine_instance (heartbeat_at)")
     db.execute_sql("UPDATE job_definition SET timezone = %s WHERE timezone IS NULL OR timezone = ''"
