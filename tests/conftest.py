@@ -24,10 +24,14 @@ from tests import postgres  # noqa: E402
 def pytest_configure(config):
     config.addinivalue_line("markers", "both_backends: run the module's store-using tests on SQLite and PostgreSQL")
     config.addinivalue_line("markers", "sqlite_only: this test is about SQLite itself (files, pragmas)")
+    config.addinivalue_line("markers", "postgres_only: this test is about a database server (connections, NOTIFY)")
 
 
 def pytest_generate_tests(metafunc):
     if "db_target" not in metafunc.fixturenames:
+        return
+    if metafunc.definition.get_closest_marker("postgres_only") is not None:
+        metafunc.parametrize("db_target", ["postgresql"], indirect=True, ids=["pg"])
         return
     both = (metafunc.definition.get_closest_marker("both_backends") is not None
             and metafunc.definition.get_closest_marker("sqlite_only") is None
@@ -119,4 +123,25 @@ def cli(monkeypatch, capsys):
         return SimpleNamespace(code=code, out=out, err=err)
 
     return run
+
+
+ROLLUP_SCHEDULES = {"rollup-day": "0 1 * * *", "rollup-week": "0 2 * * 0", "rollup-month": "0 3 1 * *"}
+
+
+@pytest.fixture
+def make_engine(store, clock):
+    """``make_engine(config=None, tz="UTC")``: an engine over ``store`` whose rollup jobs keep their
+    default schedules, in time zone ``tz``; stopped after the test."""
+    made = []
+
+    def make(config: Config | None = None, tz: str = "UTC") -> Engine:
+        engine = Engine(store, config or Config(), clock)
+        for job, schedule in ROLLUP_SCHEDULES.items():
+            engine.retime(job, schedule, tz=tz)
+        made.append(engine)
+        return engine
+
+    yield make
+    for engine in made:
+        engine.stop(timeout=5)
 

@@ -63,3 +63,23 @@ class Recorder:
     def kinds(self, job=None):
         with self._cond:
             return [e.kind for e in self.events if job is None or e.job == job]
+
+
+def fire(engine, name: str, due_ts: float) -> None:
+    """Let ``engine``'s alarm for ``name`` at ``due_ts`` go off now, and wait until whatever it started is done.
+
+    ``_fire`` claims the due time synchronously and runs the job on a thread of its own;
+    joining the threads it started keeps these tests free of sleeps."""
+    before = set(threading.enumerate())
+    engine._fire(name, due_ts)
+    for thread in set(threading.enumerate()) - before:
+        deadline = time.monotonic() + WAIT
+        while True:
+            try:
+                thread.join(max(0.0, deadline - time.monotonic()))
+                break
+            except RuntimeError:  # listed but not started yet
+                assert time.monotonic() < deadline, f"{thread.name} never started"
+                time.sleep(0.001)
+        assert not thread.is_alive(), f"{thread.name} still running after {WAIT} s"
+

@@ -27,7 +27,7 @@ from memtui.engine.jobs import DEFAULT_JOBS
 from memtui.engine.schedule import Schedule
 from memtui.engine.types import AuditEntry
 from memtui.models import Store
-from tests.kinds import Blocker, Recorder, register
+from tests.kinds import Blocker, Recorder, fire, register
 
 pytestmark = pytest.mark.both_backends
 
@@ -117,25 +117,6 @@ def set_cursor(store, name, when: datetime | None) -> None:
     JobState = store.m.JobState
     with store.atomic():
         JobState.update(next_run_at=when.timestamp() if when else None).where(JobState.name == name).execute()
-
-
-def fire(engine, name, due_ts) -> None:
-    """Let ``engine``'s alarm for ``name`` at ``due_ts`` go off now, and wait until whatever it started is done.
-
-    ``_fire`` claims the due time synchronously and runs the job on a thread of its own;
-    joining the threads it started keeps these tests free of sleeps."""
-    before = set(threading.enumerate())
-    engine._fire(name, due_ts)
-    for thread in set(threading.enumerate()) - before:
-        deadline = time.monotonic() + WAIT
-        while True:
-            try:
-                thread.join(max(0.0, deadline - time.monotonic()))
-                break
-            except RuntimeError:  # listed but not started yet
-                assert time.monotonic() < deadline, f"{thread.name} never started"
-                time.sleep(0.001)
-        assert not thread.is_alive(), f"{thread.name} still running after {WAIT} s"
 
 
 def plant_running_run(store, job, owner, started: datetime, lease_expires: float) -> int:

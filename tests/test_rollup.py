@@ -15,8 +15,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from memtui.engine import Engine
-from memtui.engine.config import Config
 from memtui.engine.summarize import sentences, summarize
 from tests.llm_mock import MODEL, model  # noqa: F401  (model is a fixture)
 from tests.factories import snapshot
@@ -26,8 +24,6 @@ pytestmark = pytest.mark.both_backends
 
 UTC = timezone.utc
 BERLIN = ZoneInfo("Europe/Berlin")
-ROLLUPS = ("rollup-day", "rollup-week", "rollup-month")
-SCHEDULES = {"rollup-day": "0 1 * * *", "rollup-week": "0 2 * * 0", "rollup-month": "0 3 1 * *"}
 
 
 # -- helpers ---------------------------------------------------------------------------
@@ -66,22 +62,6 @@ def checkpoint(store, job="rollup-day") -> dict | None:
 def until(d: str, tz=UTC) -> float:
     """The checkpoint instant: local midnight of ``d``."""
     return datetime.combine(date.fromisoformat(d), datetime.min.time(), tz).timestamp()
-
-
-@pytest.fixture
-def make_engine(store, clock):
-    made = []
-
-    def make(config: Config | None = None, tz: str = "UTC") -> Engine:
-        engine = Engine(store, config or Config(), clock)
-        for job in ROLLUPS:
-            engine.retime(job, SCHEDULES[job], tz=tz)
-        made.append(engine)
-        return engine
-
-    yield make
-    for engine in made:
-        engine.stop(timeout=5)
 
 
 @pytest.fixture

@@ -18,8 +18,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from memtui.engine import Engine
-from memtui.engine.config import Config
 from memtui.engine.jobs.rollup import at_midnight, period_end, period_start
 from tests.factories import snapshot
 from tests.llm_mock import model  # noqa: F401  (a fixture)
@@ -28,25 +26,8 @@ pytestmark = pytest.mark.both_backends
 
 UTC = timezone.utc
 ROLLUPS = ("rollup-day", "rollup-week", "rollup-month")
-SCHEDULES = {"rollup-day": "0 1 * * *", "rollup-week": "0 2 * * 0", "rollup-month": "0 3 1 * *"}
 SENDERS = ("alice", "bob")
 HOUR = 3600
-
-
-@pytest.fixture
-def make_engine(store, clock):
-    made = []
-
-    def make(tz: str, config: Config | None = None) -> Engine:
-        engine = Engine(store, config or Config(), clock)
-        for job in ROLLUPS:
-            engine.retime(job, SCHEDULES[job], tz=tz)
-        made.append(engine)
-        return engine
-
-    yield make
-    for engine in made:
-        engine.stop(timeout=5)
 
 
 def hourly(store, first: datetime, hours: int = 72, demo=lambda i: False) -> None:
@@ -147,7 +128,7 @@ def test_changing_rollup_days_zone_keeps_every_message_in_exactly_one_day_week_a
         make_engine, store, clock, old, new, transition):
     hourly(store, FIRST)
     clock.set(BEFORE)
-    engine = make_engine(old)
+    engine = make_engine(tz=old)
     run_all(engine)
     checkpoints = [until(store, job) for job in ROLLUPS]
 
@@ -177,7 +158,7 @@ def test_changing_rollup_days_zone_keeps_every_message_in_exactly_one_day_week_a
 def test_changing_the_zone_twice_between_runs_still_tiles(make_engine, store, clock):
     hourly(store, FIRST, hours=24 * 6)
     clock.set(BEFORE)
-    engine = make_engine("Asia/Tokyo")
+    engine = make_engine(tz="Asia/Tokyo")
     run_all(engine)
     for step, zone in enumerate(("America/Los_Angeles", "Pacific/Kiritimati", "Etc/GMT+12", "Europe/Berlin")):
         clock.set(BEFORE + timedelta(hours=1 + 31 * step))
@@ -194,7 +175,7 @@ def test_the_model_is_told_the_exact_bounds_of_the_period_after_a_change(model, 
     hourly(store, FIRST)
     script = model("A summary.")
     clock.set(BEFORE)
-    engine = make_engine("UTC", script.config())
+    engine = make_engine(script.config(), tz="UTC")
     run_all(engine, ("rollup-day",))
     assert script.user_messages[0].startswith("Summarize for alice, the day starting 2027-07-30 (UTC):\n")
     engine.retime("rollup-day", "0 1 * * *", tz="America/New_York")
@@ -220,7 +201,7 @@ DST_CASES = {
 def test_the_last_sunday_of_october_in_berlin(make_engine, store, clock, old, new):
     hourly(store, DST_FALL)
     clock.set(datetime(2026, 10, 25, 12, tzinfo=UTC))  # the 25-hour day is in progress in Berlin
-    engine = make_engine(old)
+    engine = make_engine(tz=old)
     run_all(engine, ("rollup-day",))
     clock.advance(minutes=30)
     engine.retime("rollup-day", "0 1 * * *", tz=new)
@@ -240,7 +221,7 @@ def test_the_last_sunday_of_october_in_berlin(make_engine, store, clock, old, ne
 def test_the_last_sunday_of_march_in_berlin_lasts_23_hours(make_engine, store, clock):
     hourly(store, datetime(2026, 3, 28, tzinfo=UTC))
     clock.set(datetime(2026, 4, 2, 12, tzinfo=UTC))
-    engine = make_engine("Europe/Berlin")
+    engine = make_engine(tz="Europe/Berlin")
     run_all(engine, ("rollup-day",))
     assert_tiled(messages(store), rows(store, "day"), "days")
     short = [d for d in rows(store, "day") if d[1] == datetime(2026, 3, 28, 23, tzinfo=UTC).timestamp()]
@@ -271,7 +252,7 @@ def fill_legacy_ends(store, zone) -> None:
 def test_a_0_1_checkpoint_continues_seamlessly(make_engine, store, clock, retime_after_upgrade):
     hourly(store, FIRST)
     clock.set(BEFORE)
-    engine = make_engine("America/New_York")
+    engine = make_engine(tz="America/New_York")
     run_all(engine)
     downgrade_to_0_1(store)
     assert json.loads(store.execute("SELECT value FROM job_checkpoint WHERE job = 'rollup-week'").fetchone()[0]) \
@@ -295,7 +276,7 @@ def test_a_0_1_checkpoint_continues_seamlessly(make_engine, store, clock, retime
 def test_a_0_1_checkpoint_is_saved_as_an_instant_on_first_read(make_engine, store, clock):
     hourly(store, FIRST)
     clock.set(BEFORE)
-    engine = make_engine("Asia/Tokyo")
+    engine = make_engine(tz="Asia/Tokyo")
     run_all(engine, ("rollup-day",))
     downgrade_to_0_1(store)
     clock.advance(hours=1)  # nothing closed since: the run only translates the checkpoint
@@ -311,7 +292,7 @@ def test_a_summary_is_demo_only_when_every_source_is(make_engine, store, clock):
     # all demo but one message of alice's, at 14:00 UTC on 31 July
     hourly(store, FIRST, demo=lambda i: i != 38)
     clock.set(AFTER)
-    run_all(make_engine("UTC"))
+    run_all(make_engine(tz="UTC"))
     marks = {(level, datetime.fromtimestamp(s[1], UTC).date().isoformat(), s[0]): s[4]
              for level in ("day", "week", "month") for s in rows(store, level)}
     assert marks == {
@@ -330,7 +311,7 @@ def test_a_summary_is_demo_only_when_every_source_is(make_engine, store, clock):
 def test_the_dry_run_after_a_zone_change_reports_the_periods_the_run_writes(make_engine, store, clock):
     hourly(store, FIRST)
     clock.set(BEFORE)
-    engine = make_engine("UTC")
+    engine = make_engine(tz="UTC")
     run_all(engine)
     downgrade_to_0_1(store)  # the dry run must not save the translated checkpoint either
     clock.set(BEFORE + timedelta(hours=1))

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import random
 import signal
-import threading
 import time
 from contextlib import contextmanager
 from datetime import date, datetime, time as dtime, timedelta, timezone
@@ -24,6 +23,7 @@ from hypothesis import example, given, settings, strategies as st
 
 from memtui.engine.clock import from_ts
 from memtui.engine.schedule import Schedule
+from tests.kinds import fire
 
 UTC = timezone.utc
 NY = ZoneInfo("America/New_York")
@@ -267,22 +267,6 @@ def test_next_after_always_moves_forward_and_meets_each_fire_time_once(case, spe
 
 # -- the engine through the New York fall-back night ---------------------------------------------
 
-def _fire(engine, name: str, due_ts: float) -> None:
-    """Let the alarm go off now and join the run thread it starts (as tests/test_engine.py does)."""
-    before = set(threading.enumerate())
-    engine._fire(name, due_ts)
-    for thread in set(threading.enumerate()) - before:
-        end = time.monotonic() + 5
-        while True:
-            try:
-                thread.join(max(0.0, end - time.monotonic()))
-                break
-            except RuntimeError:  # listed but not started yet
-                assert time.monotonic() < end, f"{thread.name} never started"
-                time.sleep(0.001)
-        assert not thread.is_alive(), f"{thread.name} still running"
-
-
 @pytest.mark.both_backends
 def test_engine_runs_each_hourly_due_time_once_through_the_new_york_fall_back_night(engine, store, clock):
     JobState, Run = store.m.JobState, store.m.Run
@@ -295,8 +279,8 @@ def test_engine_runs_each_hourly_due_time_once_through_the_new_york_fall_back_ni
             if cursor >= datetime(2027, 11, 7, 10, 30, tzinfo=UTC).timestamp():
                 break
             clock.set(from_ts(cursor))
-            _fire(engine, "compact", cursor)
-            _fire(engine, "compact", cursor)  # a second alarm for the same due time claims nothing
+            fire(engine, "compact", cursor)
+            fire(engine, "compact", cursor)  # a second alarm for the same due time claims nothing
     rows = list(Run.select(Run.scheduled_for, Run.status, Run.reason, Run.result).where(Run.job == "compact")
                 .order_by(Run.id).tuples())
     assert [(status, reason) for _, status, reason, _ in rows] == [("success", "scheduled")] * len(rows), rows

@@ -379,9 +379,8 @@ def test_an_engine_whose_clock_lags_does_not_hand_a_claimed_due_time_out_again(e
 
 # -- news of changes ---------------------------------------------------------------------------
 
+@pytest.mark.postgres_only
 def test_a_change_reaches_a_started_engine_at_once_on_postgresql(engine_on, store, clock):
-    if store.kind != "postgresql":
-        pytest.skip("SQLite has no channel to announce changes: its engines poll (poll_interval_s)")
     a = engine_on("host-a:101:aaaa")  # polls every 20 s at the soonest (a third of its lease TTL)
     b = engine_on("host-b:202:bbbb")
     a.start()
@@ -392,9 +391,8 @@ def test_a_change_reaches_a_started_engine_at_once_on_postgresql(engine_on, stor
     assert a._alarms["compact"][1] == (T0 + timedelta(hours=2)).timestamp()
 
 
+@pytest.mark.postgres_only
 def test_an_engine_listens_again_after_its_listening_connection_was_lost(engine_on, store, clock):
-    if store.kind != "postgresql":
-        pytest.skip("SQLite has no channel to announce changes")
     a = engine_on("host-a:101:aaaa")
     b = engine_on("host-b:202:bbbb")
     a.start()
@@ -476,11 +474,10 @@ def test_a_stopping_engine_keeps_its_leases_while_its_runs_drain(engine_on, kind
     assert [r["status"] for r in run_rows(store, "block")] == ["success"]
 
 
+@pytest.mark.postgres_only
 def test_an_engine_carries_on_after_the_server_dropped_its_connections(engine_on, kinds, store, db_target):
     """A server restart, a failover or a dropped network ends every connection: each of the engine's
     threads must open a new one, not stay on its dead one (Peewee never reopens by itself)."""
-    if "://" not in db_target:
-        pytest.skip("about a database server's connections")
     from tests import postgres
 
     engine = engine_on("host-a:101:aaaa")
