@@ -29,6 +29,9 @@ LABELS: dict[str, str | dict[str, Any]] = {
     "expired": "expired",
     "deferred": {"label": "deferred to the next run", "quiet": 0},
     "top_score": {"label": "best score", "show": "score"},
+    "pass": {"format": "{} pass"},  # promote and decay: "incremental" (what changed) or "full" (every row)
+    "full_because": {"format": "because {}"},
+    "scored": "scored",
     # consolidate (and its gates, when it skips)
     "messages_pruned": "messages pruned",
     "outcomes_pruned": "outcomes pruned",
@@ -39,7 +42,7 @@ LABELS: dict[str, str | dict[str, Any]] = {
     # decay
     "soft_deleted": "soft-deleted",
     "hard_deleted": "hard-deleted",
-    "remaining": "remaining",
+    "horizon_recomputed": {"true": "retirement times recomputed for a new floor or half-life", "false": None},
     # rollup
     "periods_summarized": "periods summarized",
     "summaries_written": "summaries written",

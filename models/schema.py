@@ -58,6 +58,9 @@ class PendingMemory(_Rows):
     remember = BooleanField(default=False)
     created_at = DoubleField()
     demo = BooleanField(default=False)  # written by `memtui demo`, or derived only from such rows
+    # Set by the database (trigger) on insert and on every write to a scoring input; promote clears it
+    # once it scored the row below the threshold (migration 0004). Never written by memtui otherwise.
+    rescore = BooleanField(default=True)
 
 
 class LongTermMemory(_Rows):
@@ -74,6 +77,9 @@ class LongTermMemory(_Rows):
     source_pending_id = BigIntegerField(null=True, unique=True)
     deleted_at = DoubleField(null=True)
     demo = BooleanField(default=False)  # written by `memtui demo`, or derived only from such rows
+    # When retention falls below decay's floor; NULL while pinned or soft-deleted. Computed by the
+    # database (trigger) from last_reinforced_at, importance, recall_count (migration 0004).
+    retire_at = DoubleField(null=True)
 
 
 class Fact(_Rows):

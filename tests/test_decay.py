@@ -34,7 +34,7 @@ def test_soft_deletes_exactly_when_retention_falls_below_the_floor(engine, store
     above = add_long_term(store, created=now - timedelta(days=200), reinforced=now - timedelta(days=limit - 0.01))
     below = add_long_term(store, created=now - timedelta(days=200), reinforced=now - timedelta(days=limit + 0.01))
     run = engine.run_job("decay")
-    assert run.result == {"soft_deleted": 1, "hard_deleted": 0, "remaining": 1}
+    assert run.result == {"soft_deleted": 1, "hard_deleted": 0, "pass": "full"}
     deleted = dict(store.execute("SELECT id, deleted_at FROM long_term_memory"))
     assert deleted[above] is None
     assert deleted[below] == now.timestamp()
@@ -73,9 +73,9 @@ def test_soft_deleted_memories_are_hard_deleted_after_the_grace_period(engine, s
     mid = add_long_term(store, created=old, reinforced=old)
     assert engine.run_job("decay").result["soft_deleted"] == 1
     clock.advance(days=29)
-    assert engine.run_job("decay").result == {"soft_deleted": 0, "hard_deleted": 0, "remaining": 0}
+    assert engine.run_job("decay").result == {"soft_deleted": 0, "hard_deleted": 0, "pass": "full"}  # a day passed
     clock.advance(days=1, seconds=1)
-    assert engine.run_job("decay").result == {"soft_deleted": 0, "hard_deleted": 1, "remaining": 0}
+    assert engine.run_job("decay").result == {"soft_deleted": 0, "hard_deleted": 1, "pass": "full"}
     assert count(store, "long_term_memory", "id = ?", (mid,)) == 0
 
 

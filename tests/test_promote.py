@@ -107,7 +107,8 @@ def test_ttl_expires_old_unpromoted_memories_only(store, clock):
     old_high = add_pending(store, now, importance=10, confidence=1, accesses=10, last_access=now,
                            created=now - timedelta(days=9))
     run = make_engine(store, clock).run_job("promote")
-    assert run.result == {"promoted": 2, "expired": 1, "deferred": 0, "top_score": pytest.approx(1.0)}
+    assert run.result == {"promoted": 2, "expired": 1, "deferred": 0, "top_score": pytest.approx(1.0),
+                          "pass": "full", "full_because": "first run", "scored": 4}
     assert count(store, "pending_memory", "id = ?", (old_low,)) == 0
     assert count(store, "pending_memory", "id = ?", (young_low,)) == 1
     assert count(store, "long_term_memory", "source_pending_id IN (?, ?)", (old_kept, old_high)) == 2
@@ -125,12 +126,14 @@ def test_qualifiers_the_cap_defers_wait_for_the_next_run_even_past_the_ttl(store
     qualifiers = {scores_one(store, now, created=week_old, content=f"q{i}") for i in range(600)}
     stale_low = add_pending(store, now, importance=1, created=week_old)
     run = make_engine(store, clock).run_job("promote")
-    assert run.result == {"promoted": 500, "expired": 1, "deferred": 100, "top_score": 1.0}
+    assert run.result == {"promoted": 500, "expired": 1, "deferred": 100, "top_score": 1.0,
+                          "pass": "full", "full_because": "first run", "scored": 601}
     assert count(store, "pending_memory", "id = ?", (stale_low,)) == 0
     assert count(store, "pending_memory") == 100
     clock.advance(seconds=30)
     run = make_engine(store, clock).run_job("promote")
-    assert run.result == {"promoted": 100, "expired": 0, "deferred": 0, "top_score": 1.0}
+    assert run.result == {"promoted": 100, "expired": 0, "deferred": 0, "top_score": 1.0,
+                          "pass": "incremental", "scored": 100}  # only the deferred ones are scored again
     assert {r[0] for r in store.execute("SELECT source_pending_id FROM long_term_memory")} == qualifiers
 
 
@@ -151,7 +154,7 @@ def test_expiry_tests_the_score_again_in_the_delete(store, clock):
     ctx.check = agent_uses_it_before_the_delete
     result = promote.run(ctx)
     assert uses == ["pending"]
-    assert result == {"promoted": 0, "expired": 1, "deferred": 0}
+    assert {k: result[k] for k in ("promoted", "expired", "deferred")} == {"promoted": 0, "expired": 1, "deferred": 0}
     assert count(store, "pending_memory", "id = ?", (used,)) == 1
     assert count(store, "pending_memory", "id = ?", (unused,)) == 0
     assert make_engine(store, clock).run_job("promote").result["promoted"] == 1  # it qualifies: next run takes it
@@ -164,7 +167,8 @@ def test_a_run_that_scored_nothing_has_no_null_in_its_result(store, clock, rows)
         add_pending(store, clock(), importance=1, created=clock() - timedelta(days=8))
     run = make_engine(store, clock).run_job("promote")
     expired = 1 if rows == "stale only" else 0
-    assert run.result == {"promoted": 0, "expired": expired, "deferred": 0}
+    assert {k: v for k, v in run.result.items() if k not in ("pass", "full_because", "scored")} == \
+        {"promoted": 0, "expired": expired, "deferred": 0}
 
 
 def test_a_promoted_demo_memory_stays_a_demo_memory(store, clock):

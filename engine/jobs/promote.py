@@ -25,6 +25,23 @@ access recorded meanwhile either commits before the copy, which then reads it,
 or waits until the batch has moved the memory and then finds it in long-term
 memory, as ``record_access`` expects. The expiry DELETE needs no lock: PostgreSQL
 tests its WHERE again on a row another transaction changed meanwhile.
+
+Incremental (what a run costs is what changed, not what is stored): a memory's
+score only falls while nobody writes to it — recency decays, frequency,
+confidence and importance stay — so a memory scored below the threshold cannot
+qualify before one of its inputs is written again. The database flags every
+new row and every write to an input (``pending_memory.rescore``, kept by a
+trigger, so an agent's plain-SQL UPDATE is seen too: migration 0004); a run
+scores only the flagged rows and clears the flag on those it found below the
+threshold. Deferred qualifiers keep theirs. Three things can make an unflagged
+row qualify without a write, and each forces a *full pass* (every row scored,
+the qualifiers among the unflagged ones flagged, then the same run): a change to
+the weights, threshold or recency rate; the clock moving backwards (recency is
+higher at an earlier now); and nothing at all — a full pass also runs every
+``full_pass_every_h`` hours as the safety net. The checkpoint records the
+scoring settings of the last full pass, when it ran, and the latest now a run
+scored at; a full pass that is owed (clock moved back) stays owed until one
+commits, so a crash cannot lose it.
 """
 from __future__ import annotations
 
@@ -48,6 +65,12 @@ class PromoteConfig:
     recency_decay: float = setting(0.995, min=0.5, max=1.0, doc="recency = this ^ hours since last access")
     batch_size: int = setting(1000, min=1, max=30_000,
                                     doc="memories moved per transaction (SQLite binds at most 32,766 values)")
+    full_pass_every_h: float = setting(1.0, min=0.0,
+                                       doc="score every pending memory at least this often; 0 = every run")
+
+
+# The settings a memory's score depends on: a change to any forces a full pass.
+SCORING_SETTINGS = ("w_recency", "w_frequency", "w_confidence", "w_importance", "threshold", "recency_decay")
 
 
 def score(ctx: JobContext, cfg: PromoteConfig, now_ts: float):
@@ -79,11 +102,11 @@ def expires(ctx: JobContext, cfg: PromoteConfig, now_ts: float):
 
 
 def select_candidates(ctx: JobContext, cfg: PromoteConfig, now_ts: float) -> list[tuple[int, float]]:
-    """(id, score) of the memories to promote, in promotion order."""
+    """(id, score) of the memories to promote, in promotion order: every qualifier is flagged."""
     Pending = ctx.store.m.PendingMemory
     scored = score(ctx, cfg, now_ts)
     query = (Pending.select(Pending.id, scored)
-             .where(Pending.remember | (scored >= cfg.threshold))
+             .where(Pending.rescore & (Pending.remember | (scored >= cfg.threshold)))
              .order_by(Pending.remember.desc(), scored.desc(), Pending.id))
     if cfg.cap:
         query = query.limit(cfg.cap)
@@ -107,10 +130,66 @@ def copy_to_long_term(ctx: JobContext, now_ts: float, chunk):
     ])
 
 
+def full_pass_reason(cfg: PromoteConfig, mark: dict, now_ts: float) -> str | None:
+    """Why this run must score every memory, or None when the flagged ones are enough."""
+    if not mark.get("scored_with"):
+        return "first run"
+    if mark.get("full_due"):
+        return mark["full_due"]  # owed by an earlier run that did not commit its full pass
+    if mark["scored_with"] != scoring_settings(cfg):
+        return "scoring settings changed"
+    if now_ts < mark.get("now", now_ts):
+        return "clock moved back"
+    if now_ts - mark.get("full_at", now_ts) >= cfg.full_pass_every_h * 3600:
+        return "safety net" if cfg.full_pass_every_h else "configured for every run"
+    return None
+
+
+def scoring_settings(cfg: PromoteConfig) -> dict:
+    return {name: getattr(cfg, name) for name in SCORING_SETTINGS}
+
+
+def flag_qualifiers(ctx: JobContext, cfg: PromoteConfig, now_ts: float) -> int:
+    """A full pass: score every unflagged memory and flag those that qualify (a read of the whole
+    table, which does not hold up writers, then small flagging transactions)."""
+    Pending = ctx.store.m.PendingMemory
+    qualifying = raw_ids(ctx, Pending.select(Pending.id).where(~Pending.rescore & qualifies(ctx, cfg, now_ts)))
+    return in_batches(ctx, qualifying, cfg.batch_size,
+                      lambda chunk: Pending.update(rescore=True).where(Pending.id.in_(chunk)))
+
+
+def settle(ctx: JobContext, cfg: PromoteConfig, now_ts: float) -> int:
+    """Clear the flag of each flagged memory scoring below the threshold at ``now_ts``, in id order, a
+    batch per transaction. The UPDATE tests the score itself: a memory written to since it was listed
+    (flagged again by the trigger, or qualifying now) keeps its flag."""
+    Pending = ctx.store.m.PendingMemory
+    below = Pending.rescore & ~qualifies(ctx, cfg, now_ts)
+    cleared, after = 0, 0
+    while True:
+        ctx.check()
+        ids = raw_ids(ctx, Pending.select(Pending.id).where(Pending.rescore & (Pending.id > after))
+                      .order_by(Pending.id).limit(cfg.batch_size))
+        if not ids:
+            return cleared
+        with ctx.store.atomic():
+            cleared += Pending.update(rescore=False).where(below & ctx.store.in_ids(Pending.id, ids)).execute()
+        after = ids[-1]
+
+
 def run(ctx: JobContext) -> dict:
     cfg: PromoteConfig = ctx.config
     Pending = ctx.store.m.PendingMemory
     now_ts = ctx.now().timestamp()
+    mark = ctx.load_checkpoint()
+    full_because = full_pass_reason(cfg, mark, now_ts)
+    # This run's now is recorded before any flag is cleared at it (a later run at an earlier now must
+    # then see the clock moved back), and a full pass owed stays owed until one commits.
+    with ctx.store.atomic():
+        ctx.save_checkpoint({**mark, "now": now_ts, "full_due": full_because})
+    if full_because:
+        flag_qualifiers(ctx, cfg, now_ts)
+    # How many memories this run scores: the flagged ones; a full pass scored the whole table.
+    scored = count_rows(Pending) if full_because else count_rows(Pending, Pending.rescore)
     candidates = select_candidates(ctx, cfg, now_ts)
     # Each chunk moves in one transaction: inserted into long-term and deleted from pending together.
     promoted = in_batches(ctx, [row[0] for row in candidates], cfg.batch_size,
@@ -118,7 +197,8 @@ def run(ctx: JobContext) -> dict:
                           lambda chunk: Pending.delete().where(Pending.id.in_(chunk)))
     deferred = 0
     if cfg.cap and len(candidates) >= cfg.cap:  # the cap may have left qualifiers behind: they wait
-        deferred = count_rows(Pending, qualifies(ctx, cfg, now_ts))
+        deferred = count_rows(Pending, Pending.rescore & qualifies(ctx, cfg, now_ts))
+    settle(ctx, cfg, now_ts)
     # The listing only reads the created_at index; the score is tested in the DELETE, per batch, so a
     # qualifier (deferred by the cap, or used since this run began) stays, and only old rows are scored.
     stale = raw_ids(ctx, Pending.select(Pending.id).where(
@@ -126,7 +206,14 @@ def run(ctx: JobContext) -> dict:
     expiring = expires(ctx, cfg, now_ts)
     expired = in_batches(ctx, stale, cfg.batch_size,
                          lambda chunk: Pending.delete().where(expiring & Pending.id.in_(chunk)))
-    result = {"promoted": promoted, "expired": expired, "deferred": deferred}
+    if full_because:
+        with ctx.store.atomic():
+            ctx.save_checkpoint({"now": now_ts, "full_at": now_ts, "scored_with": scoring_settings(cfg),
+                                 "full_due": None})
+    result = {"promoted": promoted, "expired": expired, "deferred": deferred,
+              "pass": "full" if full_because else "incremental", "scored": scored}
+    if full_because:
+        result["full_because"] = full_because
     scores = [row[1] for row in candidates if row[1] is not None]
     if scores:  # nothing scored: no top_score key, rather than a null shown as "None"
         result["top_score"] = round(max(scores), 3)
