@@ -49,6 +49,7 @@ from memtui.engine.registry import EngineRegistry
 from memtui.engine.runner import ActiveRun, RunnerMixin, db_problem
 from memtui.engine.schedule import ScheduleError
 from memtui.engine.scheduling import SchedulingMixin
+from memtui.engine.story import MemoryStory, story
 from memtui.engine.types import AuditEntry, EngineError, EngineInfo, Event, JobInfo, RunInfo
 from memtui.models import DB_ERRORS, Store, StoreError
 
@@ -321,6 +322,23 @@ class Engine(ControlMixin, SchedulingMixin, LeaseMixin, RunnerMixin):
 
     def promotion_stats(self, recent: int = 20) -> memory.PromotionStats:
         return memory.promotion_stats(self.store, recent)
+
+    def story(self, memory_id: int, long_term: bool = False) -> MemoryStory:
+        """Where memory ``memory_id`` is and what the jobs will do with it next (``memtui why``), under the
+        configs of this database's promote and decay jobs."""
+        return story(self.store, self.clock(), memory_id, long_term=long_term,
+                     promote=self._kind_config("promote"), decay=self._kind_config("decay"))
+
+    def _kind_config(self, kind: str):
+        """The typed config of the job of ``kind`` (the one named after it first), or the kind's defaults."""
+        definitions = sorted(self._definitions().values(), key=lambda d: (d.name != kind, d.name))
+        for d in definitions:
+            if d.kind == kind:
+                try:
+                    return self._job_config(d)
+                except (ConfigError, EngineError):
+                    break
+        return KINDS[kind].config()
 
     # -- syncing with the database ----------------------------------------------
 

@@ -33,6 +33,8 @@ class PromotionStats:
     pending: int
     long_term: int
     recent: list[int]  # promoted per run, oldest first (for a sparkline)
+    last_pass: str | None = None  # the last run scored "incremental"-ly (what changed) or "full" (every row)
+    last_scored: int | None = None  # how many memories the last run scored
 
 
 def remember(store: Store, now: datetime, content: str, *, sender: str = "", kind: str = "note",
@@ -114,8 +116,9 @@ def promotion_stats(store: Store, recent: int = 20, job: str = "promote") -> Pro
                           Definition.timezone, Definition.jitter_s)
              .join(Definition, on=(Definition.name == State.name))
              .where(State.name == job).tuples().first())
-    results = [result for (result,) in recent_results(store, job, recent).tuples()]
-    counts = [json.loads(result or "{}").get("promoted", 0) for result in reversed(results)]
+    results = [json.loads(result or "{}") for (result,) in recent_results(store, job, recent).tuples()]
+    counts = [result.get("promoted", 0) for result in reversed(results)]
+    last = results[0] if results else {}
     pending = store.m.PendingMemory.select().count()
     LongTerm = store.m.LongTermMemory
     long_term = LongTerm.select().where(LongTerm.deleted_at.is_null()).count()
@@ -131,4 +134,5 @@ def promotion_stats(store: Store, recent: int = 20, job: str = "promote") -> Pro
         runs=runs, total_promoted=int(totals.get("promoted", 0)), total_expired=int(totals.get("expired", 0)),
         last_run=from_ts(last_run_at), last_promoted=counts[-1] if counts else None, enabled=bool(enabled),
         schedule_text=text, pending=pending, long_term=long_term, recent=counts,
+        last_pass=last.get("pass"), last_scored=last.get("scored"),
     )

@@ -29,8 +29,11 @@ LABELS: dict[str, str | dict[str, Any]] = {
     "expired": "expired",
     "deferred": {"label": "deferred to the next run", "quiet": 0},
     "top_score": {"label": "best score", "show": "score"},
-    "pass": {"format": "{} pass"},  # promote and decay: "incremental" (what changed) or "full" (every row)
+    # promote and decay: "incremental" (what changed) or "full" (every row), with promote's reason
+    # for a full pass said in the same phrase (describe_result): "full pass (first run)"
+    "pass": {"format": "{} pass"},
     "full_because": {"format": "because {}"},
+    "pass_because": {"show": "pass_because"},  # made by describe_result from the two above
     "scored": "scored",
     # consolidate (and its gates, when it skips)
     "messages_pruned": "messages pruned",
@@ -180,6 +183,8 @@ def _phrase(key: str, value) -> str | None:
         return _via(value)
     if show == "gate":
         return f"{value} gate"
+    if show == "pass_because":
+        return f"{value[0]} pass ({value[1]})"
     if spec.get("format") and not isinstance(value, (dict, list, tuple)):
         return spec["format"].format(_scalar(value))
     if show == "count":
@@ -209,6 +214,10 @@ def describe_result(result: dict | None, limit: int | None = None) -> str:
     else:
         # "via ..." (how the text was made) reads best after the numbers it qualifies
         items = sorted(result.items(), key=lambda kv: kv[0] == "path")
+        if isinstance(result.get("pass"), str) and isinstance(result.get("full_because"), str):
+            why = result["full_because"]
+            items = [(k, v) for k, v in items if k != "full_because"]
+            items = [(k, v) if k != "pass" else ("pass_because", (v, why)) for k, v in items]
         text = SEPARATOR.join(p for p in (_phrase(str(k), v) for k, v in items) if p)
     if limit is not None and len(text) > limit:
         return text[: max(limit - 1, 0)] + "…"

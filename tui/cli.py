@@ -10,6 +10,7 @@ error line is scrubbed of it too (a driver or argparse may echo what it got).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -25,6 +26,7 @@ from memtui.engine import (ConfigError, Engine, EngineError, JobInfo, RunInfo, S
 from memtui.engine.config import resolve_db_path
 from memtui.engine.memory import MemoryInputError
 from memtui.engine.redact import redact
+from memtui.engine.story import describe as describe_story
 from memtui.engine.report import describe_result, event_logger, fmt_duration, run_line
 from memtui.engine.types import EngineInfo
 from memtui.tui.format import fmt_delta, fmt_time
@@ -136,6 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--importance", type=float, default=5.0, help="0-10 (default 5)")
     p.add_argument("--confidence", type=float, default=0.5, help="0-1 (default 0.5)")
     p.add_argument("--keep", action="store_true", help="promote it whatever its score")
+    p = sub.add_parser("why", parents=[common],
+                       help="one memory's story: its score or retention, when it promotes, expires or retires")
+    p.add_argument("id", type=_positive_int, help="the id remember printed (followed into long-term memory)")
+    p.add_argument("--long-term", action="store_true", help="ID is a long-term memory's own id (as recall gives)")
+    p.add_argument("--json", action="store_true", help="print JSON")
     p = sub.add_parser("import", parents=[common], help="import JSON Lines (a file, or - for stdin)")
     p.add_argument("file")
     p.add_argument("--skip-invalid", action="store_true", help="write the valid lines, list the rest")
@@ -165,7 +172,7 @@ def _positive_int(text: str) -> int:
 # -- commands -------------------------------------------------------------------
 
 def _only_reads(args) -> bool:
-    return args.command in ("jobs", "history", "engines") or (args.command == "run" and args.dry_run)
+    return args.command in ("jobs", "history", "engines", "why") or (args.command == "run" and args.dry_run)
 
 
 def _open_engine(args) -> Engine:
@@ -297,6 +304,15 @@ def cmd_remember(engine: Engine, args) -> int:
     return 0
 
 
+def cmd_why(engine: Engine, args) -> int:
+    told = engine.story(args.id, long_term=args.long_term)
+    if args.json:
+        print(json.dumps(dataclasses.asdict(told), default=lambda v: v.isoformat(), indent=2))
+    else:
+        print("\n".join(describe_story(told)))
+    return 0
+
+
 def cmd_import(engine: Engine, args) -> int:
     from memtui.engine.importer import import_lines
 
@@ -352,7 +368,7 @@ COMMANDS = {
     "remember": cmd_remember, "import": cmd_import, "demo": cmd_demo,
     "jobs": cmd_jobs, "run": cmd_run, "enable": cmd_toggle, "disable": cmd_toggle,
     "retime": cmd_retime, "history": cmd_history, "pause": cmd_pause, "resume": cmd_pause,
-    "engines": cmd_engines,
+    "engines": cmd_engines, "why": cmd_why,
 }
 
 

@@ -393,6 +393,8 @@ class StatsPanel(Vertical):
             ("last run", f"{fmt_delta((now - stats.last_run).total_seconds())} ago" if stats.last_run else "never"),
             # indented: what that last run moved, not another total
             ("  promoted", "-" if stats.last_promoted is None else f"{stats.last_promoted:,}"),
+            # scored only what changed since the last run, or every memory (a full pass)
+            ("  pass", stats.last_pass or "-"),
             ("short-term", f"{stats.pending:,}"),
             ("long-term", f"{stats.long_term:,}"),
             ("schedule", "disabled" if not stats.enabled else "held" if held else "paused" if paused

@@ -73,19 +73,30 @@ class PromoteConfig:
 SCORING_SETTINGS = ("w_recency", "w_frequency", "w_confidence", "w_importance", "threshold", "recency_decay")
 
 
-def score(ctx: JobContext, cfg: PromoteConfig, now_ts: float):
+def score_terms(store, cfg: PromoteConfig, now_ts: float) -> dict:
+    """The four terms of a pending memory's score, each in [0, 1], as SQL expressions (``why`` shows them)."""
+    Pending = store.m.PendingMemory
+    hours = (now_ts - fn.COALESCE(Pending.last_access_at, Pending.created_at)) / 3600.0
+    return {
+        "recency": fn.POW(cfg.recency_decay, store.greatest(0.0, hours)),
+        # coerce(False): else peewee converts 10.0 to the integer column's type, and 9 / 10 is 0.
+        "frequency": store.least(Pending.access_count.coerce(False) / 10.0, 1.0),
+        "confidence": store.least(store.greatest(Pending.confidence, 0.0), 1.0),
+        "importance": store.least(store.greatest(Pending.importance, 0.0), 10.0) / 10.0,
+    }
+
+
+def score_of(store, cfg: PromoteConfig, now_ts: float):
     """The score of each pending memory, rounded to 9 places: rounding keeps a score meant to be
     exactly the threshold (0.6) from missing it by float noise in the weighted sum."""
-    store, Pending = ctx.store, ctx.store.m.PendingMemory
-    hours = (now_ts - fn.COALESCE(Pending.last_access_at, Pending.created_at)) / 3600.0
-    recency = fn.POW(cfg.recency_decay, store.greatest(0.0, hours))
-    # coerce(False): else peewee converts 10.0 to the integer column's type, and 9 / 10 is 0.
-    frequency = store.least(Pending.access_count.coerce(False) / 10.0, 1.0)
-    confidence = store.least(store.greatest(Pending.confidence, 0.0), 1.0)
-    importance = store.least(store.greatest(Pending.importance, 0.0), 10.0) / 10.0
-    weighted = (cfg.w_recency * recency + cfg.w_frequency * frequency + cfg.w_confidence * confidence
-                + cfg.w_importance * importance)
+    terms = score_terms(store, cfg, now_ts)
+    weighted = (cfg.w_recency * terms["recency"] + cfg.w_frequency * terms["frequency"]
+                + cfg.w_confidence * terms["confidence"] + cfg.w_importance * terms["importance"])
     return store.round_to(weighted, 9)
+
+
+def score(ctx: JobContext, cfg: PromoteConfig, now_ts: float):
+    return score_of(ctx.store, cfg, now_ts)
 
 
 def qualifies(ctx: JobContext, cfg: PromoteConfig, now_ts: float):
@@ -211,9 +222,10 @@ def run(ctx: JobContext) -> dict:
             ctx.save_checkpoint({"now": now_ts, "full_at": now_ts, "scored_with": scoring_settings(cfg),
                                  "full_due": None})
     result = {"promoted": promoted, "expired": expired, "deferred": deferred,
-              "pass": "full" if full_because else "incremental", "scored": scored}
+              "pass": "full" if full_because else "incremental"}
     if full_because:
         result["full_because"] = full_because
+    result["scored"] = scored
     scores = [row[1] for row in candidates if row[1] is not None]
     if scores:  # nothing scored: no top_score key, rather than a null shown as "None"
         result["top_score"] = round(max(scores), 3)
