@@ -1,0 +1,538 @@
+"""incremental: promote and decay on a large store where little changed since the last run.
+
+The store holds 10,000,000 pending and 10,000,000 long-term memories at
+``--scale 1`` (``--scale`` multiplies both; the report says the size used), in
+the state a store has after memtui has run on it for a while:
+
+- pending memories created over the last 7 days (less an hour, so none reaches
+  promote's TTL while the bench runs), each scoring below the promotion
+  threshold (one that would qualify is drawn again: promote, every 30 s, would
+  have moved it already), none marked "remember";
+- long-term memories created over the last two years, last reinforced between
+  then and now; one whose retention fell below decay's floor before now was
+  soft-deleted within the hour after (decay runs hourly), and one soft-deleted
+  more than the 30-day grace ago is gone (it is drawn again); 2 % pinned. On top
+  of those, ``CHANGED`` long-term memories cross the floor every 30 s from now
+  on (their last reinforcement is chosen so), enough for every measured run.
+
+The store is built through ``Store.open`` (memtui's migrations and triggers) and
+filled by ``executemany`` (SQLite) or ``COPY`` (PostgreSQL); the triggers run
+on every row, as they would for an agent's writes. Then, in one process, on one
+``Engine`` with a fake clock:
+
+1. the first promote run and the first decay run (full passes: promote scores
+   every row and clears the flag of each, decay tests its formula on every row);
+2. per repetition: ``CHANGED`` pending memories changed (half through memtui's
+   ``record_access``, half by a plain-SQL ``UPDATE … SET importance`` on a
+   connection of the bench's own, as an agent bypassing memtui would) and the
+   clock moved to just past the moment the next ``CHANGED`` long-term memories
+   cross the floor (about 30 s later); then an incremental promote run and an
+   incremental decay run, each timed around ``Engine.run_job``;
+3. per repetition, the same again (fresh changes) with each job's checkpoint
+   row deleted first, which forces a full pass: the full pass on the same data,
+   in the same run.
+
+After every measured run the bench checks, with SQL of its own (the formulas
+written out, not memtui's), that the run did what a full pass would: promote
+moved exactly the changed memories that qualify and left no pending memory that
+qualifies; decay soft-deleted only memories its formula says are due, left none
+that are due, and none past the grace.
+
+Targets: each incremental run <= 50 ms and >= 100x faster than the full pass.
+With fewer than 10,000 rows a table (``--scale`` below 0.001) the changes shrink
+to a tenth of the rows.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import random
+import time
+from datetime import datetime, timezone
+from heapq import merge
+from pathlib import Path
+
+from bench import common
+from bench.common import DAY, NOW, NOW_TS, Section, log, median, timer
+
+ROWS = 10_000_000  # pending memories, and long-term memories, at --scale 1
+CHANGED = 1_000  # pending memories changed, long-term memories newly due, before each measured run
+STEP_S = 30.0  # the long-term memories of the band cross the floor CHANGED per STEP_S (promote's period)
+TARGET_MS = 50.0
+TARGET_RATIO = 100.0
+PENDING_SPAN_S = 7 * DAY - 3600  # created over the last 7 days less an hour: none expires during the bench
+LONG_SPAN_S = 2 * 365 * DAY
+SOFT_DELETE_LAG_S = 3600.0  # decay runs hourly: a memory past its floor is soft-deleted within the hour
+
+# Promote's and decay's default settings, written out here (the reference checks must not share memtui's SQL).
+THRESHOLD = 0.6
+TTL_S = 7 * DAY
+FLOOR = 0.05
+HALF_LIFE_DAYS = 30.0
+MIN_AGE_S = 7 * DAY
+GRACE_S = 30 * DAY
+LIMIT_DAYS = -math.log(FLOOR) * HALF_LIFE_DAYS / math.log(2)  # R < floor  <=>  days > LIMIT_DAYS * strength
+HORIZON_S = LIMIT_DAYS * DAY
+
+PENDING_COLUMNS = ("content", "kind", "sender", "session", "importance", "confidence", "access_count",
+                   "last_access_at", "remember", "created_at")
+LONG_TERM_COLUMNS = ("content", "kind", "sender", "importance", "confidence", "created_at", "promoted_at",
+                     "last_reinforced_at", "recall_count", "pinned", "deleted_at")
+BUILD_BATCH = 250_000  # rows per executemany / transaction while building a SQLite store
+
+
+# -- data (seeded) -----------------------------------------------------------------------------
+
+
+def sizes(scale: float) -> tuple[int, int]:
+    """(rows per table, changes per run): CHANGED whatever the scale, but a tenth of the rows below
+    ``CHANGED`` x 10 (scale < 0.001), so that a run still changes a small part of the store."""
+    rows = max(100, int(ROWS * scale))
+    return rows, min(CHANGED, rows // 10)
+
+
+def _texts(rng: random.Random, n: int = 1 << 16) -> list[str]:
+    """A pool of memory texts (4-24 words): drawing from it is faster than composing each row's."""
+    return [" ".join(rng.choices(common._WORDS, k=rng.randint(4, 24))) for _ in range(n)]
+
+
+def _score_at(importance, confidence, accesses, last, created, now_ts) -> float:
+    hours = max(0.0, (now_ts - (last if last is not None else created)) / 3600.0)
+    return (0.20 * 0.995 ** hours + 0.30 * min(accesses / 10.0, 1.0) + 0.25 * min(max(confidence, 0.0), 1.0)
+            + 0.25 * min(max(importance, 0.0), 10.0) / 10.0)
+
+
+def pending_rows(n: int, seed: int, now_ts: float = NOW_TS):
+    """``n`` pending memories in id = time order, each scoring below the threshold at ``now_ts`` (with a
+    margin of 0.02; a draw at or above is drawn again, keeping its creation time). Importance 0-10 skewed
+    low (beta 2,4), confidence skewed high (beta 4,2), accesses mostly 0-3 with a Pareto tail, the last
+    access after creation (none for half the never-accessed)."""
+    rng = random.Random(seed)
+    texts = _texts(rng)
+    senders = [f"agent-{i}" for i in range(200)]
+    created_times = sorted(now_ts - rng.random() * PENDING_SPAN_S for _ in range(n))
+    for created in created_times:
+        while True:
+            accesses = min(int(rng.paretovariate(1.5)) - 1, 1000)
+            if accesses == 0:
+                last = None if rng.random() < 0.5 else created
+            else:
+                last = rng.uniform(created, now_ts)
+            importance = round(min(10.0, rng.betavariate(2, 4) * 10), 1)
+            confidence = round(rng.betavariate(4, 2), 3)
+            if _score_at(importance, confidence, accesses, last, created, now_ts) < THRESHOLD - 0.02:
+                break
+        yield (rng.choice(texts), rng.choice(common._KINDS), rng.choice(senders), f"s{rng.randrange(5000)}",
+               importance, confidence, accesses, last, 0, created)
+
+
+def _strength(importance: float, recalls: int) -> float:
+    return (0.5 + importance / 10.0) * (1 + recalls)
+
+
+def long_term_rows(n: int, band: int, seed: int, now_ts: float = NOW_TS):
+    """``n`` long-term memories in id = time order: ``n - band`` in the steady state decay leaves behind
+    (see the module docstring), and ``band`` whose retention crosses the floor ``CHANGED`` per ``STEP_S``
+    after ``now_ts``."""
+    rng = random.Random(seed + 1)
+    texts = _texts(rng)
+
+    def natural():
+        for created in sorted(now_ts - rng.random() * LONG_SPAN_S for _ in range(n - band)):
+            while True:
+                reinforced = rng.uniform(created, now_ts)
+                importance = round(min(10.0, rng.betavariate(2, 4) * 10), 1)
+                recalls = min(int(rng.paretovariate(1.5)) - 1, 1000)
+                pinned = rng.random() < 0.02
+                deleted = None
+                if not pinned:
+                    retire = reinforced + HORIZON_S * _strength(importance, recalls)
+                    if retire < now_ts:
+                        deleted = retire + rng.random() * SOFT_DELETE_LAG_S
+                        if deleted >= now_ts:
+                            deleted = None  # due, not yet soft-deleted: the first run does it
+                        elif deleted < now_ts - GRACE_S:
+                            continue  # hard-deleted by now: draw again
+                break
+            yield created, reinforced, importance, recalls, pinned, deleted
+
+    def crossing():
+        rows = []
+        for j in range(band):
+            retire = now_ts + (j + rng.random()) * STEP_S / CHANGED
+            importance = round(min(10.0, rng.betavariate(2, 4) * 10), 1)
+            recalls = min(int(rng.paretovariate(1.5)) - 1, 1000)
+            reinforced = retire - HORIZON_S * _strength(importance, recalls)
+            created = max(now_ts - LONG_SPAN_S, reinforced - rng.random() * 200 * DAY)
+            rows.append((created, reinforced, importance, recalls, False, None))
+        rows.sort()
+        return rows
+
+    for created, reinforced, importance, recalls, pinned, deleted in merge(natural(), crossing()):
+        yield (rng.choice(texts), rng.choice(common._KINDS), f"agent-{rng.randrange(200)}", importance,
+               round(rng.betavariate(4, 2), 3), created, created, reinforced, recalls, int(pinned), deleted)
+
+
+def _chunks(rows, size: int):
+    chunk = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+# -- building (in a child process) ---------------------------------------------------------------
+
+
+def build_sqlite(path: str, rows: int, band: int, seed: int) -> dict:
+    """Child: memtui's schema (Store.open), then the rows by executemany, BUILD_BATCH a transaction.
+
+    While building only: no journal and no fsync (a build cut short is thrown away anyway: it is
+    built under another name and renamed when done), and a 1 GiB page cache. The file is in WAL
+    mode again afterwards, as memtui opens it."""
+    final = Path(path)
+    tmp = final.with_name(final.name + ".building")
+    common.remove_db(tmp)
+    with timer() as t:
+        common.create_schema(tmp)
+        conn = common.raw_connect(tmp)
+        for pragma in ("PRAGMA journal_mode=off", "PRAGMA synchronous=off", "PRAGMA cache_size=-1048576"):
+            conn.execute(pragma)
+        for table, columns, generated in (
+                ("pending_memory", PENDING_COLUMNS, pending_rows(rows, seed)),
+                ("long_term_memory", LONG_TERM_COLUMNS, long_term_rows(rows, band, seed))):
+            sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+            for chunk in _chunks(generated, BUILD_BATCH):
+                conn.execute("BEGIN")
+                conn.executemany(sql, chunk)
+                conn.execute("COMMIT")
+        conn.execute("PRAGMA journal_mode=wal")
+        conn.close()
+        common.checkpoint(tmp)
+    os.replace(tmp, final)
+    return {"wall_s": t["s"], "mb": final.stat().st_size / 2**20}
+
+
+def build_pg(server: str, database: str, rows: int, band: int, seed: int) -> dict:
+    """Child: a new database with memtui's schema (Store.open), the rows by COPY (the triggers fire for
+    each), then VACUUM (FREEZE, ANALYZE); built under a temporary name and renamed when done."""
+    from memtui.models import Store
+
+    building = f"{database[:54]}_building"
+    with timer() as t:
+        with common.pg_connect(server) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{building}" WITH (FORCE)')
+            admin.execute(f'CREATE DATABASE "{building}"')
+        url = common.pg_url(server, building)
+        Store.open(url).close()
+        with common.pg_connect(url, autocommit=False) as conn:
+            conn.execute("SET synchronous_commit = off")  # building only
+            with conn.cursor() as cur:
+                put = common.pg_put(cur)
+                put("pending_memory", PENDING_COLUMNS, pending_rows(rows, seed))
+                conn.commit()
+                put("long_term_memory", LONG_TERM_COLUMNS, long_term_rows(rows, band, seed))
+            conn.commit()
+        with common.pg_connect(url) as conn:
+            conn.execute("VACUUM (FREEZE, ANALYZE)")
+            size = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+        with common.pg_connect(server) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+            admin.execute(f'ALTER DATABASE "{building}" RENAME TO "{database}"')
+    return {"wall_s": t["s"], "mb": size / 2**20}
+
+
+def build(args, workdir: Path, backend, rows: int, band: int) -> tuple[str, dict | None]:
+    """The built store (SQLite path or PostgreSQL database name), and its build figures (None when an
+    earlier run with the same --workdir built it)."""
+    params = {"rows": rows, "band": band, "seed": args.seed}
+    key = "-".join(f"{k}{v}" for k, v in sorted(params.items()))
+    if backend.name == "sqlite":
+        path = workdir / f"incremental-{key}.db"
+        if path.exists():
+            return str(path), None
+        log(f"incremental: building {rows:,} + {rows:,} rows on SQLite")
+        res = common.run_child("bench.incremental:build_sqlite", workdir, path=str(path), **params)
+    else:
+        digest = hashlib.sha1(f"{workdir}|{key}".encode()).hexdigest()[:12]
+        database = f"memtui_bench_incremental_{digest}"[:63]
+        if database not in backend.templates:
+            backend.templates.append(database)  # dropped at the end unless --keep
+        if backend.exists(database):
+            return database, None
+        log(f"incremental: building {rows:,} + {rows:,} rows on PostgreSQL")
+        res = common.run_child("bench.incremental:build_pg", workdir, server=backend.server, database=database,
+                               **params)
+        path = database
+    log(f"incremental: built in {res['wall_s']:.1f} s, {res['mb']:,.0f} MiB")
+    return str(path), res
+
+
+# -- the measured session (in this process) ---------------------------------------------------------
+
+
+class Raw:
+    """The bench's own connection to the store (sqlite3 or psycopg), for its changes and checks:
+    ``sql`` uses ``:name`` parameters on SQLite and ``%(name)s`` on PostgreSQL, via ``p(name)``."""
+
+    def __init__(self, backend_name: str, target: str):
+        self.pg = backend_name == "postgresql"
+        self.target = target
+        self.conn = common.pg_connect(target) if self.pg else common.raw_connect(target)
+
+    def p(self, name: str) -> str:
+        return f"%({name})s" if self.pg else f":{name}"
+
+    def all(self, sql: str, params: dict | None = None) -> list[tuple]:
+        return self.conn.execute(sql, params or {}).fetchall()
+
+    def one(self, sql: str, params: dict | None = None):
+        row = self.conn.execute(sql, params or {}).fetchone()
+        return None if row is None else row[0]
+
+    def ids_in(self, ids) -> str:
+        return "(" + ",".join(str(int(i)) for i in ids) + ")"
+
+    def update_importance(self, pairs: list[tuple[float, int]]) -> None:
+        """An agent's plain-SQL write, bypassing memtui: one transaction."""
+        sql = "UPDATE pending_memory SET importance = %s WHERE id = %s" if self.pg else \
+            "UPDATE pending_memory SET importance = ? WHERE id = ?"
+        if self.pg:
+            with self.conn.transaction(), self.conn.cursor() as cur:
+                cur.executemany(sql, pairs)
+        else:
+            self.conn.execute("BEGIN IMMEDIATE")
+            self.conn.executemany(sql, pairs)
+            self.conn.execute("COMMIT")
+
+    def db_mb(self) -> float:
+        if self.pg:
+            return self.one("SELECT pg_database_size(current_database())") / 2**20
+        return sum(Path(self.target + s).stat().st_size for s in ("", "-wal") if Path(self.target + s).exists()) / 2**20
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # -- the formulas, written out: what a full pass would find -------------------------------------
+
+    def promotable(self) -> str:
+        from bench import promote  # the promote bench's hand-written score, in each backend's spelling
+        if self.pg:
+            return promote.PG_PROMOTABLE
+        return promote.RAW_PROMOTABLE
+
+    def decay_due(self) -> str:
+        now = self.p("now")
+        return (f"deleted_at IS NULL AND NOT pinned AND created_at < {now} - {MIN_AGE_S!r}"
+                f" AND ({now} - last_reinforced_at) / 86400.0 > {LIMIT_DAYS!r} * (0.5 + importance / 10.0)"
+                " * (1 + recall_count)")
+
+
+def _ms(s: float) -> float:
+    return round(s * 1000, 3)
+
+
+def session(backend_name: str, target: str, rows: int, changed: int, repeat: int, seed: int) -> dict:
+    """Settle, then ``repeat`` x (incremental pair, full pair); returns every figure."""
+    from memtui.engine import Engine, FakeClock
+    from memtui.engine.config import Config
+    from memtui.engine.memory import record_access
+    from memtui.models import Store
+
+    rng = random.Random(seed + 2)
+    store = Store.open(target)
+    raw = Raw(backend_name, target)
+    clock = FakeClock(NOW)
+    engine = Engine(store, Config(), clock)
+    out: dict = {"settle": {}, "incremental": {"promote": [], "decay": []}, "full": {"promote": [], "decay": []},
+                 "problems": []}
+    try:
+        for job in ("promote", "decay"):
+            log(f"incremental: first {job} run after the build (a full pass over {rows:,} rows)")
+            with timer() as t:
+                info = engine.run_job(job)
+            if info.status != "success":
+                raise RuntimeError(f"first {job} run ended {info.status}: {info.error}")
+            out["settle"][job] = {"wall_ms": _ms(t["s"]), "job_ms": info.duration_ms, "result": info.result}
+            log(f"incremental: first {job} run {t['s']:.1f} s: {info.result}")
+        out["mb_settled"] = raw.db_mb()
+
+        pending_max = raw.one("SELECT max(id) FROM pending_memory")
+        pending_min = raw.one("SELECT min(id) FROM pending_memory")
+        used: set[int] = set()
+        now_ts = clock().timestamp()
+
+        def step() -> tuple[float, list[int]]:
+            """Move the clock just past the next ``changed`` retirements; change ``changed`` pending memories."""
+            nonlocal now_ts
+            nxt = raw.one(f"SELECT retire_at FROM long_term_memory WHERE retire_at >= {raw.p('now')}"
+                          f" ORDER BY retire_at LIMIT 1 OFFSET {changed - 1}", {"now": now_ts})
+            if nxt is None:
+                raise RuntimeError("the store has no more long-term memories about to cross the floor")
+            clock.set(datetime.fromtimestamp(nxt + 0.001, timezone.utc))
+            now_ts = clock().timestamp()
+            ids = []
+            while len(ids) < changed:
+                i = rng.randint(pending_min, pending_max)
+                if i not in used:
+                    used.add(i)
+                    ids.append(i)
+            accessed, updated = ids[: changed // 2], ids[changed // 2:]
+            for i in accessed:
+                if record_access(store, clock(), i) != "pending":
+                    raise RuntimeError(f"pending memory {i} was not pending")
+            raw.update_importance([(round(rng.uniform(0, 10), 1), i) for i in updated])
+            return now_ts, ids
+
+        def measured(job: str, kind: str, ids: list[int]) -> None:
+            p = raw.p
+            expected = None
+            if job == "promote":  # which of the changed memories qualify (all the others scored below before)
+                expected = {i for (i,) in raw.all(f"SELECT id FROM pending_memory WHERE id IN {raw.ids_in(ids)}"
+                                                  f" AND ({raw.promotable()})", {"now": now_ts})}
+            else:
+                due_before = raw.one(f"SELECT count(*) FROM long_term_memory WHERE retire_at < {p('now')}"
+                                     " AND deleted_at IS NULL", {"now": now_ts})
+            if kind == "full":
+                with store.atomic():
+                    store.execute("DELETE FROM job_checkpoint WHERE job = ?", (job,))
+            with timer() as t:
+                info = engine.run_job(job)
+            if info.status != "success":
+                raise RuntimeError(f"{kind} {job} run ended {info.status}: {info.error}")
+            res = {"wall_ms": _ms(t["s"]), "job_ms": info.duration_ms, "result": info.result, "now": now_ts}
+            if info.result.get("pass") != kind:
+                out["problems"].append(f"a {kind} {job} run said pass={info.result.get('pass')!r}"
+                                       f" ({info.result.get('full_because')})")
+            # What a full pass would have done, tested with the formulas written out (after the timing).
+            if job == "promote":
+                moved = {i for (i,) in raw.all(f"SELECT source_pending_id FROM long_term_memory"
+                                               f" WHERE promoted_at = {p('now')}", {"now": now_ts})}
+                left = raw.one(f"SELECT count(*) FROM pending_memory WHERE {raw.promotable()}", {"now": now_ts})
+                res.update(expected=len(expected), left_qualifying=left)
+                if moved != expected or left:
+                    out["problems"].append(
+                        f"{kind} promote at {now_ts}: moved {len(moved)}, expected {len(expected)}"
+                        f" ({len(moved ^ expected)} differ), {left} qualifying memories left pending")
+            else:
+                soft = raw.one(f"SELECT count(*) FROM long_term_memory WHERE deleted_at = {p('now')}",
+                               {"now": now_ts})
+                wrong = raw.one(f"SELECT count(*) FROM long_term_memory WHERE deleted_at = {p('now')}"
+                                f" AND NOT ({raw.decay_due().replace('deleted_at IS NULL AND ', '')})",
+                                {"now": now_ts})
+                left = raw.one(f"SELECT count(*) FROM long_term_memory WHERE {raw.decay_due()}", {"now": now_ts})
+                past = raw.one(f"SELECT count(*) FROM long_term_memory WHERE deleted_at < {p('now')} - {GRACE_S!r}"
+                               " AND NOT pinned", {"now": now_ts})
+                res.update(due_before=due_before, soft_now=soft, wrongly_soft=wrong, left_due=left,
+                           left_past_grace=past)
+                if soft != info.result.get("soft_deleted") or wrong or left or past:
+                    out["problems"].append(
+                        f"{kind} decay at {now_ts}: soft-deleted {info.result.get('soft_deleted')} ({soft} found),"
+                        f" {wrong} not due by the formula, {left} due left, {past} past the grace left")
+            out[kind][job].append(res)
+            log(f"incremental: {kind} {job} {res['wall_ms']:.1f} ms (job {info.duration_ms:.1f} ms): {info.result}")
+
+        for rep in range(repeat):
+            for kind in ("incremental", "full"):
+                log(f"incremental: {kind} runs, {rep + 1}/{repeat}")
+                _, ids = step()
+                measured("promote", kind, ids)
+                measured("decay", kind, ids)
+        out["mb_end"] = raw.db_mb()
+    finally:
+        engine.stop(timeout=5)
+        raw.close()
+        store.close()
+    return out
+
+
+# -- the bench ------------------------------------------------------------------------------------------
+
+
+def run(args, workdir: Path, backend) -> Section:
+    rows, changed = sizes(args.scale)
+    band = changed * (2 * args.repeat + 2)
+    sec = Section(f"incremental on {backend.label}: {rows:,} pending + {rows:,} long-term memories")
+    built, figures = build(args, workdir, backend, rows, band)
+    # A build reused from an earlier run (--workdir, --keep) stays as built: the session gets a copy.
+    reuse = (args.keep or args.workdir is not None) if backend.name == "sqlite" else backend.keep
+    if reuse:
+        log("incremental: copying the built store")
+        with timer() as t_copy:
+            target = backend.copy(built, "incremental")
+    else:
+        target = built if backend.name == "sqlite" else backend.url(built)
+    built_mb = Raw(backend.name, target)
+    mb_built = built_mb.db_mb()
+    built_mb.close()
+    try:
+        res = session(backend.name, target, rows, changed, args.repeat, args.seed)
+    finally:
+        if reuse:
+            backend.remove(target)
+
+    def med(kind, job, key="wall_ms"):
+        return median([r[key] for r in res[kind][job]])
+
+    inc = {job: med("incremental", job) for job in ("promote", "decay")}
+    full = {job: med("full", job) for job in ("promote", "decay")}
+    rep = f" (median of {args.repeat})" if args.repeat > 1 else ""
+    sec.line(f"  data: scale {args.scale:g} = {rows:,} pending and {rows:,} long-term memories (scale 1 = "
+             f"{ROWS:,} each), seed {args.seed}; clock starts at {NOW.isoformat()}")
+    sec.line(f"  each measured run: {changed:,} pending memories changed since the last run ({changed // 2:,}"
+             f" record_access, {changed - changed // 2:,} plain-SQL UPDATE importance) and {changed:,} long-term"
+             f" memories newly past their floor (clock moved to just after them, ~{STEP_S * changed / CHANGED:g} s)")
+    if figures is not None:
+        sec.line(f"  build: {figures['wall_s']:.1f} s (Store.open, then "
+                 f"{'executemany, no journal, synchronous=off' if backend.name == 'sqlite' else 'COPY, then VACUUM (FREEZE, ANALYZE)'};"
+                 f" the triggers fire on every row)")
+    else:
+        sec.line("  build: reused from an earlier run in this work directory (its build time is in that report)")
+    what = "file + WAL" if backend.name == "sqlite" else "pg_database_size"
+    sec.line(f"  database size ({what}): {mb_built:,.0f} MiB as built, {res['mb_settled']:,.0f} MiB after the"
+             f" first runs, {res['mb_end']:,.0f} MiB at the end")
+    if reuse:
+        sec.line(f"  (the measured copy took {t_copy['s']:.1f} s to make)")
+    sp, sd = res["settle"]["promote"], res["settle"]["decay"]
+    sec.line(f"  first run after the build: promote {sp['wall_ms'] / 1000:,.1f} s ({sp['result'].get('pass')},"
+             f" scored {sp['result'].get('scored', 0):,}, promoted {sp['result'].get('promoted', 0):,}),"
+             f" decay {sd['wall_ms'] / 1000:,.1f} s ({sd['result'].get('pass')}, soft-deleted"
+             f" {sd['result'].get('soft_deleted', 0):,}, hard-deleted {sd['result'].get('hard_deleted', 0):,})")
+    sec.line()
+
+    def row(job, kind, label):
+        rs = res[kind][job]
+        r0 = rs[0]["result"]
+        work = (f"scored {r0.get('scored', 0):,}, promoted {r0.get('promoted', 0):,}" if job == "promote" else
+                f"soft {r0.get('soft_deleted', 0):,}, hard {r0.get('hard_deleted', 0):,}")
+        return [f"{label}{rep}", r0.get("pass"), med(kind, job), med(kind, job, "job_ms"), work]
+
+    sec.table(["run", "pass", "ms (run_job)", "ms (job)", "first run's work"], [
+        row("promote", "incremental", "promote, incremental"),
+        row("promote", "full", "promote, forced full pass"),
+        row("decay", "incremental", "decay, incremental"),
+        row("decay", "full", "decay, forced full pass"),
+    ])
+    sec.line("  (ms (run_job): Engine.run_job in the bench's process, with the run's bookkeeping;"
+             " ms (job): the run record's duration_ms, the job alone)")
+    sec.line("  all runs (ms): " + "; ".join(
+        f"{job} {kind} " + ", ".join(f"{r['wall_ms']:.1f}" for r in res[kind][job])
+        for job in ("promote", "decay") for kind in ("incremental", "full")))
+    for job in ("promote", "decay"):
+        sec.check(f"{job} incremental run <= {TARGET_MS:g} ms", inc[job] <= TARGET_MS,
+                  f"{inc[job]:.1f} ms{rep} (job alone {med('incremental', job, 'job_ms'):.1f} ms)")
+        ratio = full[job] / inc[job]
+        sec.check(f"{job} full pass / incremental >= {TARGET_RATIO:g}x", ratio >= TARGET_RATIO,
+                  f"{ratio:,.0f}x ({full[job]:,.1f} ms vs {inc[job]:.1f} ms)")
+    sec.check("incremental runs did what a full pass would (formulas written out, on every row)",
+              not res["problems"], "; ".join(res["problems"][:3]) or
+              f"promote moved exactly the changed memories that qualify, none left; decay soft-deleted"
+              f" {changed:,} due ones a run and nothing else, none due or past the grace left")
+    sec.data = {"rows": rows, "changed": changed, "band": band, "build": figures, "mb_built": mb_built,
+                "session": res, "incremental_ms": inc, "full_ms": full,
+                "ratio": {job: full[job] / inc[job] for job in inc}}
+    return sec
