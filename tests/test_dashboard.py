@@ -473,7 +473,7 @@ async def test_r_runs_the_selected_job_now_in_the_background(started):
         await until(pilot, lambda: any(n.title == "run finished" for n in notifications(app)), what="the toast")
         [done] = [n for n in notifications(app) if n.title == "run finished"]
         # in words, with a real duration (not "0 ms" for a sub-millisecond run), never key=value
-        assert re.fullmatch(r"decay: done in [\d.]+ m?s — soft-deleted 0 · hard-deleted 0 · remaining 0",
+        assert re.fullmatch(r"decay: done in [\d.]+ m?s — soft-deleted 0 · hard-deleted 0 · full pass",
                             done.message), done.message
         assert not re.search(r"\bin 0 ms\b", done.message) and "=" not in done.message
 
