@@ -1,5 +1,5 @@
-"""``python -m bench [--backend sqlite|postgresql] [--only promote,consolidate,contention] [--scale 0.1] ...``:
-run and print the report."""
+"""``python -m bench [--backend sqlite|postgresql] [--only promote,consolidate,contention,incremental]
+[--scale 0.1] ...``: run and print the report."""
 from __future__ import annotations
 
 import argparse
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bench import common
 
-BENCHES = ("promote", "consolidate", "contention")
+BENCHES = ("promote", "consolidate", "contention", "incremental")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -32,7 +32,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--only", default=",".join(BENCHES),
                    help=f"comma-separated benches to run (default: all of {','.join(BENCHES)})")
     p.add_argument("--scale", type=float, default=1.0,
-                   help="multiply every data size by this (1 = 1M pending memories, 1M messages; 0.05 for a quick run)")
+                   help="multiply every data size by this (1 = 1M pending memories, 1M messages; incremental:"
+                        " 10M pending and 10M long-term memories; 0.05 for a quick run)")
     p.add_argument("--seed", type=int, default=42, help="seed of the data generators (default 42)")
     p.add_argument("--order", choices=("time", "random"), default="time",
                    help="row ids follow each table's time column as when written live (time, default),"

@@ -20,7 +20,8 @@ backend in models/sqlite.py and models/postgres.py:
 - ``limit_lock_wait(seconds)``: how long the calling thread's statements wait for another writer;
 - ``notify_change()`` / ``change_listener()``: tell other engines at once that definitions or
   cursors changed (PostgreSQL NOTIFY; SQLite has no channel, and polling is the guarantee anyway);
-- ``maintain(vacuum_free_ratio)``: planner statistics, checkpoint, vacuum;
+- ``maintain(vacuum_free_ratio)``: planner statistics, checkpoint, vacuum; ``refresh_statistics(model)``
+  after a job rewrote much of a table;
 - ``label``: where the store is, fit for a log line (a URL's password is never shown).
 """
 from __future__ import annotations
@@ -182,6 +183,11 @@ class Store:
     def maintain(self, vacuum_free_ratio: float) -> dict:
         """Refresh planner statistics, checkpoint, and reclaim free space when worth it."""
         raise NotImplementedError
+
+    def refresh_statistics(self, model) -> None:
+        """After a job rewrote a large share of ``model``'s rows: refresh what the planner knows of them,
+        where it plans from statistics that would otherwise lag (PostgreSQL, whose autovacuum may be
+        off or late). SQLite picks its indexes without them here: nothing to do."""
 
     def limit_lock_wait(self, seconds: float) -> None:
         """Statements on the calling thread's connection wait at most ``seconds`` for a lock another

@@ -111,10 +111,16 @@ def run(ctx: JobContext) -> dict:
     due = below_floor(ctx, cfg, now_ts) if full else LongTerm.retire_at < now_ts
     fading = LongTerm.deleted_at.is_null() & ~LongTerm.pinned & due
     old_enough = LongTerm.created_at < now_ts - cfg.min_age_days * 86400
-    listed = raw_ids(ctx, LongTerm.select(LongTerm.id).where(fading & old_enough))
+    # Incremental: listed by retire_at alone (NULL while pinned or soft-deleted, so it implies the rest).
+    # With "deleted_at IS NULL" beside it SQLite takes that for an equality on the deleted_at index and
+    # walks every live memory instead of the range (2.4 s against 4 ms at 10M rows, bench/incremental.py).
+    listed = raw_ids(ctx, LongTerm.select(LongTerm.id).where((fading if full else due) & old_enough))
     # The conditions are repeated in the writes: a memory recalled or pinned meanwhile is left alone.
+    # retire_at = NULL is what the trigger would compute for a soft-deleted row; writing it here spares
+    # SQLite's trigger a second write of each row.
     soft = in_batches(ctx, listed, cfg.batch_size,
-                      lambda chunk: LongTerm.update(deleted_at=now_ts).where(fading & LongTerm.id.in_(chunk)))
+                      lambda chunk: LongTerm.update(deleted_at=now_ts, retire_at=None).where(
+                          fading & LongTerm.id.in_(chunk)))
     grace_cutoff = now_ts - cfg.grace_days * 86400
     past_grace = LongTerm.deleted_at.is_null(False) & (LongTerm.deleted_at < grace_cutoff) & ~LongTerm.pinned
     expired = raw_ids(ctx, LongTerm.select(LongTerm.id).where(past_grace))

@@ -37,7 +37,8 @@ threshold. Deferred qualifiers keep theirs. Three things can make an unflagged
 row qualify without a write, and each forces a *full pass* (every row scored,
 the qualifiers among the unflagged ones flagged, then the same run): a change to
 the weights, threshold or recency rate; the clock moving backwards (recency is
-higher at an earlier now); and nothing at all — a full pass also runs every
+higher at an earlier now; behind by under ``CLOCK_SKEW_S`` — another host's clock
+a little ahead — a run scores at the last run's now instead); and nothing at all — a full pass also runs every
 ``full_pass_every_h`` hours as the safety net. The checkpoint records the
 scoring settings of the last full pass, when it ran, and the latest now a run
 scored at; a full pass that is owed (clock moved back) stays owed until one
@@ -68,6 +69,14 @@ class PromoteConfig:
     full_pass_every_h: float = setting(1.0, min=0.0,
                                        doc="score every pending memory at least this often; 0 = every run")
 
+
+# Engines on several hosts run promote in turn, and their clocks differ by a little (NTP keeps them within
+# milliseconds to seconds); a run whose clock is behind the last run's by less than this scores at the
+# last run's now instead of paying a full pass.
+CLOCK_SKEW_S = 30.0
+
+# A run that cleared this many flags changed what the planner must know to keep using the partial index.
+REFRESH_STATISTICS_AFTER = 10_000
 
 # The settings a memory's score depends on: a change to any forces a full pass.
 SCORING_SETTINGS = ("w_recency", "w_frequency", "w_confidence", "w_importance", "threshold", "recency_decay")
@@ -192,6 +201,10 @@ def run(ctx: JobContext) -> dict:
     Pending = ctx.store.m.PendingMemory
     now_ts = ctx.now().timestamp()
     mark = ctx.load_checkpoint()
+    if mark.get("now") is not None and mark["now"] - CLOCK_SKEW_S <= now_ts < mark["now"]:
+        # The last run was on an engine whose clock is a little ahead (several hosts): score at its now,
+        # as if this clock agreed. Only a real jump back costs a full pass.
+        now_ts = mark["now"]
     full_because = full_pass_reason(cfg, mark, now_ts)
     # This run's now is recorded before any flag is cleared at it (a later run at an earlier now must
     # then see the clock moved back), and a full pass owed stays owed until one commits.
@@ -209,7 +222,8 @@ def run(ctx: JobContext) -> dict:
     deferred = 0
     if cfg.cap and len(candidates) >= cfg.cap:  # the cap may have left qualifiers behind: they wait
         deferred = count_rows(Pending, Pending.rescore & qualifies(ctx, cfg, now_ts))
-    settle(ctx, cfg, now_ts)
+    if settle(ctx, cfg, now_ts) >= REFRESH_STATISTICS_AFTER:  # a first pass over a big store
+        ctx.store.refresh_statistics(Pending)
     # The listing only reads the created_at index; the score is tested in the DELETE, per batch, so a
     # qualifier (deferred by the cap, or used since this run began) stays, and only old rows are scored.
     stale = raw_ids(ctx, Pending.select(Pending.id).where(

@@ -56,10 +56,14 @@ SQLITE = [
        BEGIN UPDATE pending_memory SET rescore = 1 WHERE id = NEW.id; END""",
     "ALTER TABLE long_term_memory ADD COLUMN retire_at REAL",
     "CREATE INDEX long_term_memory_retire ON long_term_memory (retire_at)",
+    # SQLite has no BEFORE trigger that can change NEW: an AFTER trigger writes the row again, unless the
+    # statement already wrote the right value (decay's soft delete sets retire_at = NULL with deleted_at:
+    # one write a row, not two).
     f"""CREATE TRIGGER long_term_memory_retire_insert AFTER INSERT ON long_term_memory
+       WHEN NEW.retire_at IS NOT {retire_at("NEW", horizon("REAL"))}
        BEGIN UPDATE long_term_memory SET retire_at = {retire_at("NEW", horizon("REAL"))} WHERE id = NEW.id; END""",
     f"""CREATE TRIGGER long_term_memory_retire_update AFTER UPDATE OF {", ".join(RETENTION_INPUTS)}
-       ON long_term_memory
+       ON long_term_memory WHEN NEW.retire_at IS NOT {retire_at("NEW", horizon("REAL"))}
        BEGIN UPDATE long_term_memory SET retire_at = {retire_at("NEW", horizon("REAL"))} WHERE id = NEW.id; END""",
 ]
 
