@@ -52,7 +52,7 @@ def _number(low: float | None = None, high: float | None = None) -> Callable[[An
             raise FieldError("must be a number")
         if (low is not None and value < low) or (high is not None and value > high):
             raise FieldError(f"must be from {low:g} to {high:g}" if high is not None else f"must be at least {low:g}")
-        return float(value)
+        return round(float(value), 9)  # as engine.memory.remember: no subnormal float reaches the store
     return check
 
 

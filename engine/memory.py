@@ -49,8 +49,9 @@ def remember(store: Store, now: datetime, content: str, *, sender: str = "", kin
     ts = now.timestamp()
     with store.atomic():
         return store.m.PendingMemory.insert(
-            content=content, kind=kind, sender=sender, session=session, importance=float(importance),
-            confidence=float(confidence), access_count=0, last_access_at=ts, remember=bool(keep), created_at=ts,
+            # 9 decimal places: a subnormal float (5e-324) would make PostgreSQL's arithmetic on it fail
+            content=content, kind=kind, sender=sender, session=session, importance=round(float(importance), 9),
+            confidence=round(float(confidence), 9), access_count=0, last_access_at=ts, remember=bool(keep), created_at=ts,
         ).execute()
 
 

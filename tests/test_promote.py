@@ -258,3 +258,24 @@ def test_config_file_parameters_apply_on_every_run(store, clock):
     assert engine.job("promote").schedule == "45s"
     assert engine.job("promote").config["threshold"] == 0.2
     assert PromoteConfig().threshold == 0.6
+
+
+@pytest.mark.parametrize("decay, days", [(0.9, 300), (0.5, 50), (0.995, 365 * 20)])
+def test_a_long_unused_memory_scores_0_recency_rather_than_failing_the_run(store, clock, decay, days):
+    """PostgreSQL's pow() raises 'underflow' below the smallest double (0.9 ** 7200 hours); SQLite gives 0.
+    Both must score such a memory with recency 0 and go on (the TTL expiry scores it: it expires)."""
+    stale = add_pending(store, clock(), importance=1, confidence=0.1, last_access=clock() - timedelta(days=days),
+                        created=clock() - timedelta(days=days))
+    engine = Engine(store, Config(jobs={"promote": {"recency_decay": decay}}), clock)
+    run = engine.run_job("promote")
+    assert run.status == "success", run.error
+    assert run.result["expired"] == 1
+    assert count(store, "pending_memory", "id = ?", (stale,)) == 0
+
+
+def test_a_subnormal_importance_or_confidence_is_stored_as_0(store, clock):
+    """5e-324 passes the range check; PostgreSQL's arithmetic on it would fail every promote run."""
+    engine = Engine(store, Config(), clock)
+    low = engine.remember("x", confidence=5e-324, importance=5e-324, keep=True)
+    assert store.execute("SELECT importance, confidence FROM pending_memory WHERE id = ?", (low,)).fetchone() == (0, 0)
+    assert engine.run_job("promote").result["promoted"] == 1

@@ -46,6 +46,7 @@ commits, so a crash cannot lose it.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from peewee import Value, fn
@@ -85,9 +86,13 @@ SCORING_SETTINGS = ("w_recency", "w_frequency", "w_confidence", "w_importance", 
 def score_terms(store, cfg: PromoteConfig, now_ts: float) -> dict:
     """The four terms of a pending memory's score, each in [0, 1], as SQL expressions (``why`` shows them)."""
     Pending = store.m.PendingMemory
-    hours = (now_ts - fn.COALESCE(Pending.last_access_at, Pending.created_at)) / 3600.0
+    hours = store.greatest(0.0, (now_ts - fn.COALESCE(Pending.last_access_at, Pending.created_at)) / 3600.0)
+    if cfg.recency_decay < 1:
+        # PostgreSQL's pow() raises "value out of range: underflow" below the smallest double (0.9 to the
+        # 300 days' hours); beyond these hours recency is under 1e-200, 0 at the score's 9 places anyway.
+        hours = store.least(hours, math.log(1e-200) / math.log(cfg.recency_decay))
     return {
-        "recency": fn.POW(cfg.recency_decay, store.greatest(0.0, hours)),
+        "recency": fn.POW(cfg.recency_decay, hours),
         # coerce(False): else peewee converts 10.0 to the integer column's type, and 9 / 10 is 0.
         "frequency": store.least(Pending.access_count.coerce(False) / 10.0, 1.0),
         "confidence": store.least(store.greatest(Pending.confidence, 0.0), 1.0),
