@@ -37,9 +37,9 @@ threshold. Deferred qualifiers keep theirs. Three things can make an unflagged
 row qualify without a write, and each forces a *full pass* (every row scored,
 the qualifiers among the unflagged ones flagged, then the same run): a change to
 the weights, threshold or recency rate; the clock moving backwards (recency is
-higher at an earlier now; behind by under ``CLOCK_SKEW_S`` — another host's clock
-a little ahead — a run scores at the last run's now instead); and nothing at all — a full pass also runs every
-``full_pass_every_h`` hours as the safety net. The checkpoint records the
+higher at an earlier now; a clock behind by under ``CLOCK_SKEW_S``, another
+host's, scores at the last run's now instead); and nothing at all: a full pass
+also runs every ``full_pass_every_h`` hours as the safety net. The checkpoint records the
 scoring settings of the last full pass, when it ran, and the latest now a run
 scored at; a full pass that is owed (clock moved back) stays owed until one
 commits, so a crash cannot lose it.
