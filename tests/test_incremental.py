@@ -15,12 +15,6 @@ runs there under the same config with ``full_pass_every_h = 0``.
 """
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 
@@ -35,6 +29,7 @@ from memtui.engine.jobs.decay import HORIZON_KEY, DecayConfig, retention
 from memtui.models import Store
 from tests import postgres
 from tests.factories import add_long_term, add_pending, count
+from tests.kill import kill_promote_part_way
 from tests.triggers import allow, refuse
 
 pytestmark = pytest.mark.both_backends
@@ -839,37 +834,13 @@ def test_sigkill_mid_incremental_promotion_loses_nothing_and_the_next_run_catche
 
     config = tmp_path / "config.toml"
     config.write_text("[jobs.promote]\n" + "".join(f"{k} = {v}\n" for k, v in params.items()))
-    child = subprocess.Popen(
-        [sys.executable, "-m", "memtui", "run", "promote", "--db", db_target, "--config", str(config)],
-        cwd=os.path.dirname(os.path.dirname(__file__)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )
-    reader = Store.open(db_target)
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if reader.execute("SELECT count(*) FROM long_term_memory").fetchone()[0] >= 1000:
-                break
-            assert child.poll() is None, child.communicate()
-            time.sleep(0.002)
-        child.send_signal(signal.SIGKILL)
-        child.wait(timeout=10)
-    finally:
-        if child.poll() is None:
-            child.kill()
-        with contextlib.suppress(Exception):
-            child.communicate(timeout=5)
-    try:
-        assert child.returncode == -signal.SIGKILL
-        pending = {r[0] for r in reader.execute("SELECT id FROM pending_memory")}
-        sources = [r[0] for r in reader.execute("SELECT source_pending_id FROM long_term_memory")]
-        assert 0 < len(sources) < qualifying, "the kill should land part-way through"
-        assert len(sources) == len(set(sources)), "a memory was promoted twice"
-        assert not pending & set(sources), "a memory is in both tables"
-        assert len(pending) + len(sources) == KILLED_N + len(cleared), "a memory was lost"
-        killed = reader.execute("SELECT value FROM job_checkpoint WHERE job = 'promote'").fetchone()[0]
-        assert '"full_due": null' in killed  # the killed run was an incremental one
-    finally:
-        reader.close()
+    killed = kill_promote_part_way(db_target, config, moved=1000)
+    pending, sources = killed.pending, killed.sources
+    assert 0 < len(sources) < qualifying, "the kill should land part-way through"
+    assert len(sources) == len(set(sources)), "a memory was promoted twice"
+    assert not pending & set(sources), "a memory is in both tables"
+    assert len(pending) + len(sources) == KILLED_N + len(cleared), "a memory was lost"
+    assert '"full_due": null' in killed.checkpoint  # the killed run was an incremental one
 
     config_obj = Config(jobs={"promote": params})
     later = FakeClock(datetime.now(timezone.utc) + timedelta(seconds=config_obj.engine.lease_ttl_s + 1))

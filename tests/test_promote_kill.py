@@ -2,10 +2,6 @@
 PostgreSQL (where the server rolls back the dead client's open batch)."""
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -15,6 +11,7 @@ from peewee import chunked
 from memtui.engine import Engine, FakeClock
 from memtui.engine.config import Config
 from memtui.models import Store
+from tests.kill import kill_promote_part_way
 
 pytestmark = pytest.mark.both_backends
 
@@ -36,29 +33,8 @@ def test_sigkill_mid_promotion_loses_and_duplicates_nothing(db_target, tmp_path)
     build(db_target, time.time())
     config = tmp_path / "config.toml"
     config.write_text("[jobs.promote]\ncap = 0\nbatch_size = 200\n")
-    child = subprocess.Popen(
-        [sys.executable, "-m", "memtui", "run", "promote", "--db", db_target, "--config", str(config)],
-        cwd=os.path.dirname(os.path.dirname(__file__)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )
-    reader = Store.open(db_target)
-    deadline = time.monotonic() + 60
-    moved = 0
-    try:
-        while time.monotonic() < deadline:
-            moved = reader.execute("SELECT count(*) FROM long_term_memory").fetchone()[0]
-            if moved >= 2000:
-                break
-            assert child.poll() is None, child.communicate()
-            time.sleep(0.002)
-        child.send_signal(signal.SIGKILL)
-        child.wait(timeout=10)
-    finally:
-        if child.poll() is None:
-            child.kill()
-    assert child.returncode == -signal.SIGKILL
-    pending = {r[0] for r in reader.execute("SELECT id FROM pending_memory")}
-    sources = [r[0] for r in reader.execute("SELECT source_pending_id FROM long_term_memory")]
-    reader.close()
+    killed = kill_promote_part_way(db_target, config, moved=2000)
+    pending, sources = killed.pending, killed.sources
     assert 0 < len(sources) < N, "the kill should land part-way through"
     assert len(sources) == len(set(sources)), "a memory was promoted twice"
     assert not pending & set(sources), "a memory is in both tables"
