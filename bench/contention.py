@@ -82,6 +82,25 @@ def _stats(values: list[float]) -> dict:
             "max": max(values) if values else float("nan")}
 
 
+def start_ready(name: str, workdir: Path, stop: Path, **kwargs) -> Child:
+    """Start child ``bench.contention:NAME`` (the writer or the agent), wait until it says it is ready, then
+    one idle second for its baseline latencies. It writes until ``stop`` exists."""
+    ready = workdir / f"{name}.ready"
+    for f in (stop, ready):
+        f.unlink(missing_ok=True)
+    log(f"contention: starting the {name}")
+    child = Child(f"bench.contention:{name}", workdir, stop_file=str(stop), ready_file=str(ready), **kwargs)
+    deadline = time.monotonic() + 60
+    while not ready.exists():
+        if child.proc.poll() is not None or time.monotonic() > deadline:
+            stop.touch()
+            child.result(timeout=10)  # raises with the child's stderr
+            raise RuntimeError(f"{name} did not start")
+        time.sleep(0.01)
+    time.sleep(1.0)  # idle baseline
+    return child
+
+
 def run(args, workdir: Path, backend) -> Section:
     if backend.name == "postgresql":
         return run_pg(args, workdir, backend)
@@ -90,21 +109,8 @@ def run(args, workdir: Path, backend) -> Section:
     sec = Section(f"contention on SQLite: writer every {args.writer_period_ms:g} ms during promote of {rows:,} rows")
     big = common.cached_db(workdir, "pending", "fill_pending", n=rows, seed=args.seed, order=args.order)
     copy = common.copy_db(big, workdir / "contention.db")
-    stop, ready = workdir / "writer.stop", workdir / "writer.ready"
-    for f in (stop, ready):
-        f.unlink(missing_ok=True)
-
-    log("contention: starting the writer")
-    w = Child("bench.contention:writer", workdir, path=str(copy), period_s=period, stop_file=str(stop),
-              ready_file=str(ready))
-    deadline = time.monotonic() + 60
-    while not ready.exists():
-        if w.proc.poll() is not None or time.monotonic() > deadline:
-            stop.touch()
-            w.result(timeout=10)  # raises with the child's stderr
-            raise RuntimeError("writer did not start")
-        time.sleep(0.01)
-    time.sleep(1.0)  # idle baseline
+    stop = workdir / "writer.stop"
+    w = start_ready("writer", workdir, stop, path=str(copy), period_s=period)
     log("contention: memtui promote with the writer running")
     try:
         res = run_child("bench.common:memtui_job", workdir, path=str(copy), job="promote",
@@ -245,21 +251,8 @@ def run_pg(args, workdir: Path, backend) -> Section:
     sec = Section(f"contention on PostgreSQL: agent API call every {args.writer_period_ms:g} ms during every job")
     db = backend.cached("jobs", "fill_jobs_data", seed=args.seed, order=args.order, **sizes)
     copy = backend.copy(db, "contention")
-    stop, ready = workdir / "agent.stop", workdir / "agent.ready"
-    for f in (stop, ready):
-        f.unlink(missing_ok=True)
-
-    log("contention: starting the agent")
-    w = Child("bench.contention:agent", workdir, path=copy, period_s=period, stop_file=str(stop),
-              ready_file=str(ready))
-    deadline = time.monotonic() + 60
-    while not ready.exists():
-        if w.proc.poll() is not None or time.monotonic() > deadline:
-            stop.touch()
-            w.result(timeout=10)  # raises with the child's stderr
-            raise RuntimeError("agent did not start")
-        time.sleep(0.01)
-    time.sleep(1.0)  # idle baseline
+    stop = workdir / "agent.stop"
+    w = start_ready("agent", workdir, stop, path=copy, period_s=period)
     log(f"contention: memtui runs {', '.join(jobs)} with the agent writing")
     try:
         res = run_child("bench.contention:memtui_jobs", workdir, path=copy, jobs=jobs,
