@@ -25,7 +25,6 @@ from memtui.engine import memory as ops
 from memtui.engine.clock import Clock, from_ts, system_clock
 from memtui.engine.config import resolve_db_path
 from memtui.models import Store
-from memtui.models.text import fold
 
 
 @dataclass(frozen=True)
@@ -38,6 +37,7 @@ class Recalled:
     tier: str  # "long_term" or "pending"
     last_used: datetime | None
     decayed: bool = False  # decay had soft-deleted it; recalling it (reinforce=True) restored it
+    superseded: bool = False  # merged into or replaced by another memory (only with recall(history=True))
 
 
 class Memory:
@@ -66,8 +66,12 @@ class Memory:
     # -- short-term memories -----------------------------------------------------
 
     def remember(self, content: str, *, sender: str = "", kind: str = "note", session: str = "",
-                 importance: float = 5.0, confidence: float = 0.5, keep: bool = False) -> int:
-        """Add a pending memory; ``keep=True`` promotes it whatever its score. Returns its id."""
+                 importance: float = 5.0, confidence: float = 0.5, keep: bool = False) -> ops.Remembered:
+        """Add a pending memory; ``keep=True`` promotes it whatever its score. Returns its id (an int).
+
+        The same words again (case, spacing, punctuation aside) from the same sender are not stored twice:
+        they count as a use of the memory already kept, whose id comes back with ``.repeat`` true, so
+        recall → store the recalled text → recall… cannot grow the store."""
         return ops.remember(self.store, self.clock(), content, sender=sender, kind=kind, session=session,
                             importance=importance, confidence=confidence, keep=keep)
 
@@ -77,52 +81,57 @@ class Memory:
         return ops.record_access(self.store, self.clock(), memory_id)
 
     def recall(self, query: str, *, sender: str | None = None, limit: int = 10,
-               reinforce: bool = True) -> list[Recalled]:
-        """Memories whose text holds every word of ``query``: long-term first, most important first,
-        then any that decay soft-deleted (``decayed``; recalling one restores it).
+               reinforce: bool = True, history: bool = False) -> list[Recalled]:
+        """Memories whose text holds every word of ``query`` (each also as a prefix: "aisle" finds
+        "aisles"), most relevant first: full-text relevance (BM25 on SQLite, ``ts_rank`` on PostgreSQL)
+        weighted by importance, ×(0.5 + importance/10), so a memory of importance 10 ranks as one of
+        importance 0 three times as relevant. Any that decay soft-deleted come after the rest
+        (``decayed``; recalling one restores it). Memories merged into another or replaced by a newer one
+        (the dedupe job) are left out unless ``history`` (then ``superseded`` is set, and they are not
+        reinforced: the memory that replaced them is the one in use).
 
-        Matching ignores case and accents (models/text.py ``fold``: "emile" finds
-        "Émile", "STRASSE" finds "Straße"). Returned long-term memories are
-        reinforced and pending ones get an access, because being recalled is what
-        keeps a memory alive; a hit deleted between the search and that write is
-        left out."""
-        # The same fold on both sides: in Python for the query, in SQL (memtui_contains, one call per row
-        # for all the words) for the stored text; SQLite's own lower() knows only ASCII, so "Émile" could
-        # not even find itself.
-        words = fold(query).split()
-        if not words:
-            return []
-        LongTerm, Pending = self.store.m.LongTermMemory, self.store.m.PendingMemory
-
-        def matching(model):
-            found = self.store.contains_words(model.content, words)
-            if sender is not None:  # tested first: other senders' rows then cost no fold (a Python call)
-                found = (model.sender == sender) & found
-            return found
-
-        # Memories that decay soft-deleted are still found (after the live ones): being recalled is the
-        # evidence that they are still wanted, and reinforcing restores them (README, decay.py).
-        long_term = LongTerm.select(
-            LongTerm.id, LongTerm.content, LongTerm.kind, LongTerm.sender, LongTerm.importance,
-            Value("long_term").alias("tier"), LongTerm.last_reinforced_at.alias("last_used"),
-            LongTerm.deleted_at.is_null(False).alias("decayed"),
-        ).where(matching(LongTerm))
-        pending = Pending.select(
-            Pending.id, Pending.content, Pending.kind, Pending.sender, Pending.importance,
-            Value("pending"), Pending.last_access_at, Value(False),
-        ).where(matching(Pending))
-        # A compound query is ordered by its output columns: live before decayed, long-term before
-        # pending, then the most important and the most recently used first.
-        rows = ((long_term + pending)  # UNION ALL
-                .order_by(Entity("decayed"), Entity("tier"), Entity("importance").desc(), Entity("last_used").desc())
+        Matching ignores case and accents (models/text.py ``fold``: "emile" finds "Émile", "STRASSE"
+        finds "Straße"). Returned long-term memories are reinforced and pending ones get an access,
+        because being recalled is what keeps a memory alive; a hit deleted between the search and that
+        write is left out."""
+        store = self.store
+        LongTerm, Pending = store.m.LongTermMemory, store.m.PendingMemory
+        store.sync_search()
+        selects = []
+        for model, tier in ((LongTerm, "long_term"), (Pending, "pending")):
+            hits = store.text_search(model, query)
+            if hits is None:
+                return []
+            hits = hits.alias(f"{tier}_hit")
+            long_term = model is LongTerm
+            rank = hits.c.relevance * (0.5 + model.importance / 10.0)
+            select = model.select(
+                model.id, model.content, model.kind, model.sender, model.importance, Value(tier).alias("tier"),
+                (model.last_reinforced_at if long_term else model.last_access_at).alias("last_used"),
+                (model.deleted_at.is_null(False) if long_term else Value(False)).alias("decayed"),
+                (model.superseded_by.is_null(False) if long_term else Value(False)).alias("superseded"),
+                rank.alias("rank"),
+            ).join(hits, on=(hits.c.id == model.id))
+            if sender is not None:
+                select = select.where(model.sender == sender)
+            if long_term and not history:
+                select = select.where(model.superseded_by.is_null())
+            selects.append(select)
+        # A compound query is ordered by its output columns: current before decayed and superseded, then the
+        # most relevant (weighted by importance), then the most recently used.
+        rows = ((selects[0] + selects[1])  # UNION ALL
+                .order_by(Entity("superseded"), Entity("decayed"), Entity("rank").desc(),
+                          Entity("last_used").desc())
                 .limit(limit).tuples())
-        hits = [Recalled(r[0], r[1], r[2], r[3], r[4], r[5], from_ts(r[6]), bool(r[7])) for r in rows]
+        hits = [Recalled(r[0], r[1], r[2], r[3], r[4], r[5], from_ts(r[6]), bool(r[7]), bool(r[8])) for r in rows]
         if not reinforce:
             return hits
         recalled = []
         for hit in hits:
             try:
-                if hit.tier == "long_term":
+                if hit.superseded:
+                    pass
+                elif hit.tier == "long_term":
                     ops.reinforce(self.store, self.clock(), hit.id)
                 else:
                     ops.record_access(self.store, self.clock(), hit.id)

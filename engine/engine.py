@@ -310,8 +310,9 @@ class Engine(ControlMixin, SchedulingMixin, LeaseMixin, RunnerMixin):
 
     # -- the agent's side --------------------------------------------------------
 
-    def remember(self, content: str, **fields) -> int:
-        """Add a pending memory (see engine.memory.remember for the fields); returns its id."""
+    def remember(self, content: str, **fields) -> memory.Remembered:
+        """Add a pending memory (see engine.memory.remember for the fields); returns its id, which says
+        whether the text repeated a kept memory (``.repeat``)."""
         return memory.remember(self.store, self.clock(), content, **fields)
 
     def record_access(self, memory_id: int) -> str:

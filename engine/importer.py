@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Iterable
 
-from memtui.engine.memory import set_fact
+from memtui.engine.memory import set_fact, store_memory
 from memtui.models import Store
 
 MAX_TEXT = 100_000
@@ -153,6 +153,7 @@ class LineError:
 class ImportReport:
     written: dict[str, int] = field(default_factory=dict)
     invalid: list[LineError] = field(default_factory=list)
+    repeats: int = 0  # memory lines that repeated a kept memory: counted as its use, not stored (in written too)
 
     @property
     def total(self) -> int:
@@ -248,11 +249,10 @@ def import_lines(store: Store, lines: Iterable[str], now: datetime, *, skip_inva
                 m.Message.insert(conversation_id=cid, sender=r["sender"], role=r["role"], content=r["content"],
                                  created_at=_given(r["created_at"], ts)).execute()
             elif kind == "memory":
-                created = _given(r["created_at"], ts)
-                m.PendingMemory.insert(
-                    content=r["content"], kind=r["kind"], sender=r["sender"], session=r["session"],
-                    importance=r["importance"], confidence=r["confidence"], access_count=0, last_access_at=created,
-                    remember=r["keep"], created_at=created).execute()
+                stored = store_memory(store, ts, r["content"], sender=r["sender"], kind=r["kind"],
+                                      session=r["session"], importance=r["importance"], confidence=r["confidence"],
+                                      keep=r["keep"], created_at=_given(r["created_at"], ts))
+                report.repeats += stored.repeat
             elif kind == "fact":
                 set_fact(store, ts, r["sender"], r["key"], r["value"])  # a savepoint inside this transaction
             elif kind == "outcome":

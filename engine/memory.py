@@ -15,6 +15,10 @@ from datetime import datetime
 from memtui.engine.clock import from_ts
 from memtui.engine.schedule import Schedule, ScheduleError
 from memtui.models import Store
+from memtui.models.text import content_key
+
+
+MAX_SUCCESSION = 50  # merged into a memory merged into another…: followed this far (a cycle can only be hand-made)
 
 
 class MemoryInputError(ValueError):
@@ -37,22 +41,95 @@ class PromotionStats:
     last_scored: int | None = None  # how many memories the last run scored
 
 
-def remember(store: Store, now: datetime, content: str, *, sender: str = "", kind: str = "note",
-             session: str = "", importance: float = 5.0, confidence: float = 0.5, keep: bool = False) -> int:
-    """Add a pending (short-term) memory and return its id."""
-    if not isinstance(content, str) or not content.strip():
-        raise MemoryInputError("memory content must be non-empty text")
+class Remembered(int):
+    """What ``remember`` returns: the memory's id (an int, as before), and whether the text was a repeat.
+
+    A repeat is text whose normalised words (models/text.py ``content_key``) equal those of a memory of
+    the same sender that is still kept: pending, or long-term (restored if decay had faded it). It is
+    not stored again; it counts as a use of that memory. ``tier`` says which table the id is of: a
+    long-term memory is named by the pending id it came from when it has one (so ``record_access`` and
+    ``why`` follow it), else by its own long-term id."""
+
+    repeat: bool
+    tier: str
+
+    def __new__(cls, memory_id: int, repeat: bool = False, tier: str = "pending"):
+        value = super().__new__(cls, memory_id)
+        value.repeat, value.tier = repeat, tier
+        return value
+
+    def __repr__(self) -> str:
+        return f"Remembered({int(self)}, repeat={self.repeat}, tier={self.tier!r})"
+
+    __str__ = int.__repr__  # printed and formatted as the plain id
+
+
+def check_scores(importance, confidence) -> None:
     for name, value, low, high in (("importance", importance, 0, 10), ("confidence", confidence, 0, 1)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
                 or not low <= value <= high:
             raise MemoryInputError(f"{name} must be a number from {low} to {high} (got {value!r})")
-    ts = now.timestamp()
+
+
+def remember(store: Store, now: datetime, content: str, *, sender: str = "", kind: str = "note",
+             session: str = "", importance: float = 5.0, confidence: float = 0.5, keep: bool = False) -> Remembered:
+    """Add a pending (short-term) memory and return its id, or count a repeat as a use (see Remembered)."""
+    if not isinstance(content, str) or not content.strip():
+        raise MemoryInputError("memory content must be non-empty text")
+    check_scores(importance, confidence)
     with store.atomic():
-        return store.m.PendingMemory.insert(
-            # 9 decimal places: a subnormal float (5e-324) would make PostgreSQL's arithmetic on it fail
-            content=content, kind=kind, sender=sender, session=session, importance=round(float(importance), 9),
-            confidence=round(float(confidence), 9), access_count=0, last_access_at=ts, remember=bool(keep), created_at=ts,
-        ).execute()
+        return store_memory(store, now.timestamp(), content, sender=sender, kind=kind, session=session,
+                            importance=importance, confidence=confidence, keep=keep, created_at=now.timestamp())
+
+
+def store_memory(store: Store, ts: float, content: str, *, sender: str, kind: str, session: str,
+                 importance: float, confidence: float, keep: bool, created_at: float) -> Remembered:
+    """Inside a write transaction: insert a pending memory, or make a repeat a use of the memory it repeats.
+
+    A repeat raises the kept memory's importance and confidence to the higher of the two and, with
+    ``keep``, marks it kept (pending) or pins it (long-term). Writers of the same text are serialized
+    (``store.serialize``), so two agents storing it at once still leave one memory."""
+    Pending, LongTerm = store.m.PendingMemory, store.m.LongTermMemory
+    key = content_key(content)
+    # 9 decimal places: a subnormal float (5e-324) would make PostgreSQL's arithmetic on it fail
+    importance, confidence = round(float(importance), 9), round(float(confidence), 9)
+    store.serialize(f"memtui.remember:{sender}\x1f{key}")
+    same = (Pending.sender == sender) & (Pending.content_key == key)
+    found = Pending.select(Pending.id).where(same).order_by(Pending.id).limit(1).scalar()
+    if found is not None:
+        Pending.update(access_count=Pending.access_count + 1, last_access_at=ts,
+                       importance=store.greatest(Pending.importance, importance),
+                       confidence=store.greatest(Pending.confidence, confidence),
+                       **({"remember": True} if keep else {})).where(Pending.id == found).execute()
+        return Remembered(found, repeat=True, tier="pending")
+    # A live memory first, else one decay faded (being said again shows it is still wanted: restored).
+    row = (LongTerm.select(LongTerm.id, LongTerm.source_pending_id, LongTerm.deleted_at, LongTerm.content,
+                           LongTerm.demo)
+           .where((LongTerm.sender == sender) & (LongTerm.content_key == key) & LongTerm.superseded_by.is_null())
+           .order_by(LongTerm.deleted_at.is_null(False), LongTerm.id).limit(1).first())
+    if row is not None:
+        LongTerm.update(recall_count=LongTerm.recall_count + 1, last_reinforced_at=ts, deleted_at=None,
+                        importance=store.greatest(LongTerm.importance, importance),
+                        confidence=store.greatest(LongTerm.confidence, confidence),
+                        **({"pinned": True} if keep else {})).where(LongTerm.id == row.id).execute()
+        if row.deleted_at is not None:
+            record(store, ts, row.id, "restore", old_text=row.content, reason="stored again", demo=row.demo)
+        if row.source_pending_id is not None:
+            return Remembered(row.source_pending_id, repeat=True, tier="long_term")
+        return Remembered(row.id, repeat=True, tier="long_term")
+    return Remembered(Pending.insert(
+        content=content, kind=kind, sender=sender, session=session, importance=importance,
+        confidence=confidence, access_count=0, last_access_at=created_at, remember=bool(keep),
+        created_at=created_at, content_key=key).execute())
+
+
+def record(store: Store, ts: float, memory_id: int, action: str, *, tier: str = "long_term",
+           other_id: int | None = None, old_text: str | None = None, new_text: str | None = None,
+           reason: str = "", run_id: int | None = None, demo: bool = False) -> None:
+    """One memory_history row (inside the transaction that made the move)."""
+    store.m.MemoryHistory.insert(memory_id=memory_id, tier=tier, action=action, other_id=other_id,
+                                 old_text=old_text, new_text=new_text, reason=reason, run_id=run_id, at=ts,
+                                 demo=demo).execute()
 
 
 def set_fact(store: Store, when: float, sender: str, key: str, value: str) -> None:
@@ -81,8 +158,7 @@ def record_access(store: Store, now: datetime, memory_id: int) -> str:
                 Pending.id == memory_id).execute():
             return "pending"
         # Soft-deleted rows too: being used is what shows the memory is still wanted.
-        if LongTerm.update(recall_count=LongTerm.recall_count + 1, last_reinforced_at=ts, deleted_at=None).where(
-                LongTerm.source_pending_id == memory_id).execute():
+        if _reinforce(store, ts, LongTerm.source_pending_id == memory_id, "used"):
             return "long_term"
     raise MemoryInputError(f"no memory with id {memory_id}")
 
@@ -91,11 +167,29 @@ def reinforce(store: Store, now: datetime, long_term_id: int) -> None:
     """Recall long-term memory ``long_term_id``: recall count + 1, last reinforced = now.
 
     Recalling a soft-deleted memory brings it back (it was still wanted)."""
-    LongTerm = store.m.LongTermMemory
     with store.atomic():
-        if not LongTerm.update(recall_count=LongTerm.recall_count + 1, last_reinforced_at=now.timestamp(),
-                               deleted_at=None).where(LongTerm.id == long_term_id).execute():
+        if not _reinforce(store, now.timestamp(), store.m.LongTermMemory.id == long_term_id, "recalled"):
             raise MemoryInputError(f"no long-term memory with id {long_term_id}")
+
+
+def _reinforce(store: Store, ts: float, which, why: str) -> bool:
+    """Inside a transaction: one more recall of the long-term memory ``which`` selects, restoring it
+    (with a history row) if decay had faded it. A memory merged into another (or replaced by a newer
+    one) passes the recall on to that one. False when there is no such memory."""
+    LongTerm = store.m.LongTermMemory
+    for _ in range(MAX_SUCCESSION):
+        row = store.for_update(LongTerm.select(LongTerm.id, LongTerm.deleted_at, LongTerm.content, LongTerm.demo,
+                                               LongTerm.superseded_by).where(which)).first()
+        if row is None:
+            return False
+        if row.superseded_by is None:
+            break
+        which = LongTerm.id == row.superseded_by
+    LongTerm.update(recall_count=LongTerm.recall_count + 1, last_reinforced_at=ts, deleted_at=None).where(
+        LongTerm.id == row.id).execute()
+    if row.deleted_at is not None:
+        record(store, ts, row.id, "restore", old_text=row.content, reason=f"{why} again", demo=row.demo)
+    return True
 
 
 def recent_results(store: Store, job: str, recent: int):

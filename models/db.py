@@ -22,6 +22,9 @@ backend in models/sqlite.py and models/postgres.py:
   cursors changed (PostgreSQL NOTIFY; SQLite has no channel, and polling is the guarantee anyway);
 - ``maintain(vacuum_free_ratio)``: planner statistics, checkpoint, vacuum; ``refresh_statistics(model)``
   after a job rewrote much of a table;
+- ``text_search(model, query, any_word)`` / ``sync_search()``: full-text search over a memory table,
+  ranked (FTS5's BM25 on SQLite, ``ts_rank`` on PostgreSQL), on text folded as recall folds it;
+  ``serialize(key)``: writers of the same key one at a time (remember's repeat check);
 - ``label``: where the store is, fit for a log line (a URL's password is never shown).
 """
 from __future__ import annotations
@@ -172,6 +175,20 @@ class Store:
         from memtui.models.text import WORD_SEPARATOR
 
         return fn.memtui_contains(column, WORD_SEPARATOR.join(words))
+
+    def text_search(self, model, query: str, any_word: bool = False):
+        """The rows of memory table ``model`` (PendingMemory or LongTermMemory) whose text holds every word
+        of ``query`` (``any_word``: one of them), each word also as a prefix ("aisle" finds "aisles"),
+        compared as ``memtui_fold`` folds them: a query of columns ``id`` and ``relevance`` (higher is more
+        relevant), to join to the table; None when ``query`` has no word at all."""
+        raise NotImplementedError
+
+    def sync_search(self) -> None:
+        """Bring the search index up to date with the memory tables (before reading it)."""
+
+    def serialize(self, key: str) -> None:
+        """Inside a write transaction: another transaction serializing the same ``key`` waits until this
+        one ends. SQLite's write transaction locks the whole file already."""
 
     def for_update(self, query):
         """``query`` locking the rows it reads until the transaction ends, where the backend needs it."""

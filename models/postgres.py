@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
-from peewee import (OP, Cast, DatabaseError, Expression, InterfaceError, Node, OperationalError,
+from peewee import (OP, SQL, Cast, DatabaseError, Expression, InterfaceError, Node, OperationalError,
                     PostgresqlDatabase, fn)
 
 from memtui.models.db import ChangeListener, Store, StoreError, one_line, shown
@@ -175,6 +175,19 @@ class PostgresStore(Store):
 
     def for_update(self, query):
         return query.for_update()
+
+    def text_search(self, model, query: str, any_word: bool = False):
+        if not any(ch.isalnum() for ch in query):
+            return None
+        # Spelt as the GIN index of migration 0005 is, so the planner uses it.
+        vector = fn.to_tsvector(SQL("'simple'"), fn.memtui_fold(model.content))
+        terms = fn.memtui_search_query(query, "|" if any_word else "&")
+        return model.select(model.id.alias("id"), fn.ts_rank(vector, terms).alias("relevance")).where(
+            Expression(vector, "@@", terms))
+
+    def serialize(self, key: str) -> None:
+        # Held until the transaction ends; hashtextextended spreads keys over 64 bits.
+        self.db.execute_sql("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (key,))
 
     def lock_for_rewrite(self, *models) -> None:
         # EXCLUSIVE: readers go on, writers wait until this transaction ends.

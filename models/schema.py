@@ -61,6 +61,9 @@ class PendingMemory(_Rows):
     # Set by the database (trigger) on insert and on every write to a scoring input; promote clears it
     # once it scored the row below the threshold (migration 0004). Never written by memtui otherwise.
     rescore = BooleanField(default=True)
+    # The normalised text (models/text.py content_key) a repeat is recognised by; NULL on a row written with
+    # plain SQL until the dedupe job fills it (migration 0005).
+    content_key = TextField(null=True)
 
 
 class LongTermMemory(_Rows):
@@ -80,6 +83,17 @@ class LongTermMemory(_Rows):
     # When retention falls below decay's floor; NULL while pinned or soft-deleted. Computed by the
     # database (trigger) from last_reinforced_at, importance, recall_count (migration 0004).
     retire_at = DoubleField(null=True)
+    content_key = TextField(null=True)  # as PendingMemory.content_key
+    # Retired by the dedupe job: merged into (a duplicate) or replaced by (a contradiction) that memory.
+    superseded_by = BigIntegerField(null=True)
+    superseded_at = DoubleField(null=True)
+    # The score, its four terms and the threshold when promote moved it here (NULL: imported, or before 0.4).
+    promotion_score = DoubleField(null=True)
+    promotion_recency = DoubleField(null=True)
+    promotion_frequency = DoubleField(null=True)
+    promotion_confidence = DoubleField(null=True)
+    promotion_importance = DoubleField(null=True)
+    promotion_threshold = DoubleField(null=True)
 
 
 class Fact(_Rows):
@@ -122,6 +136,21 @@ class ProfileAttributeHistory(_Rows):
     replaced_at = DoubleField()
     reason = TextField(default="")
     run_id = BigIntegerField(null=True)
+    demo = BooleanField(default=False)  # written by `memtui demo`, or derived only from such rows
+
+
+class MemoryHistory(_Rows):
+    """Every move of a memory but promotion: merge, supersede, soft_delete, restore, hard_delete, expire."""
+
+    memory_id = BigIntegerField()
+    tier = TextField()  # "pending" or "long_term": which table memory_id is an id of
+    action = TextField()
+    other_id = BigIntegerField(null=True)  # the long-term memory it was merged into or superseded by
+    old_text = TextField(null=True)
+    new_text = TextField(null=True)
+    reason = TextField(default="")
+    run_id = BigIntegerField(null=True)
+    at = DoubleField()
     demo = BooleanField(default=False)  # written by `memtui demo`, or derived only from such rows
 
 
@@ -215,7 +244,7 @@ class EngineInstance(_Base):
 
 ALL_MODELS = (
     Conversation, Message, PendingMemory, LongTermMemory, Fact, Outcome,
-    ProfileAttribute, ProfileAttributeHistory, Summary, JobCheckpoint,
+    ProfileAttribute, ProfileAttributeHistory, MemoryHistory, Summary, JobCheckpoint,
     JobDefinition, JobState, Run, AuditLog, Setting, EngineInstance,
 )
 

@@ -18,7 +18,7 @@ import threading
 import sqlite3
 from pathlib import Path
 
-from peewee import SQL, DatabaseError, Node, OperationalError, SqliteDatabase, fn
+from peewee import SQL, DatabaseError, Entity, Node, OperationalError, SqliteDatabase, Table, fn
 
 from memtui.models import text
 from memtui.models.db import Store, StoreError, one_line, shown
@@ -141,6 +141,7 @@ class SqliteStore(Store):
         )
         db.register_function(text.fold, text.SQL_NAME, 1, deterministic=True)  # on every connection
         db.register_function(text.contains_all, text.CONTAINS_SQL_NAME, 2, deterministic=True)
+        db.register_function(text.search_text, text.SEARCH_SQL_NAME, 1, deterministic=True)
         try:
             db.connect()
             # A read first: a corrupt file fails here, before any pragma writes.
@@ -214,6 +215,45 @@ class SqliteStore(Store):
             ids = [int(i) for i in ids]
             ids = SQL("(" + ", ".join(["?"] * len(ids)) + ")", ids)  # "()" when empty: Peewee writes 0 = 1
         return column.in_(ids)
+
+    # -- full-text search (migration 0005) ----------------------------------------------------
+
+    SEARCH_BATCH = 5000  # queued ids indexed per statement (SQLite binds at most 32,766 values)
+
+    def text_search(self, model, query: str, any_word: bool = False):
+        # A word is a phrase (the tokenizer splits "alice's" as it split the text) and a prefix.
+        words = [word for word in text.search_text(query).split() if any(ch.isalnum() for ch in word)]
+        if not words:
+            return None
+        match = (" OR " if any_word else " AND ").join('"' + word.replace('"', '""') + '"*' for word in words)
+        name = f"{model._meta.table_name}_search"
+        index = Table(name, ("rowid",), alias=name)  # FTS5 names the table itself in MATCH and bm25()
+        # bm25() is lower for a better match: negated, so that higher is more relevant on both backends.
+        return index.select(index.rowid.alias("id"), (0 - fn.bm25(Entity(name))).alias("relevance")).where(
+            SQL(f'"{name}" MATCH ?', [match]))
+
+    def sync_search(self) -> None:
+        """Index the memories the triggers queued (inserted, reworded or deleted since the last sync), with
+        the text folded by memtui_search_text, which only memtui's connections have: an agent's plain-SQL write
+        queues its row and never fails for want of it."""
+        if self.db.execute_sql("SELECT 1 FROM search_queue LIMIT 1").fetchone() is None:
+            return  # the usual case, and no write lock taken for it
+        while True:
+            with self.atomic():
+                rows = self.db.execute_sql("SELECT tier, memory_id FROM search_queue LIMIT ?",
+                                           (self.SEARCH_BATCH,)).fetchall()
+                for tier, table in (("pending", "pending_memory"), ("long_term", "long_term_memory")):
+                    ids = [memory_id for row_tier, memory_id in rows if row_tier == tier]
+                    if not ids:
+                        continue
+                    marks = ", ".join("?" * len(ids))
+                    self.db.execute_sql(f"DELETE FROM {table}_search WHERE rowid IN ({marks})", ids)
+                    self.db.execute_sql(f"INSERT INTO {table}_search (rowid, content) SELECT id, "
+                                        f"{text.SEARCH_SQL_NAME}(content) FROM {table} WHERE id IN ({marks})", ids)
+                    self.db.execute_sql(f"DELETE FROM search_queue WHERE tier = ? AND memory_id IN ({marks})",
+                                        [tier, *ids])
+            if len(rows) < self.SEARCH_BATCH:
+                return
 
     def limit_lock_wait(self, seconds: float) -> None:
         # Per connection, and Peewee's connections are per thread: only the caller's thread waits less.

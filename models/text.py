@@ -1,9 +1,12 @@
-"""Text folding for search: one definition of "the same letters", used on both sides of a comparison.
+"""Text folding for search, and the repeat key: one definition of "the same letters", and of "the same words".
 
 ``fold`` is applied in Python to a query and, registered as the SQL function
 ``memtui_fold``, to stored text, so a search matches whatever the case or the
 accents: "Émile" finds "emile", "ÖBB" finds "obb", "İstanbul" finds "istanbul",
 "STRASSE" finds "Straße", "ΣΩΚΡΑΤΗΣ" finds "Σωκράτης".
+
+``content_key`` is what ``remember`` compares to tell a repeat: the words of a
+text, casefolded, without punctuation or spacing (accents kept: "año" is not "ano").
 """
 from __future__ import annotations
 
@@ -52,6 +55,17 @@ def fold(text: str | bytes | float | None) -> str | None:
     return _PLAIN_LETTERS.sub(lambda m: _PLAIN[m.group()], folded)
 
 
+SEARCH_SQL_NAME = "memtui_search_text"
+
+
+def search_text(text) -> str | None:
+    """What the SQLite search index holds for ``text`` (and what a query is matched as): ``fold``, with
+    the marks fold keeps (other scripts': が is not か) composed again, since FTS5's tokenizer would read
+    a lone combining mark as a gap between words."""
+    folded = fold(text)
+    return None if folded is None else unicodedata.normalize("NFC", folded)
+
+
 def contains_all(text, words: str) -> int:
     """SQL ``memtui_contains(content, words)``: 1 when the folded ``text`` holds every one of
     ``words`` (already folded, joined by WORD_SEPARATOR). One call per row, however many words."""
@@ -59,3 +73,25 @@ def contains_all(text, words: str) -> int:
     if folded is None:
         return 0
     return int(all(word in folded for word in words.split(WORD_SEPARATOR)))
+
+
+# A word: letters/digits, joined by an apostrophe, or inside a number by . , : / (9:30, 3.5, 1,000).
+# A sign right before a digit belongs to the number (-5 is not 5), as do % and currency signs after/before it.
+WORD = re.compile(r"(?:(?<!\w)[-+−](?=\d))?\d+(?:[.,:/]\d+)*[^\W_]*|[^\W_]+(?:['’][^\W_]+)*|[%$€£¥°]")
+
+
+def nfkc(text: str) -> str:
+    """Compatibility forms composed (NFKC: "ﬁ" -> "fi", full-width digits -> digits), typographic apostrophe plain."""
+    return unicodedata.normalize("NFKC", text).replace("’", "'")
+
+
+def tokens(text: str) -> list[str]:
+    """The words of ``text``, casefolded, in order (numbers whole: ``9:30``, ``-5``, ``3.5``)."""
+    return [token.casefold() for token in WORD.findall(nfkc(text))]
+
+
+def content_key(text: str) -> str:
+    """The normalised form two texts share exactly when they are the same words: NFKC, casefolded,
+    punctuation and spacing dropped (but not inside a number, nor a sign, % or currency)."""
+    words = tokens(text)
+    return " ".join(words) if words else " ".join(nfkc(text).casefold().split())

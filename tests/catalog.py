@@ -12,6 +12,10 @@ from dataclasses import dataclass, field
 
 # playhouse.migrations' own bookkeeping, created by peewee's model DDL on each backend: not memtui's schema.
 MIGRATION_TABLE = "schema_migration"
+# Full-text search is each backend's own (migration 0005): FTS5 tables, their shadow tables and the queue of
+# ids to index on SQLite, GIN expression indexes on PostgreSQL. Left out here; tests/test_search.py shows
+# that both find the same rows.
+SEARCH = re.compile(r"^(pending_memory|long_term_memory)_search(_\w+)?$|^search_queue$")
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,10 @@ def normalized_default(text: str | None):
 def tables(store) -> dict[str, Table]:
     """Every table of ``store`` but the migration runner's, by name."""
     read = {"sqlite": _sqlite_tables, "postgresql": _postgres_tables}[store.kind]
-    return {name: table for name, table in read(store).items() if name != MIGRATION_TABLE}
+    tables = {name: table for name, table in read(store).items() if name != MIGRATION_TABLE and not SEARCH.match(name)}
+    for table in tables.values():
+        table.indexes = {name: index for name, index in table.indexes.items() if not SEARCH.match(name)}
+    return tables
 
 
 def _sqlite_tables(store) -> dict[str, Table]:

@@ -117,6 +117,8 @@ CHECKED = [
     ("run", {"job": "j", "reason": "manual", "started_at": 0, "status": "success"}, "reason", "bogus"),
     ("run", {"job": "j", "reason": "catch-up", "started_at": 0, "status": "interrupted"}, "status", "bogus"),
     ("audit_log", {"at": 0, "action": "enable", "source": "api"}, "source", "bogus"),
+    ("memory_history", {"memory_id": 1, "tier": "long_term", "action": "merge", "at": 0}, "tier", "bogus"),
+    ("memory_history", {"memory_id": 1, "tier": "long_term", "action": "merge", "at": 0}, "action", "bogus"),
 ]
 
 

@@ -344,7 +344,7 @@ def test_a_0_1_database_migrates_without_loss(tmp_path):
     store = Store.open(path)
     try:
         assert applied(store) == known_migrations()
-        assert known_migrations()[-1] == "0004_incremental"
+        assert known_migrations()[-1] == "0005_hygiene"
         zones = dict(store.execute("SELECT name, timezone FROM job_definition").fetchall())
         assert zones == {"promote": "Asia/Kolkata", "decay": "Asia/Kolkata", "rollup-day": "Europe/Berlin"}
         assert "engine_instance" in catalog.tables(store)
@@ -354,6 +354,10 @@ def test_a_0_1_database_migrates_without_loss(tmp_path):
             ("decay", True, "{}"), ("promote", True, "{}"), ("rollup-day", True, "{}")]
         assert store.execute("SELECT memtui_fold(content) FROM pending_memory").fetchone() == ("emile likes trains",)
         assert store.execute("SELECT content, demo FROM pending_memory").fetchall() == [("Émile likes trains", 0)]
+        # 0005: the repeat key of every memory, and the search index over the folded text
+        assert store.execute("SELECT content_key FROM pending_memory").fetchall() == [("émile likes trains",)]
+        assert store.execute("SELECT rowid FROM pending_memory_search WHERE pending_memory_search MATCH 'emile'"
+                             ).fetchall() == [(1,)]
         assert store.execute("SELECT job, duration_ms, status FROM run").fetchall() == [("promote", 37.0, "success")]
         assert store.execute("SELECT runs, last_duration_ms FROM job_state").fetchall() == [(1, 37.0)]
         assert store.execute("SELECT text, period_end, demo FROM summary").fetchall() == [("a day", None, 0)]

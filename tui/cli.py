@@ -301,6 +301,9 @@ def cmd_remember(engine: Engine, args) -> int:
     mid = engine.remember(args.text, sender=args.sender, kind=args.kind, importance=args.importance,
                           confidence=args.confidence, keep=args.keep)
     print(mid)
+    if mid.repeat:  # stdout stays the bare id, for scripts
+        where = "long-term memory" if mid.tier == "long_term" else "pending memory"
+        print(f"memtui: a repeat of {where} {mid}: counted as a use, not stored again", file=sys.stderr)
     return 0
 
 
@@ -333,7 +336,9 @@ def cmd_import(engine: Engine, args) -> int:
         return 2
     written = ", ".join(f"{n} {kind}" for kind, n in sorted(report.written.items())) or "nothing"
     skipped = f"; skipped {len(report.invalid)} invalid line(s)" if report.invalid else ""
-    print(f"imported {written}{skipped}")
+    repeats = (f" ({report.repeats} memor{'y' if report.repeats == 1 else 'ies'} repeated one already kept: "
+               "counted as a use, not stored again)") if report.repeats else ""
+    print(f"imported {written}{repeats}{skipped}")
     return 0
 
 

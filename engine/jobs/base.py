@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone, tzinfo
 from typing import Any, Callable
 
-from peewee import OP, SQL, Expression, Node, fn
+from peewee import OP, SQL, Expression, Node, Value, fn
 
 from memtui.engine.clock import Clock
 from memtui.models import Store
@@ -218,6 +218,19 @@ def raw_rows(ctx: JobContext, query) -> list[tuple]:
 def raw_ids(ctx: JobContext, query) -> list[int]:
     """The first column of ``query``'s rows (the ids it lists), as ``raw_rows`` reads them."""
     return [row[0] for row in ctx.store.db.execute(query)]
+
+
+def history_of(ctx: JobContext, model, where, action: str, reason: str, now_ts: float):
+    """The INSERT … SELECT that writes a memory_history row (``action``, ``reason``, this run) for each row
+    of memory table ``model`` matching ``where``, locking those rows until the transaction ends where the
+    backend needs it: the write that follows in the same transaction then moves exactly these rows."""
+    History = ctx.store.m.MemoryHistory
+    tier = "pending" if model is ctx.store.m.PendingMemory else "long_term"
+    rows = ctx.store.for_update(model.select(
+        model.id, Value(tier), Value(action), model.content, Value(reason), Value(ctx.run_id), Value(now_ts),
+        model.demo).where(where))
+    return History.insert_from(rows, [History.memory_id, History.tier, History.action, History.old_text,
+                                      History.reason, History.run_id, History.at, History.demo])
 
 
 def count_rows(model, where=None) -> int:

@@ -36,7 +36,7 @@ import math
 from dataclasses import dataclass
 
 from memtui.engine.config import setting
-from memtui.engine.jobs.base import JobContext, JobKind, in_batches, raw_ids
+from memtui.engine.jobs.base import JobContext, JobKind, history_of, in_batches, raw_ids
 
 HORIZON_KEY = "decay.horizon_s"  # read by the retire_at trigger (models/migrations/0004_incremental.py)
 RECOMPUTE_BATCH = 20_000  # rows per transaction when a new horizon is written into every row
@@ -109,7 +109,7 @@ def run(ctx: JobContext) -> dict:
     full_at = mark.get("full_at")
     full = full_at is None or not 0 <= now_ts - full_at < cfg.full_pass_every_h * 3600
     due = below_floor(ctx, cfg, now_ts) if full else LongTerm.retire_at < now_ts
-    fading = LongTerm.deleted_at.is_null() & ~LongTerm.pinned & due
+    fading = LongTerm.deleted_at.is_null() & LongTerm.superseded_by.is_null() & ~LongTerm.pinned & due
     old_enough = LongTerm.created_at < now_ts - cfg.min_age_days * 86400
     # Incremental: listed by retire_at alone (NULL while pinned or soft-deleted, so it implies the rest).
     # With "deleted_at IS NULL" beside it SQLite takes that for an equality on the deleted_at index and
@@ -119,6 +119,8 @@ def run(ctx: JobContext) -> dict:
     # retire_at = NULL is what the trigger would compute for a soft-deleted row; writing it here spares
     # SQLite's trigger a second write of each row.
     soft = in_batches(ctx, listed, cfg.batch_size,
+                      lambda chunk: history_of(ctx, LongTerm, fading & LongTerm.id.in_(chunk), "soft_delete",
+                                               f"retention below {cfg.floor:g}", now_ts),
                       lambda chunk: LongTerm.update(deleted_at=now_ts, retire_at=None).where(
                           fading & LongTerm.id.in_(chunk)))
     grace_cutoff = now_ts - cfg.grace_days * 86400
@@ -126,6 +128,8 @@ def run(ctx: JobContext) -> dict:
     expired = raw_ids(ctx, LongTerm.select(LongTerm.id).where(past_grace))
     # The whole condition again: one restored and soft-deleted anew meanwhile starts a new grace period.
     hard = in_batches(ctx, expired, cfg.batch_size,
+                      lambda chunk: history_of(ctx, LongTerm, past_grace & LongTerm.id.in_(chunk), "hard_delete",
+                                               f"soft-deleted more than {cfg.grace_days:g} days ago", now_ts),
                       lambda chunk: LongTerm.delete().where(past_grace & LongTerm.id.in_(chunk)))
     if full:
         with ctx.store.atomic():

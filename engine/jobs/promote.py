@@ -52,7 +52,7 @@ from dataclasses import dataclass
 from peewee import Value, fn
 
 from memtui.engine.config import setting
-from memtui.engine.jobs.base import JobContext, JobKind, count_rows, in_batches, raw_ids, raw_rows
+from memtui.engine.jobs.base import JobContext, JobKind, count_rows, history_of, in_batches, raw_ids, raw_rows
 
 
 @dataclass(frozen=True)
@@ -138,20 +138,26 @@ def select_candidates(ctx: JobContext, cfg: PromoteConfig, now_ts: float) -> lis
     return raw_rows(ctx, query)
 
 
-def copy_to_long_term(ctx: JobContext, now_ts: float, chunk):
-    """The chunk's pending memories copied into long-term memory (one INSERT … SELECT), locking the
-    rows it copies until the batch's transaction ends (where the backend needs it)."""
+def copy_to_long_term(ctx: JobContext, cfg: PromoteConfig, now_ts: float, chunk):
+    """The chunk's pending memories copied into long-term memory (one INSERT … SELECT), with the score,
+    its terms and the threshold they were promoted on, locking the rows it copies until the batch's
+    transaction ends (where the backend needs it)."""
     Pending, LongTerm = ctx.store.m.PendingMemory, ctx.store.m.LongTermMemory
+    terms = score_terms(ctx.store, cfg, now_ts)
     # A memory derived from a demo memory is a demo memory too (migration 0002); an explicit
     # "remember" arrives pinned, so decay never drops it.
     copies = ctx.store.for_update(Pending.select(
         Pending.content, Pending.kind, Pending.sender, Pending.importance, Pending.confidence,
         Pending.created_at, Value(now_ts), Value(now_ts), Value(0), Pending.remember, Pending.id, Pending.demo,
+        Pending.content_key, score(ctx, cfg, now_ts), terms["recency"], terms["frequency"], terms["confidence"],
+        terms["importance"], Value(cfg.threshold),
     ).where(Pending.id.in_(chunk)))
     return LongTerm.insert_from(copies, [
         LongTerm.content, LongTerm.kind, LongTerm.sender, LongTerm.importance, LongTerm.confidence,
         LongTerm.created_at, LongTerm.promoted_at, LongTerm.last_reinforced_at, LongTerm.recall_count,
-        LongTerm.pinned, LongTerm.source_pending_id, LongTerm.demo,
+        LongTerm.pinned, LongTerm.source_pending_id, LongTerm.demo, LongTerm.content_key,
+        LongTerm.promotion_score, LongTerm.promotion_recency, LongTerm.promotion_frequency,
+        LongTerm.promotion_confidence, LongTerm.promotion_importance, LongTerm.promotion_threshold,
     ])
 
 
@@ -222,7 +228,7 @@ def run(ctx: JobContext) -> dict:
     candidates = select_candidates(ctx, cfg, now_ts)
     # Each chunk moves in one transaction: inserted into long-term and deleted from pending together.
     promoted = in_batches(ctx, [row[0] for row in candidates], cfg.batch_size,
-                          lambda chunk: copy_to_long_term(ctx, now_ts, chunk),
+                          lambda chunk: copy_to_long_term(ctx, cfg, now_ts, chunk),
                           lambda chunk: Pending.delete().where(Pending.id.in_(chunk)))
     deferred = 0
     if cfg.cap and len(candidates) >= cfg.cap:  # the cap may have left qualifiers behind: they wait
@@ -235,6 +241,8 @@ def run(ctx: JobContext) -> dict:
         (Pending.created_at < now_ts - cfg.ttl_days * 86400) & ~Pending.remember))
     expiring = expires(ctx, cfg, now_ts)
     expired = in_batches(ctx, stale, cfg.batch_size,
+                         lambda chunk: history_of(ctx, Pending, expiring & Pending.id.in_(chunk), "expire",
+                                                  f"not promoted within {cfg.ttl_days:g} days", now_ts),
                          lambda chunk: Pending.delete().where(expiring & Pending.id.in_(chunk)))
     if full_because:
         with ctx.store.atomic():

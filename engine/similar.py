@@ -1,0 +1,191 @@
+"""How alike two memories are: the exact-repeat key, the near-duplicate test, the correction test.
+
+Pure functions on text, no database, deterministic (the tests and ``why`` can
+replay every decision). Three questions, three answers:
+
+- ``content_key``: the text with case, spacing, punctuation and Unicode form
+  normalised away. Two memories with the same key say the same thing in the
+  same words; ``remember`` counts the second as a use of the first.
+- ``compare``: are two texts near-duplicates (the same statement reworded: case,
+  punctuation, word order, filler such as "Note:" or "Remember that", an extra
+  or missing function word, a plural)? Similarity is the Dice coefficient of
+  their content-word sets (stop words and filler left out, a light suffix
+  stemmer folds "likes"/"like"), and a pair at or above ``DUPLICATE_AT`` is a
+  duplicate — unless the words that differ carry meaning: a negation on one
+  side only, a name (a capitalised word), a number, a date or a time. ``likes
+  tea`` / ``does not like tea``, ``Alice's flight`` / ``Bob's flight``, ``2pm`` /
+  ``3pm`` are different facts or contradictions, never merged (mem0's audit,
+  issue #4573, shows what merging them costs).
+- ``supersedes``: does a newer memory correct an older one? Only with an
+  explicit correction cue in the newer text ("correction", "update", "moved to",
+  "no longer", "changed to", "instead", "now"), about the same subject (most
+  of the older one's subject words again, the same leading name). Without a cue
+  nothing is retired offline: that judgement is the model's (engine/jobs/dedupe.py).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from memtui.models.text import WORD, nfkc, content_key, tokens
+
+# Dice coefficient of the content-word sets at or above which two texts are the same statement. 0.8 lets
+# one content word in five differ (a plural, an adjective, a filler the lists miss) and no more; the
+# meaning guards below catch the look-alikes that differ in one word that matters.
+DUPLICATE_AT = 0.8
+# The share of the older memory's subject words the newer must repeat for a cue to apply to it.
+SAME_SUBJECT_AT = 0.6
+# Loosely related: worth a model's look for a contradiction (engine/jobs/dedupe.py), never merged on this.
+RELATED_AT = 0.34
+
+_DIGIT = re.compile(r"\d")
+
+STOP_WORDS = frozenset("""
+a an the and or but if then so as of at by for with about against between into through during before after
+above below to from up down in out on off over under again further once here there when where why how all any
+both each few more most other some such only own same than too very can will just should would could may might
+must shall i me my myself we our ours ourselves you your yours yourself he him his himself she her hers herself
+it its itself they them their theirs themselves what which who whom this that these those am is are was were be
+been being have has had having do does did doing i'm i've i'll i'd it's that's there's he's she's we're they're
+you're let's
+""".split())
+# Words that restate or frame a memory without adding to it ("Note: …", "Remember that …", "FYI …").
+FILLER = frozenset("""
+note noted notes remember remembered reminder fyi btw please also really definitely basically honestly
+apparently okay ok well think believe guess seems like just told said says mentioned mention
+""".split()) - {"like"}  # "like" is a verb in most memories ("likes tea"), kept as content
+NEGATIONS = frozenset("""
+not no never nothing nobody none neither nor without cannot can't don't doesn't didn't isn't aren't wasn't
+weren't won't wouldn't shouldn't couldn't haven't hasn't hadn't dont doesnt didnt isnt arent wasnt cant wont
+""".split())
+TIME_WORDS = frozenset("""
+am pm noon midnight morning afternoon evening night tonight today tomorrow yesterday weekend weekday
+monday tuesday wednesday thursday friday saturday sunday mon tue tues wed thu thur thurs fri sat sun
+january february march april may june july august september october november december
+jan feb mar apr jun jul aug sep sept oct nov dec daily weekly monthly yearly annually
+""".split()) - {"may", "march"}  # too often a verb; a date names its day or number besides
+CORRECTION_CUES = ("correction", "corrected", "update", "updated", "moved to", "no longer", "changed to",
+                   "instead", "now")
+_CUE = re.compile(r"\b(" + "|".join(re.escape(cue) for cue in CORRECTION_CUES) + r")\b")
+CUE_WORDS = frozenset(word for cue in CORRECTION_CUES for word in cue.split())
+
+
+def stem(word: str) -> str:
+    """A light, deterministic English suffix fold: likes/like, meetings/meeting, moved/move."""
+    if _DIGIT.search(word) or len(word) <= 3:
+        return word
+    for suffix, keep in (("'s", 0), ("ies", 1), ("ing", 0), ("ed", 0), ("es", 0), ("s", 0)):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3 and not word.endswith("ss"):
+            base = word[: len(word) - len(suffix)]
+            return base + ("y" if keep else "")
+    return word
+
+
+@dataclass(frozen=True)
+class Words:
+    """The parts of one text that the tests compare."""
+
+    content: frozenset[str]  # stemmed content words (no stop words, no filler)
+    names: frozenset[str]  # content words written with a capital (people, places, products)
+    lead_name: str | None  # the first of them: the sentence's subject, most often
+    meaning: frozenset[str]  # numbers, times, dates and signs: a different one is a different fact
+    negated: bool
+    cue: str | None  # the correction cue it holds, if any
+
+    @classmethod
+    def of(cls, text: str) -> "Words":
+        raw = WORD.findall(nfkc(text))
+        content: list[str] = []
+        names: list[str] = []
+        meaning: set[str] = set()
+        negated = False
+        for token in raw:
+            word = token.casefold()
+            if word in NEGATIONS or word.endswith("n't"):
+                negated = True
+                continue
+            if word in STOP_WORDS or word in FILLER:
+                continue
+            if _DIGIT.search(word) or word in TIME_WORDS or not word[0].isalnum():
+                meaning.add(word)
+            stemmed = stem(word)
+            content.append(stemmed)
+            if token[0].isupper() and word not in CUE_WORDS:
+                names.append(stemmed)
+        match = _CUE.search(nfkc(text).casefold())
+        return cls(frozenset(content), frozenset(names), names[0] if names else None, frozenset(meaning),
+                   negated, match.group(1) if match else None)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    similarity: float  # Dice coefficient of the content words, 0..1
+    duplicate: bool
+    reason: str  # why, in words: "similarity 0.91", "differs in meaning: negation", …
+
+
+def dice(a: frozenset[str], b: frozenset[str]) -> float:
+    if not a and not b:
+        return 1.0
+    return 2 * len(a & b) / (len(a) + len(b))
+
+
+def _meaning_difference(a: Words, b: Words) -> str | None:
+    """What makes the two texts different facts, however alike their words: None when nothing does."""
+    if a.negated != b.negated:
+        return "negation"
+    if a.meaning != b.meaning:
+        return "number, date or time " + " / ".join(sorted(a.meaning ^ b.meaning)[:4])
+    differing = a.content ^ b.content
+    names = (a.names | b.names) & differing
+    if names:
+        return "name " + " / ".join(sorted(names)[:4])
+    return None
+
+
+def compare(a: str, b: str) -> Verdict:
+    """Whether ``a`` and ``b`` are near-duplicates, with the similarity and the reason."""
+    wa, wb = Words.of(a), Words.of(b)
+    similarity = round(dice(wa.content, wb.content), 3)
+    if content_key(a) == content_key(b):
+        return Verdict(1.0, True, "same words")
+    difference = _meaning_difference(wa, wb)
+    if difference:
+        return Verdict(similarity, False, f"differs in meaning: {difference}")
+    if similarity >= DUPLICATE_AT:
+        return Verdict(similarity, True, f"similarity {similarity:.2f} ≥ {DUPLICATE_AT}")
+    return Verdict(similarity, False, f"similarity {similarity:.2f} < {DUPLICATE_AT}")
+
+
+def subject_overlap(older: Words, newer: Words) -> float:
+    """The share of the older memory's subject words (content words but numbers, times and the cue's
+    own words) that the newer one repeats."""
+    subject = older.content - older.meaning - CUE_WORDS
+    if not subject:
+        return 0.0
+    return len(subject & newer.content) / len(subject)
+
+
+def supersedes(older: str, newer: str) -> str | None:
+    """The reason ``newer`` replaces ``older`` (an explicit correction of the same subject), or None.
+
+    Never for near-duplicates (those merge) and never without a cue."""
+    wo, wn = Words.of(older), Words.of(newer)
+    if wn.cue is None or compare(older, newer).duplicate:
+        return None
+    if wo.lead_name is not None and wn.lead_name is not None and wo.lead_name != wn.lead_name:
+        return None  # "Bob now lives in Paris" says nothing about Alice
+    overlap = subject_overlap(wo, wn)
+    if overlap < SAME_SUBJECT_AT:
+        return None
+    return f"corrected by a newer memory (cue '{wn.cue}', {overlap:.0%} of its subject repeated)"
+
+
+def related(older: str, newer: str) -> bool:
+    """Worth asking a model whether one replaces the other: same subject, not duplicates."""
+    wo, wn = Words.of(older), Words.of(newer)
+    return max(dice(wo.content, wn.content), subject_overlap(wo, wn)) >= RELATED_AT
+
+
+__all__ = ["DUPLICATE_AT", "RELATED_AT", "SAME_SUBJECT_AT", "Verdict", "Words", "compare", "content_key",
+           "related", "stem", "supersedes", "tokens"]
