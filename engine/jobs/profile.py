@@ -6,7 +6,10 @@ operation per attribute — keep, update (new value), merge (several into one),
 delete (a duplicate, or contradicted by something newer). The planner is the
 configured model (through litellm), given the attributes under short stand-in
 ids (a1, a2, …; never the real ids) as JSON data; or, with no model, rules:
-keys and values normalized, exact and near duplicates merged, the newest value
+keys and values normalized, spelling variants of a key under one canonical key
+(``e-mail`` -> ``email``, ``time zone`` -> ``timezone``), exact and near
+duplicates merged (of values differing only in case, spacing or punctuation the
+better formed: ``Alice Moreau`` over a newer ``alice moreau``), the newest value
 winning a conflict.
 
 Either way the whole answer is validated before anything changes (``validate``):
@@ -210,30 +213,98 @@ def validate(answer: str, attrs: dict[str, Attribute], cfg: ProfileConfig) -> li
 
 # -- planners -------------------------------------------------------------------
 
-def _norm_key(key: str) -> str:
-    return re.sub(r"[^0-9a-z]", "", key.casefold())
+# Spelling variants of a key and the canonical key they all mean: keys are grouped (and a group is
+# renamed) by these, so "e-mail" and "email" are one attribute named "email". Only variants that cannot
+# mean anything else: a postal address, a mobile next to a landline, or a home town next to the city
+# someone lives in may well coexist, and grouping them would delete one as "contradicted".
+CANONICAL_KEYS = {
+    "email": ("email", "e-mail", "e mail", "mail", "email address", "e-mail address"),
+    "timezone": ("timezone", "time zone", "time-zone", "tz"),
+    "name": ("name", "full name", "full_name"),
+    "phone": ("phone", "telephone", "phone number", "telephone number"),
+    "birthday": ("birthday", "birth date", "birthdate", "date of birth", "dob"),
+    "city": ("city", "current city", "city of residence"),
+}
 
 
 def _clean(text: str) -> str:
     return " ".join(text.split())
 
 
+def _norm_key(key: str) -> str:
+    """What groups keys: case, spacing and punctuation left out ("Home_Town" -> "hometown"); letters
+    of any script count (a key of none at all stands for itself, cleaned)."""
+    return re.sub(r"[\W_]", "", key.casefold()) or _clean(key).casefold()
+
+
+_CANONICAL = {_norm_key(variant): key for key, variants in CANONICAL_KEYS.items() for variant in variants}
+
+
+def canonical_key(key: str) -> str | None:
+    """The canonical key ``key`` is a spelling of ("E-Mail" -> "email"), or None."""
+    return _CANONICAL.get(_norm_key(key))
+
+
 def _norm_value(value: str) -> str:
     return _clean(value).casefold().strip(" .,;:!")
 
 
+def _letters_and_digits(value: str) -> str:
+    """Two values with the same of these differ only in case, spacing or punctuation."""
+    return "".join(ch for ch in value.casefold() if ch.isalnum())
+
+
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_ACRONYM_LETTERS = 4  # an all-capital value with no longer run of letters is an acronym (SRE, UTC), not shouting
+
+
+def well_formed(value: str) -> tuple[int, int, int, int]:
+    """How well-formed ``value`` is, higher better, for choosing between values that differ only in
+    case, spacing or punctuation (``plan_by_rules``): first its case — an email address is best
+    lower-case; anything else best with capitals where they belong ("Alice Moreau", "Green tea",
+    "GitHub", "SRE"), then all lower-case ("alice moreau"), then all capitals ("ALICE MOREAU");
+    then no stray punctuation at the end ("Alice Moreau." loses), no space before punctuation
+    ("Lisbon , Portugal" loses), and single spacing with nothing around it."""
+    text = _clean(value)
+    letters = [ch for ch in text if ch.isalpha()]
+    upper, lower = any(ch.isupper() for ch in letters), any(ch.islower() for ch in letters)
+    if _EMAIL.fullmatch(text):
+        case = 2 if not upper else 0
+    elif upper and lower:
+        case = 2
+    elif upper:  # all capitals
+        runs = re.findall(r"[^\W\d_]+", text)
+        case = 2 if max(map(len, runs)) <= _ACRONYM_LETTERS else 0
+    else:
+        case = 1  # all lower-case, or no letters at all
+    return (case, int(not text.endswith(tuple(".,;:!?"))), int(not re.search(r"\s[.,;:!?]", text)),
+            int(value == text))
+
+
 def plan_by_rules(attrs: dict[str, Attribute], cfg: ProfileConfig) -> list[dict]:
-    """Rule-based plan in the same shape a model answers, so both go through ``validate``."""
+    """Rule-based plan in the same shape a model answers, so both go through ``validate``.
+
+    Keys are grouped by ``_norm_key``, spelling variants of one canonical key together
+    (``CANONICAL_KEYS``); a group is planned under its canonical key, else under its newest row's key,
+    cleaned and lower-cased. In a group the newest value wins, and the values near it
+    (``near_duplicate``) are merged into it; every other value is contradicted by it and deleted.
+    The merged value is the newest one, unless some of the merged values differ from it only in case,
+    spacing or punctuation: then it is the best formed of those (``well_formed``: "Alice Moreau" over
+    a newer "alice moreau"), the newest of them on a tie — being written later does not make a value
+    better spelled. Deterministic: the same rows give the same plan."""
     groups: dict[str, list[str]] = {}
     for sid, attr in attrs.items():
-        groups.setdefault(_norm_key(attr.key), []).append(sid)
+        groups.setdefault(canonical_key(attr.key) or _norm_key(attr.key), []).append(sid)
     ops: list[dict] = []
     for sids in groups.values():
         newest_first = sorted(sids, key=lambda s: (attrs[s].updated_at, attrs[s].id), reverse=True)
         winner = attrs[newest_first[0]]
         same = [s for s in newest_first if SequenceMatcher(
             None, _norm_value(attrs[s].value), _norm_value(winner.value)).ratio() >= cfg.near_duplicate]
-        value, key = _clean(winner.value), _clean(winner.key).casefold()
+        alike = [s for s in same if _letters_and_digits(attrs[s].value) == _letters_and_digits(winner.value)]
+        best = max(alike, key=lambda s: (well_formed(attrs[s].value), attrs[s].updated_at, attrs[s].id))
+        value = _clean(attrs[best].value)
+        key = canonical_key(winner.key) or _clean(winner.key).casefold()
         if len(same) > 1:
             ops.append({"op": "merge", "ids": same, "value": value, "key": key})
         elif value != winner.value or key != winner.key:
@@ -435,7 +506,8 @@ def run(ctx: JobContext) -> dict:
         if len(attrs) > cfg.max_attributes:
             result["skipped_too_big"] += 1
             continue
-        if len(attrs) < 2 and all(a.value == _clean(a.value) and a.key == _clean(a.key) for a in attrs.values()):
+        if len(attrs) < 2 and all(a.value == _clean(a.value) and a.key == _clean(a.key)
+                                  and canonical_key(a.key) in (None, a.key) for a in attrs.values()):
             result["entities_checked"] += 1
             plans.append((entity, attrs, []))  # nothing to merge or clean
             continue
