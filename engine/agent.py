@@ -24,6 +24,9 @@ from peewee import Entity, Value
 from memtui.engine import memory as ops
 from memtui.engine.clock import Clock, from_ts, system_clock
 from memtui.engine.config import resolve_db_path
+from memtui.engine.definitions import read_definitions
+from memtui.engine.jobs import config_of_kind
+from memtui.engine.story import MemoryStory, story
 from memtui.models import Store
 
 
@@ -139,6 +142,14 @@ class Memory:
                 continue  # deleted since the search (e.g. promote expired it meanwhile): not an error, not a hit
             recalled.append(hit)
         return recalled
+
+    def why(self, memory_id: int, *, long_term: bool = False) -> MemoryStory:
+        """Where memory ``memory_id`` is and how it got there (``memtui why``): its tier, its score at
+        promotion term by term, what was merged into it or superseded it, its retention now and when decay
+        will retire it under the store's job configs. ``long_term``: the id is a long-term memory's own."""
+        definitions = read_definitions(self.store).values()
+        return story(self.store, self.clock(), memory_id, long_term=long_term,
+                     promote=config_of_kind(definitions, "promote"), decay=config_of_kind(definitions, "decay"))
 
     # -- conversations, facts, outcomes, profile -----------------------------------
 

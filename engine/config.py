@@ -150,16 +150,21 @@ class EngineSettings:
 class LLMSettings:
     model: str | None = None
     api_base: str | None = None
+    # litellm's embedding() model (e.g. "text-embedding-3-small"): the dedupe job then also confirms
+    # near-duplicates by cosine similarity. $MEMTUI_EMBEDDING_MODEL overrides it.
+    embedding_model: str | None = None
     timeout_s: float = setting(60.0, min=0.01, max=3600.0, doc="per call")
     retries: int = setting(2, min=0, max=10, doc="extra tries after a rate limit, timeout or connection error")
     retry_backoff_s: float = setting(2.0, min=0.0, max=600.0, doc="first retry delay; doubles per retry")
     token_budget: int = setting(50_000, min=0, max=10_000_000, doc="tokens one run may spend; 0 = no limit")
     options: dict[str, Any] = field(default_factory=dict)  # extra litellm.completion arguments
+    embedding_options: dict[str, Any] = field(default_factory=dict)  # extra litellm.embedding arguments
 
     def __post_init__(self):
-        if self.options and any(k in self.options for k in ("api_key", "model", "messages")):
-            raise ConfigError("options: api_key, model and messages cannot be set here "
-                              "(keys come from the environment)")
+        for name, options in (("options", self.options), ("embedding_options", self.embedding_options)):
+            if options and any(k in options for k in ("api_key", "model", "messages", "input")):
+                raise ConfigError(f"{name}: api_key, model, messages and input cannot be set here "
+                                  "(keys come from the environment)")
 
 
 @dataclass(frozen=True)
@@ -269,4 +274,7 @@ def _with_env(config: Config) -> Config:
     model = os.environ.get("MEMTUI_MODEL")
     if model:
         config = dataclasses.replace(config, llm=dataclasses.replace(config.llm, model=model))
+    embedding = os.environ.get("MEMTUI_EMBEDDING_MODEL")
+    if embedding:
+        config = dataclasses.replace(config, llm=dataclasses.replace(config.llm, embedding_model=embedding))
     return config

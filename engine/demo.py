@@ -18,6 +18,7 @@ from datetime import datetime
 from peewee import chunked
 
 from memtui.models import Store
+from memtui.models.text import content_key
 
 SENDERS = ("alice", "bob", "carol", "dev-agent")
 CHANNELS = ("chat", "email", "slack", "cli")
@@ -65,14 +66,14 @@ class DemoRefused(Exception):
 
 
 # Every table whose rows carry the ``demo`` mark (migration 0002), in delete order.
-MEMORY_TABLES = ("message", "conversation", "pending_memory", "long_term_memory", "fact", "outcome",
+MEMORY_TABLES = ("message", "conversation", "pending_memory", "long_term_memory", "memory_history", "fact", "outcome",
                  "profile_attribute", "profile_attribute_history", "summary")
 HISTORY_TABLES = ("run", "audit_log")  # what --reset also deletes
 # The order the engine and the jobs take these tables in, so locking them all cannot deadlock with a
 # run: the engine's transactions take job_state, then run, then audit_log; promote's move inserts into
-# long_term_memory while it locks pending_memory rows; profile locks attributes, then writes history;
+# long_term_memory while it locks pending_memory rows, then memory_history (expiry, decay, dedupe); profile locks attributes, then writes history;
 # rollup writes a summary, then its checkpoint.
-LOCK_ORDER = ("long_term_memory", "pending_memory", "message", "conversation", "fact", "outcome",
+LOCK_ORDER = ("long_term_memory", "pending_memory", "memory_history", "message", "conversation", "fact", "outcome",
               "profile_attribute", "profile_attribute_history", "summary", "job_checkpoint")
 SYSTEM_SENDER = "__system__"  # engine state kept as facts (consolidate's last run): not the agent's data
 BATCH = 100  # rows per multi-row INSERT: well under SQLite's limit of bound parameters
@@ -186,8 +187,9 @@ def _write_sample(store: Store, now: datetime, seed: int, scale: int) -> DemoSum
         created = ts - rng.uniform(0, 9) * day
         accesses = min(int(rng.expovariate(0.35)), 40)
         last = None if accesses == 0 else min(ts, created + rng.uniform(0, 3) * day)
+        content = f"{sender} {rng.choice(facts_of(i))}"
         pending.append({
-            "content": f"{sender} {rng.choice(facts_of(i))}",
+            "content": content, "content_key": content_key(content),
             "kind": rng.choice(("note", "preference", "fact", "plan")), "sender": sender,
             "session": f"s{rng.randint(1, 40)}", "importance": round(min(10, max(0, rng.gauss(5, 2.5))), 1),
             "confidence": round(rng.betavariate(4, 2), 2), "access_count": accesses, "last_access_at": last,
@@ -196,8 +198,9 @@ def _write_sample(store: Store, now: datetime, seed: int, scale: int) -> DemoSum
         sender = rng.choice(SENDERS)
         created = ts - rng.uniform(1, 240) * day
         reinforced = min(ts, created + rng.uniform(0, 30) * day)
+        content = f"{sender} {rng.choice(facts_of(i + 2))}"
         long_term.append({
-            "content": f"{sender} {rng.choice(facts_of(i + 2))}", "kind": "note", "sender": sender,
+            "content": content, "content_key": content_key(content), "kind": "note", "sender": sender,
             "importance": round(rng.uniform(0, 10), 1), "confidence": round(rng.uniform(0.4, 1), 2),
             "created_at": created, "promoted_at": created, "last_reinforced_at": reinforced,
             "recall_count": int(rng.expovariate(0.8)), "pinned": rng.random() < 0.08, "demo": True})

@@ -43,7 +43,7 @@ from memtui.engine.clock import Clock, from_ts, system_clock
 from memtui.engine.config import Config, ConfigError
 from memtui.engine.control import ControlMixin
 from memtui.engine.definitions import Definition, read_definition, read_definitions
-from memtui.engine.jobs import DEFAULT_JOBS, KINDS, JobContext, config_for
+from memtui.engine.jobs import DEFAULT_JOBS, KINDS, JobContext, config_for, config_of_kind
 from memtui.engine.leases import LeaseMixin
 from memtui.engine.registry import EngineRegistry
 from memtui.engine.runner import ActiveRun, RunnerMixin, db_problem
@@ -332,14 +332,7 @@ class Engine(ControlMixin, SchedulingMixin, LeaseMixin, RunnerMixin):
 
     def _kind_config(self, kind: str):
         """The typed config of the job of ``kind`` (the one named after it first), or the kind's defaults."""
-        definitions = sorted(self._definitions().values(), key=lambda d: (d.name != kind, d.name))
-        for d in definitions:
-            if d.kind == kind:
-                try:
-                    return self._job_config(d)
-                except (ConfigError, EngineError):
-                    break
-        return KINDS[kind].config()
+        return config_of_kind(self._definitions().values(), kind, self.config.job_params)
 
     # -- syncing with the database ----------------------------------------------
 

@@ -55,9 +55,49 @@ class LLMClient:
         """A client when a model is configured; None means: use the offline fallback."""
         return cls(settings) if settings is not None and settings.model else None
 
+    @classmethod
+    def for_embeddings(cls, settings: LLMSettings | None) -> "LLMClient | None":
+        """A client when an embedding model is configured, else None."""
+        return cls(settings) if settings is not None and settings.embedding_model else None
+
     @property
     def model(self) -> str | None:
         return self.settings.model
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        """One vector per text, from the embedding model, in order; counted against the run's budget."""
+        model = self.settings.embedding_model
+        if not model:
+            raise LLMError("no embedding model configured")
+        budget = self.settings.token_budget
+        if budget and self.tokens_used >= budget:
+            raise BudgetExhausted(f"token budget of {budget} used up")
+        litellm = load_litellm()
+        kwargs = {"model": model, "input": texts, "timeout": self.settings.timeout_s,
+                  **({"api_base": self.settings.api_base} if self.settings.api_base else {}),
+                  **self.settings.embedding_options}
+        response = self._call(litellm.embedding, kwargs, model)
+        usage = getattr(response, "usage", None)
+        self.tokens_used += int(getattr(usage, "total_tokens", 0) or getattr(usage, "prompt_tokens", 0) or 0)
+        vectors = [item["embedding"] if isinstance(item, dict) else item.embedding for item in response.data]
+        if len(vectors) != len(texts) or not all(isinstance(v, list) and v for v in vectors):
+            raise LLMError(f"{model} returned {len(vectors)} embeddings for {len(texts)} texts")
+        return vectors
+
+    def _call(self, function, kwargs: dict, model: str):
+        """``function(**kwargs)``, retried after transient errors; other errors as one LLMError line."""
+        attempts = self.settings.retries + 1
+        for attempt in range(1, attempts + 1):
+            try:
+                return function(**kwargs)
+            except Exception as exc:  # litellm maps every provider's errors onto its own classes
+                name = type(exc).__name__
+                if name in TRANSIENT and attempt < attempts:
+                    delay = self.settings.retry_backoff_s * 2 ** (attempt - 1)
+                    log.warning("%s from %s; retrying in %.1f s (%d/%d)", name, model, delay, attempt, attempts)
+                    self.sleep(delay)
+                    continue
+                raise LLMError(f"{model}: {describe(exc)}") from None
 
     def complete(self, system: str, user: str, *, max_tokens: int = 800) -> str:
         """The model's answer text to one system + user message pair."""
@@ -74,19 +114,7 @@ class LLMClient:
             **({"api_base": self.settings.api_base} if self.settings.api_base else {}),
             **self.settings.options,
         }
-        attempts = self.settings.retries + 1
-        for attempt in range(1, attempts + 1):
-            try:
-                response = litellm.completion(**kwargs)
-                break
-            except Exception as exc:  # litellm maps every provider's errors onto its own classes
-                name = type(exc).__name__
-                if name in TRANSIENT and attempt < attempts:
-                    delay = self.settings.retry_backoff_s * 2 ** (attempt - 1)
-                    log.warning("%s from %s; retrying in %.1f s (%d/%d)", name, self.model, delay, attempt, attempts)
-                    self.sleep(delay)
-                    continue
-                raise LLMError(f"{self.model}: {describe(exc)}") from None
+        response = self._call(litellm.completion, kwargs, self.model)
         self.calls += 1
         usage = getattr(response, "usage", None)
         self.tokens_used += int(getattr(usage, "total_tokens", 0) or 0)

@@ -39,6 +39,8 @@ class PromotionStats:
     recent: list[int]  # promoted per run, oldest first (for a sparkline)
     last_pass: str | None = None  # the last run scored "incremental"-ly (what changed) or "full" (every row)
     last_scored: int | None = None  # how many memories the last run scored
+    merged: int = 0  # duplicates merged into another memory by the dedupe job, all runs
+    superseded: int = 0  # memories a newer one replaced (dedupe), all runs
 
 
 class Remembered(int):
@@ -216,9 +218,12 @@ def promotion_stats(store: Store, recent: int = 20, job: str = "promote") -> Pro
     last = results[0] if results else {}
     pending = store.m.PendingMemory.select().count()
     LongTerm = store.m.LongTermMemory
-    long_term = LongTerm.select().where(LongTerm.deleted_at.is_null()).count()
+    long_term = LongTerm.select().where(LongTerm.deleted_at.is_null() & LongTerm.superseded_by.is_null()).count()
+    hygiene = json.loads(State.select(State.totals).where(State.name == "dedupe").scalar() or "{}")
+    merged, superseded = int(hygiene.get("merged", 0)), int(hygiene.get("superseded", 0))
     if state is None:
-        return PromotionStats(0, 0, 0, None, None, False, "-", pending, long_term, counts)
+        return PromotionStats(0, 0, 0, None, None, False, "-", pending, long_term, counts, merged=merged,
+                              superseded=superseded)
     runs, totals_json, last_run_at, enabled, schedule, zone, jitter_s = state
     totals = json.loads(totals_json or "{}")
     try:
@@ -229,5 +234,5 @@ def promotion_stats(store: Store, recent: int = 20, job: str = "promote") -> Pro
         runs=runs, total_promoted=int(totals.get("promoted", 0)), total_expired=int(totals.get("expired", 0)),
         last_run=from_ts(last_run_at), last_promoted=counts[-1] if counts else None, enabled=bool(enabled),
         schedule_text=text, pending=pending, long_term=long_term, recent=counts,
-        last_pass=last.get("pass"), last_scored=last.get("scored"),
+        last_pass=last.get("pass"), last_scored=last.get("scored"), merged=merged, superseded=superseded,
     )

@@ -46,6 +46,14 @@ LABELS: dict[str, str | dict[str, Any]] = {
     "soft_deleted": "soft-deleted",
     "hard_deleted": "hard-deleted",
     "horizon_recomputed": {"true": "retirement times recomputed for a new floor or half-life", "false": None},
+    # dedupe (and "merged", "rejected", "tokens", "budget_exhausted" as below)
+    "compared": "compared",
+    "superseded": "superseded",
+    "keys_filled": {"label": "repeat keys filled", "quiet": 0},
+    "asked": {"label": "questions to the model", "quiet": 0},
+    "embedded": {"label": "texts embedded", "quiet": 0},
+    "held_by_embedding": {"label": "held back by the embedding", "quiet": 0},
+    "embedding_error": {"label": "embedding error", "format": "embedding model failed: {}"},
     # rollup
     "periods_summarized": "periods summarized",
     "summaries_written": "summaries written",

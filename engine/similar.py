@@ -6,16 +6,19 @@ replay every decision). Three questions, three answers:
 - ``content_key``: the text with case, spacing, punctuation and Unicode form
   normalised away. Two memories with the same key say the same thing in the
   same words; ``remember`` counts the second as a use of the first.
-- ``compare``: are two texts near-duplicates (the same statement reworded: case,
-  punctuation, word order, filler such as "Note:" or "Remember that", an extra
-  or missing function word, a plural)? Similarity is the Dice coefficient of
-  their content-word sets (stop words and filler left out, a light suffix
-  stemmer folds "likes"/"like"), and a pair at or above ``DUPLICATE_AT`` is a
-  duplicate — unless the words that differ carry meaning: a negation on one
-  side only, a name (a capitalised word), a number, a date or a time. ``likes
-  tea`` / ``does not like tea``, ``Alice's flight`` / ``Bob's flight``, ``2pm`` /
-  ``3pm`` are different facts or contradictions, never merged (mem0's audit,
-  issue #4573, shows what merging them costs).
+- ``compare``: are two texts near-duplicates — the same statement restated:
+  case, punctuation, spacing, a framing such as "Note:", "FYI" or "Remember
+  that", an extra or missing function word ("the", "really"), a plural? Both
+  must say the same content words in the same order (stop words and filler
+  left out, a light suffix stemmer folds "seats"/"seat"), and nothing that
+  carries meaning may differ: a negation on one side only, a name, a number, a
+  date or a time. A different content word is a different fact as far as words
+  can tell ("window seats" / "aisle seats", "peanuts" / "walnuts"), and so is
+  another order ("Alice owes Bob" / "Bob owes Alice", "tea over coffee"):
+  rewordings beyond that are the model's to judge (engine/jobs/dedupe.py), never
+  merged on word overlap — mem0's audit (issue #4573) shows what a loose merge
+  costs. The Dice coefficient of the content-word sets is still computed: it
+  ranks how related two memories are.
 - ``supersedes``: does a newer memory correct an older one? Only with an
   explicit correction cue in the newer text ("correction", "update", "moved to",
   "no longer", "changed to", "instead", "now"), about the same subject (most
@@ -29,10 +32,6 @@ from dataclasses import dataclass
 
 from memtui.models.text import WORD, nfkc, content_key, tokens
 
-# Dice coefficient of the content-word sets at or above which two texts are the same statement. 0.8 lets
-# one content word in five differ (a plural, an adjective, a filler the lists miss) and no more; the
-# meaning guards below catch the look-alikes that differ in one word that matters.
-DUPLICATE_AT = 0.8
 # The share of the older memory's subject words the newer must repeat for a cue to apply to it.
 SAME_SUBJECT_AT = 0.6
 # Loosely related: worth a model's look for a contradiction (engine/jobs/dedupe.py), never merged on this.
@@ -51,9 +50,13 @@ you're let's
 """.split())
 # Words that restate or frame a memory without adding to it ("Note: …", "Remember that …", "FYI …").
 FILLER = frozenset("""
-note noted notes remember remembered reminder fyi btw please also really definitely basically honestly
-apparently okay ok well think believe guess seems like just told said says mentioned mention
-""".split()) - {"like"}  # "like" is a verb in most memories ("likes tea"), kept as content
+please also really definitely basically honestly apparently okay ok well just actually
+""".split())
+# A framing that restates a memory without adding to it, at its start: "Note: …", "FYI, …", "Remember that …".
+_FRAMING = re.compile(
+    r"^\W*(?:(?:note|noted|fyi|btw|reminder|update|remember|just so you know|for the record|keep in mind|"
+    r"please note|please remember|don't forget|do not forget|i think|i believe)\b(?:\s+that\b)?\W*)+",
+    re.IGNORECASE)
 NEGATIONS = frozenset("""
 not no never nothing nobody none neither nor without cannot can't don't doesn't didn't isn't aren't wasn't
 weren't won't wouldn't shouldn't couldn't haven't hasn't hadn't dont doesnt didnt isnt arent wasnt cant wont
@@ -86,6 +89,7 @@ class Words:
     """The parts of one text that the tests compare."""
 
     content: frozenset[str]  # stemmed content words (no stop words, no filler)
+    sequence: tuple[str, ...]  # the same, in the order the text says them
     names: frozenset[str]  # content words written with a capital (people, places, products)
     lead_name: str | None  # the first of them: the sentence's subject, most often
     meaning: frozenset[str]  # numbers, times, dates and signs: a different one is a different fact
@@ -94,7 +98,8 @@ class Words:
 
     @classmethod
     def of(cls, text: str) -> "Words":
-        raw = WORD.findall(nfkc(text))
+        framed = nfkc(text)
+        raw = WORD.findall(_FRAMING.sub("", framed) or framed)
         content: list[str] = []
         names: list[str] = []
         meaning: set[str] = set()
@@ -112,9 +117,12 @@ class Words:
             content.append(stemmed)
             if token[0].isupper() and word not in CUE_WORDS:
                 names.append(stemmed)
-        match = _CUE.search(nfkc(text).casefold())
-        return cls(frozenset(content), frozenset(names), names[0] if names else None, frozenset(meaning),
-                   negated, match.group(1) if match else None)
+        match = _CUE.search(framed.casefold())
+        return cls(frozenset(content), tuple(content), frozenset(names), names[0] if names else None,
+                   frozenset(meaning), negated, match.group(1) if match else None)
+
+
+SAME_WORDS = "the same words"  # the verdict on texts with one content_key: a repeat, not a rewording
 
 
 @dataclass(frozen=True)
@@ -148,13 +156,15 @@ def compare(a: str, b: str) -> Verdict:
     wa, wb = Words.of(a), Words.of(b)
     similarity = round(dice(wa.content, wb.content), 3)
     if content_key(a) == content_key(b):
-        return Verdict(1.0, True, "same words")
+        return Verdict(1.0, True, SAME_WORDS)
     difference = _meaning_difference(wa, wb)
     if difference:
         return Verdict(similarity, False, f"differs in meaning: {difference}")
-    if similarity >= DUPLICATE_AT:
-        return Verdict(similarity, True, f"similarity {similarity:.2f} ≥ {DUPLICATE_AT}")
-    return Verdict(similarity, False, f"similarity {similarity:.2f} < {DUPLICATE_AT}")
+    if wa.sequence and wa.sequence == wb.sequence:
+        return Verdict(1.0, True, "the same content words in the same order")
+    if wa.content == wb.content:
+        return Verdict(similarity, False, "differs in meaning: word order")
+    return Verdict(similarity, False, f"other words (similarity {similarity:.2f})")
 
 
 def subject_overlap(older: Words, newer: Words) -> float:
@@ -187,5 +197,5 @@ def related(older: str, newer: str) -> bool:
     return max(dice(wo.content, wn.content), subject_overlap(wo, wn)) >= RELATED_AT
 
 
-__all__ = ["DUPLICATE_AT", "RELATED_AT", "SAME_SUBJECT_AT", "Verdict", "Words", "compare", "content_key",
+__all__ = ["RELATED_AT", "SAME_WORDS", "SAME_SUBJECT_AT", "Verdict", "Words", "compare", "content_key",
            "related", "stem", "supersedes", "tokens"]

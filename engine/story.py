@@ -21,9 +21,22 @@ from memtui.models import Store
 
 
 @dataclass(frozen=True)
+class HistoryEntry:
+    """One memory_history row as the story tells it."""
+
+    at: datetime
+    action: str  # merge, supersede, soft_delete, restore, hard_delete, expire
+    memory_id: int  # the memory it happened to
+    other_id: int | None  # the memory it was merged into or superseded by
+    reason: str
+    old_text: str | None
+    new_text: str | None
+
+
+@dataclass(frozen=True)
 class MemoryStory:
     id: int
-    tier: str  # "pending" or "long_term"
+    tier: str  # "pending", "long_term", or "gone" (expired or deleted for good: told from its history)
     content: str
     sender: str
     kind: str
@@ -51,6 +64,13 @@ class MemoryStory:
     retires: datetime | None = None
     deleted: datetime | None = None  # soft-deleted by decay (restorable by a use or a recall)
     purged: datetime | None = None  # when decay deletes it for good unless it is used first
+    # at promotion: the score, its four terms and the threshold then (None: imported, or promoted before 0.4)
+    promotion_score: float | None = None
+    promotion_terms: dict[str, float] = field(default_factory=dict)
+    promotion_threshold: float | None = None
+    superseded_by: int | None = None  # merged into, or replaced by, that long-term memory
+    superseded: datetime | None = None
+    history: tuple[HistoryEntry, ...] = ()  # what happened to it, and what was merged into or retired by it
 
 
 def story(store: Store, now: datetime, memory_id: int, *, long_term: bool = False,
@@ -71,13 +91,44 @@ def story(store: Store, now: datetime, memory_id: int, *, long_term: bool = Fals
             return _pending(row, promote)
         found = LongTerm.get_or_none(LongTerm.source_pending_id == memory_id)
         if found is None:
-            raise MemoryInputError(f"no memory with id {memory_id} (expired before promotion, or deleted "
-                                   "for good by decay); a long-term id: --long-term")
+            gone = _gone(store, memory_id, "pending")
+            if gone is None:
+                raise MemoryInputError(f"no memory with id {memory_id}; a long-term id: --long-term")
+            return gone
     else:
         found = LongTerm.get_or_none(LongTerm.id == memory_id)
         if found is None:
-            raise MemoryInputError(f"no long-term memory with id {memory_id}")
-    return _long_term(found, now_ts, decay)
+            gone = _gone(store, memory_id, "long_term")
+            if gone is None:
+                raise MemoryInputError(f"no long-term memory with id {memory_id}")
+            return gone
+    return _long_term(found, now_ts, decay, _history(store, found.id))
+
+
+def _history(store: Store, long_term_id: int) -> tuple[HistoryEntry, ...]:
+    """The long-term memory's own history rows and those of memories merged into or retired by it."""
+    History = store.m.MemoryHistory
+    rows = (History.select().where((History.tier == "long_term")
+                                   & ((History.memory_id == long_term_id) | (History.other_id == long_term_id)))
+            .order_by(History.at, History.id))
+    return tuple(HistoryEntry(from_ts(r.at), r.action, r.memory_id, r.other_id, r.reason, r.old_text, r.new_text)
+                 for r in rows)
+
+
+def _gone(store: Store, memory_id: int, tier: str) -> MemoryStory | None:
+    """The story of a memory that left the store (expired unpromoted, or deleted for good), from the
+    history row its leaving wrote; None when there is none (no such memory ever, or gone before 0.4)."""
+    History = store.m.MemoryHistory
+    rows = list(History.select().where((History.tier == tier) & (History.memory_id == memory_id))
+                .order_by(History.at, History.id))
+    if not rows or rows[-1].action not in ("expire", "hard_delete"):
+        return None
+    last = rows[-1]
+    return MemoryStory(
+        id=memory_id, tier="gone", content=last.old_text or "", sender="", kind="", importance=0.0,
+        confidence=0.0, created=from_ts(last.at), deleted=from_ts(last.at),
+        history=tuple(HistoryEntry(from_ts(r.at), r.action, r.memory_id, r.other_id, r.reason, r.old_text,
+                                   r.new_text) for r in rows))
 
 
 def _pending(row: dict, cfg: PromoteConfig) -> MemoryStory:
@@ -94,7 +145,8 @@ def _pending(row: dict, cfg: PromoteConfig) -> MemoryStory:
     )
 
 
-def _long_term(row, now_ts: float, cfg: DecayConfig) -> MemoryStory:
+def _long_term(row, now_ts: float, cfg: DecayConfig, history: tuple[HistoryEntry, ...] = ()) -> MemoryStory:
+    terms = {name: getattr(row, f"promotion_{name}") for name in ("recency", "frequency", "confidence", "importance")}
     return MemoryStory(
         id=row.id, tier="long_term", content=row.content, sender=row.sender, kind=row.kind,
         importance=row.importance, confidence=row.confidence, created=from_ts(row.created_at),
@@ -105,6 +157,9 @@ def _long_term(row, now_ts: float, cfg: DecayConfig) -> MemoryStory:
         floor=cfg.floor, retires=None if row.retire_at is None else from_ts(
             max(row.retire_at, row.created_at + cfg.min_age_days * 86400)), deleted=from_ts(row.deleted_at),
         purged=from_ts(row.deleted_at + cfg.grace_days * 86400) if row.deleted_at is not None else None,
+        promotion_score=row.promotion_score, promotion_threshold=row.promotion_threshold,
+        promotion_terms={} if None in terms.values() else terms,
+        superseded_by=row.superseded_by, superseded=from_ts(row.superseded_at), history=history,
     )
 
 
@@ -130,10 +185,23 @@ def describe(s: MemoryStory, when=lambda d: d.astimezone().strftime("%Y-%m-%d %H
                          "until it is used or edited" + (" (the next run scores it again)" if s.rescore else ""))
             lines.append(f"expires on {when(s.expires)} unless it qualifies before")
         return lines
+    if s.tier == "gone":
+        last = s.history[-1]
+        what = "expired before promotion" if last.action == "expire" else "deleted for good by decay"
+        lines = [f"#{s.id} gone: {s.content}", f"{what} on {when(last.at)} ({last.reason})"]
+        return lines + [_told(entry, s.id, when) for entry in s.history[:-1]]
     origin = f" from #{s.from_pending}" if s.from_pending is not None else ""
     lines[0] = f"#{s.id} long-term{origin}: {s.content}"
     if s.promoted:
-        lines.append(f"promoted {when(s.promoted)}")
+        lines.append(f"promoted {when(s.promoted)}" + (
+            f" with score {s.promotion_score:.3f} (threshold {fmt_number(s.promotion_threshold)}): "
+            + ", ".join(f"{name} {value:.2f}" for name, value in s.promotion_terms.items())
+            if s.promotion_score is not None and s.promotion_terms else ""))
+    lines.extend(_told(entry, s.id, when) for entry in s.history)
+    if s.superseded_by is not None:
+        lines.append(f"retired on {when(s.superseded)}: #{s.superseded_by} stands for it now "
+                     "(recall shows it only when asked for history)")
+        return lines
     lines.append(f"recalled {s.recalls} time{'s' if s.recalls != 1 else ''}, last reinforced {when(s.last_reinforced)}")
     if s.deleted is not None:
         lines.append(f"faded: soft-deleted by decay on {when(s.deleted)}; deleted for good on {when(s.purged)} "
@@ -147,4 +215,21 @@ def describe(s: MemoryStory, when=lambda d: d.astimezone().strftime("%Y-%m-%d %H
     return lines
 
 
-__all__ = ["MemoryStory", "describe", "story"]
+def _told(entry: HistoryEntry, memory_id: int, when) -> str:
+    """One history row in words, from the point of view of memory ``memory_id``."""
+    at = when(entry.at)
+    own = entry.memory_id == memory_id
+    if entry.action == "merge" and entry.other_id == entry.memory_id:
+        return f"{at}: reworded on merging to {entry.new_text!r} ({entry.reason})"
+    if entry.action == "merge":
+        return (f"{at}: merged into #{entry.other_id} ({entry.reason})" if own
+                else f"{at}: #{entry.memory_id} {entry.old_text!r} merged into it ({entry.reason})")
+    if entry.action == "supersede":
+        return (f"{at}: superseded by #{entry.other_id} {entry.new_text!r} ({entry.reason})" if own
+                else f"{at}: it superseded #{entry.memory_id} {entry.old_text!r} ({entry.reason})")
+    words = {"soft_delete": "faded (soft-deleted by decay)", "restore": "restored",
+             "hard_delete": "deleted for good", "expire": "expired"}.get(entry.action, entry.action)
+    return f"{at}: {words} ({entry.reason})"
+
+
+__all__ = ["HistoryEntry", "MemoryStory", "describe", "story"]

@@ -397,6 +397,9 @@ class StatsPanel(Vertical):
             ("  pass", stats.last_pass or "-"),
             ("short-term", f"{stats.pending:,}"),
             ("long-term", f"{stats.long_term:,}"),
+            # the dedupe job's totals: duplicates merged away, memories a newer one replaced
+            ("  merged", f"{stats.merged:,}"),
+            ("  replaced", f"{stats.superseded:,}"),  # superseded by a newer memory
             ("schedule", "disabled" if not stats.enabled else "held" if held else "paused" if paused
              else stats.schedule_text),
         ]

@@ -1077,7 +1077,7 @@ def test_clock_jumping_forward_three_days_records_one_miss_and_one_catch_up_per_
         assert {name: cursor_of(store, name) for name in DEFAULT_JOBS} == cursors, "forward needs no repair"
         overdue = {name: due for name, due in cursors.items() if due <= now.timestamp()}
         # Monday 12:00 UTC to Thursday 12:00: the Sunday and first-of-month jobs are not due yet.
-        assert set(overdue) == {"promote", "consolidate", "decay", "profile", "rollup-day"}
+        assert set(overdue) == {"promote", "consolidate", "decay", "dedupe", "profile", "rollup-day"}
         for name, due in overdue.items():  # every overdue alarm goes off at once, as after a suspend
             engine._fire(name, due)
         wait_runs_finished(conn)
@@ -1128,7 +1128,7 @@ def test_clock_jumping_back_two_hours_repairs_the_cursors_and_the_jobs_run_when_
         for _ in range(3):
             engine.sync()
         repaired = [r.getMessage() for r in caplog.records if "the clock went back" in r.getMessage()]
-        assert len(repaired) == len({"promote", "consolidate", "decay", "profile"}), repaired  # logged once each
+        assert len(repaired) == len({"promote", "consolidate", "decay", "dedupe", "profile"}), repaired  # logged once each
         for name in DEFAULT_JOBS:
             schedule = Schedule.parse(*rows(conn, "SELECT schedule, timezone, jitter_s FROM job_definition"
                                                   " WHERE name = ?", (name,))[0])
