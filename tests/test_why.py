@@ -126,3 +126,69 @@ def test_cli_why(cli, db_target):
     assert_one_line_error(cli("why", 4242, "--db", db_target), "no memory with id 4242")
     assert_one_line_error(cli("why", 1, "--long-term", "--db", db_target), "no long-term memory with id 1")
     assert cli("why", "x", "--db", db_target).code == 2
+
+
+# -- issue 12: the promotion score kept, merges and supersessions, memories that left the store --------------
+
+def test_a_promoted_memory_keeps_the_score_term_by_term_it_was_promoted_with(engine, store, clock):
+    mid = engine.remember("Alice's flight is at 9am", sender="alice", importance=10, confidence=1)
+    for _ in range(10):
+        engine.record_access(mid)
+    terms_then = engine.story(mid).terms
+    score_then = engine.story(mid).score
+    engine.run_job("promote")
+    clock.advance(timedelta(days=3))  # the score now would be lower: recency fell
+    told = engine.story(mid)
+    assert told.tier == "long_term"
+    assert told.promotion_terms == pytest.approx(terms_then)
+    assert told.promotion_score == pytest.approx(score_then) and told.promotion_threshold == 0.6
+    assert f"with score {score_then:.3f} (threshold 0.6): recency 1.00, frequency 1.00" in text(told)
+
+
+def test_the_story_tells_what_was_merged_into_a_memory_and_what_replaced_one(engine, store, clock):
+    now = clock()
+    kept = add_long_term(store, created=now - timedelta(days=2), content="Alice likes aisle seats")
+    copy = add_long_term(store, created=now - timedelta(days=1), content="Note: alice likes aisle seats.")
+    older = add_long_term(store, created=now - timedelta(days=2), content="meeting with the design team at 2pm Friday")
+    newer = add_long_term(store, created=now - timedelta(days=1),
+                          content="correction: the design team meeting moved to 3pm Friday")
+    run = engine.run_job("dedupe")
+    assert (run.result["merged"], run.result["superseded"]) == (1, 1)
+    survivor = text(engine.story(kept, long_term=True))
+    assert f"#{copy} 'Note: alice likes aisle seats.' merged into it" in survivor
+    merged = engine.story(copy, long_term=True)
+    assert merged.superseded_by == kept
+    assert f"merged into #{kept}" in text(merged) and f"#{kept} stands for it now" in text(merged)
+    replaced = text(engine.story(older, long_term=True))
+    assert f"superseded by #{newer} 'correction: the design team meeting moved to 3pm Friday'" in replaced
+    assert "cue 'correction'" in replaced
+    assert f"it superseded #{older}" in text(engine.story(newer, long_term=True))
+
+
+def test_a_memory_that_left_the_store_is_told_from_its_history(engine, store, clock, cli, db_target):
+    expired = engine.remember("a passing thought", importance=0, confidence=0)
+    clock.advance(timedelta(days=8))
+    assert engine.run_job("promote").result["expired"] == 1
+    told = engine.story(expired)
+    assert told.tier == "gone"
+    assert told.history[-1].action == "expire" and told.history[-1].old_text == "a passing thought"
+    assert text(told).startswith(f"#{expired} gone: a passing thought\nexpired before promotion on ")
+    assert "not promoted within 7 days" in text(told)
+    faded = add_long_term(store, created=clock() - timedelta(days=400), content="an old plan")
+    decay = engine.run_job("decay")
+    clock.advance(timedelta(days=31))
+    engine.run_job("decay")
+    assert decay.result["soft_deleted"] == 1
+    gone = text(engine.story(faded, long_term=True))
+    assert "deleted for good by decay" in gone and "faded (soft-deleted by decay)" in gone
+
+
+def test_memory_why_is_the_story_as_data(store, clock):
+    from memtui.engine.agent import Memory
+
+    memory = Memory(store, clock)
+    mid = memory.remember("Alice prefers aisle seats", sender="alice", importance=7)
+    told = memory.why(mid)
+    assert (told.tier, told.content, told.threshold) == ("pending", "Alice prefers aisle seats", 0.6)
+    with pytest.raises(MemoryInputError, match="no memory with id 999"):
+        memory.why(999)

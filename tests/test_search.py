@@ -1,0 +1,80 @@
+"""Full-text search over the memory tables (migration 0005): kept in step by the store itself — an agent's
+plain-SQL write, from a connection that has none of memtui's functions, is found by the next recall — and
+the same rows found on SQLite (FTS5) and PostgreSQL (GIN over to_tsvector), ranked by relevance weighted by
+importance.
+"""
+from __future__ import annotations
+
+import sqlite3
+from datetime import timedelta
+
+import pytest
+
+from memtui.engine.agent import Memory
+from tests.factories import add_long_term
+
+pytestmark = pytest.mark.both_backends
+
+
+def found(memory: Memory, query: str, **kwargs) -> list[str]:
+    return [hit.content for hit in memory.recall(query, reinforce=False, **kwargs)]
+
+
+@pytest.mark.sqlite_only
+def test_plain_sql_writes_from_a_bare_connection_reach_the_index(store, clock, db_path):
+    memory = Memory(store, clock)
+    agent = sqlite3.connect(db_path)  # no memtui_fold, no memtui_search_text: a stranger's connection
+    try:
+        with agent:
+            agent.execute("INSERT INTO pending_memory (content, created_at) VALUES ('Émile rides a tandem', 0)")
+            agent.execute("INSERT INTO long_term_memory (content, created_at, last_reinforced_at)"
+                          " VALUES ('Zoë keeps bees', 0, 0)")
+        assert found(memory, "emile tandem") == ["Émile rides a tandem"]
+        assert found(memory, "ZOE") == ["Zoë keeps bees"]
+        with agent:
+            agent.execute("UPDATE long_term_memory SET content = 'Zoë keeps goats' WHERE content = 'Zoë keeps bees'")
+            agent.execute("DELETE FROM pending_memory")
+        assert found(memory, "bees") == [] and found(memory, "goats") == ["Zoë keeps goats"]
+        assert found(memory, "tandem") == []
+        assert store.execute("SELECT count(*) FROM search_queue").fetchone()[0] == 0
+    finally:
+        agent.close()
+
+
+def test_words_match_as_prefixes_case_and_accents_folded(store, clock):
+    memory = Memory(store, clock)
+    for text in ("Alice prefers aisle seats", "Straße closed on Sundays", "Σωκράτης taught Plato", "ﬁsh on Fridays"):
+        memory.remember(text)
+    assert found(memory, "aisle seat") == ["Alice prefers aisle seats"]
+    assert found(memory, "STRASSE") == ["Straße closed on Sundays"]
+    assert found(memory, "ΣΩΚΡΑΤΗΣ") == ["Σωκράτης taught Plato"]
+    assert found(memory, "fish") == ["ﬁsh on Fridays"]
+    assert found(memory, "aisle tea") == []  # every word, not any
+    assert found(memory, "…") == []  # no word at all: nothing, not everything
+
+
+def test_more_relevant_first_and_importance_weighs_in(store, clock):
+    memory = Memory(store, clock)
+    now = clock()
+    add_long_term(store, created=now - timedelta(days=1), importance=5,
+                  content="tea notes: green tea, black tea, oolong tea, white tea")
+    add_long_term(store, created=now - timedelta(days=1), importance=5, content="Bob drinks tea after a long meeting")
+    assert found(memory, "tea")[0].startswith("tea notes")  # the term four times in a short text
+    add_long_term(store, created=now - timedelta(days=1), importance=10, content="Carol drinks tea after a long run")
+    add_long_term(store, created=now - timedelta(days=1), importance=0, content="Dave drinks tea after a long walk")
+    ranked = found(memory, "drinks tea after a long")
+    assert ranked.index("Carol drinks tea after a long run") < ranked.index("Bob drinks tea after a long meeting") \
+        < ranked.index("Dave drinks tea after a long walk")  # equally relevant: the more important first
+
+
+def test_a_retired_memory_is_found_only_when_history_is_asked(store, clock, engine):
+    memory = Memory(store, clock)
+    now = clock()
+    kept = add_long_term(store, created=now - timedelta(days=2), content="Alice likes aisle seats")
+    add_long_term(store, created=now - timedelta(days=1), content="FYI alice likes aisle seats")
+    assert engine.run_job("dedupe").result["merged"] == 1
+    assert [h.id for h in memory.recall("aisle", reinforce=False)] == [kept]
+    both = memory.recall("aisle", history=True)
+    assert [(h.id, h.superseded) for h in both][0] == (kept, False) and both[1].superseded
+    recalls = dict(store.execute("SELECT id, recall_count FROM long_term_memory"))
+    assert recalls == {kept: 1, both[1].id: 0}  # the retired one is not reinforced: its survivor is
