@@ -19,7 +19,7 @@ import os
 from dataclasses import dataclass
 from datetime import datetime
 
-from peewee import Entity, Value
+from peewee import SQL, Entity, Value, fn
 
 from memtui.engine import memory as ops
 from memtui.engine.clock import Clock, from_ts, system_clock
@@ -98,7 +98,7 @@ class Memory:
         because being recalled is what keeps a memory alive; a hit deleted between the search and that
         write is left out."""
         store = self.store
-        LongTerm, Pending = store.m.LongTermMemory, store.m.PendingMemory
+        LongTerm, Pending, History = store.m.LongTermMemory, store.m.PendingMemory, store.m.MemoryHistory
         store.sync_search()
         selects = []
         for model, tier in ((LongTerm, "long_term"), (Pending, "pending")):
@@ -119,6 +119,11 @@ class Memory:
                 select = select.where(model.sender == sender)
             if long_term and not history:
                 select = select.where(model.superseded_by.is_null())
+            if long_term:  # faded ones are offered (and restored), but not one forgotten on request
+                select = select.where(model.deleted_at.is_null() | ~fn.EXISTS(
+                    History.select(SQL("1")).where((History.memory_id == model.id) & (History.tier == "long_term")
+                                                   & (History.action == "forget")
+                                                   & (History.at >= model.deleted_at))))
             selects.append(select)
         # A compound query is ordered by its output columns: current before decayed and superseded, then the
         # most relevant (weighted by importance), then the most recently used.
@@ -142,6 +147,12 @@ class Memory:
                 continue  # deleted since the search (e.g. promote expired it meanwhile): not an error, not a hit
             recalled.append(hit)
         return recalled
+
+    def forget(self, memory_id: int, *, long_term: bool = False) -> ops.Forgot:
+        """Forget a memory on request: a pending one is deleted before it is ever promoted; a long-term one
+        is soft-deleted and no longer recalled, restorable by a use of its id until decay deletes it for
+        good. Each leaves a memory_history row (``why`` still tells it)."""
+        return ops.forget(self.store, self.clock(), memory_id, long_term=long_term)
 
     def why(self, memory_id: int, *, long_term: bool = False) -> MemoryStory:
         """Where memory ``memory_id`` is and how it got there (``memtui why``): its tier, its score at

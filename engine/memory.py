@@ -125,6 +125,57 @@ def store_memory(store: Store, ts: float, content: str, *, sender: str, kind: st
         created_at=created_at, content_key=key).execute())
 
 
+@dataclass(frozen=True)
+class Forgot:
+    """What ``forget`` did."""
+
+    tier: str  # "pending" (deleted: never promoted) or "long_term" (soft-deleted)
+    memory_id: int  # the row: the pending id, or the long-term memory's own id
+    done: bool  # False: it was soft-deleted already, nothing changed
+    unpinned: bool = False  # it had been kept (pinned); forgetting lifts that
+
+
+def forget(store: Store, now: datetime, memory_id: int, *, long_term: bool = False,
+           reason: str = "forgotten on request", run_id: int | None = None) -> Forgot:
+    """Forget a memory on request, in one transaction, with a memory_history row.
+
+    A pending memory (``memory_id`` as remember returned it) is deleted before promote ever moves it
+    (history action ``expire``, so ``why`` can still tell it). A long-term one (followed from its pending
+    id, or its own id with ``long_term``) is soft-deleted as decay does, and unpinned (history action
+    ``forget``): recall no longer offers it, even among the faded ones, but it is restorable — a use by
+    id (``record_access``/``reinforce``) or the same words stored again bring it back — until decay
+    deletes it for good after its grace period. A memory merged into or replaced by another is refused:
+    what stands for it now may say more than it did."""
+    Pending, LongTerm = store.m.PendingMemory, store.m.LongTermMemory
+    ts = now.timestamp()
+    with store.atomic():
+        if not long_term:
+            # Locked: promote (which locks the rows it copies on PostgreSQL) moves it first, or never.
+            row = store.for_update(Pending.select(Pending.id, Pending.content, Pending.demo)
+                                   .where(Pending.id == memory_id)).first()
+            if row is not None:
+                Pending.delete().where(Pending.id == memory_id).execute()
+                record(store, ts, memory_id, "expire", tier="pending", old_text=row.content, reason=reason,
+                       run_id=run_id, demo=row.demo)
+                return Forgot("pending", memory_id, True)
+            which, missing = LongTerm.source_pending_id == memory_id, f"no memory with id {memory_id}"
+        else:
+            which, missing = LongTerm.id == memory_id, f"no long-term memory with id {memory_id}"
+        row = store.for_update(LongTerm.select(
+            LongTerm.id, LongTerm.content, LongTerm.demo, LongTerm.deleted_at, LongTerm.pinned,
+            LongTerm.superseded_by).where(which)).first()
+        if row is None:
+            raise MemoryInputError(missing)
+        if row.superseded_by is not None:
+            raise MemoryInputError(f"long-term memory #{row.id} was merged into or replaced by "
+                                   f"#{row.superseded_by}, which recall gives instead: forget that one")
+        if row.deleted_at is not None:
+            return Forgot("long_term", row.id, False)
+        LongTerm.update(deleted_at=ts, retire_at=None, pinned=False).where(LongTerm.id == row.id).execute()
+        record(store, ts, row.id, "forget", old_text=row.content, reason=reason, run_id=run_id, demo=row.demo)
+        return Forgot("long_term", row.id, True, unpinned=bool(row.pinned))
+
+
 def record(store: Store, ts: float, memory_id: int, action: str, *, tier: str = "long_term",
            other_id: int | None = None, old_text: str | None = None, new_text: str | None = None,
            reason: str = "", run_id: int | None = None, demo: bool = False) -> None:
@@ -160,7 +211,7 @@ def record_access(store: Store, now: datetime, memory_id: int) -> str:
                 Pending.id == memory_id).execute():
             return "pending"
         # Soft-deleted rows too: being used is what shows the memory is still wanted.
-        if _reinforce(store, ts, LongTerm.source_pending_id == memory_id, "used"):
+        if reinforce_where(store, ts, LongTerm.source_pending_id == memory_id, "used"):
             return "long_term"
     raise MemoryInputError(f"no memory with id {memory_id}")
 
@@ -170,11 +221,11 @@ def reinforce(store: Store, now: datetime, long_term_id: int) -> None:
 
     Recalling a soft-deleted memory brings it back (it was still wanted)."""
     with store.atomic():
-        if not _reinforce(store, now.timestamp(), store.m.LongTermMemory.id == long_term_id, "recalled"):
+        if not reinforce_where(store, now.timestamp(), store.m.LongTermMemory.id == long_term_id, "recalled"):
             raise MemoryInputError(f"no long-term memory with id {long_term_id}")
 
 
-def _reinforce(store: Store, ts: float, which, why: str) -> bool:
+def reinforce_where(store: Store, ts: float, which, why: str) -> bool:
     """Inside a transaction: one more recall of the long-term memory ``which`` selects, restoring it
     (with a history row) if decay had faded it. A memory merged into another (or replaced by a newer
     one) passes the recall on to that one. False when there is no such memory."""

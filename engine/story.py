@@ -25,7 +25,7 @@ class HistoryEntry:
     """One memory_history row as the story tells it."""
 
     at: datetime
-    action: str  # merge, supersede, soft_delete, restore, hard_delete, expire
+    action: str  # merge, supersede, soft_delete, forget, restore, hard_delete, expire
     memory_id: int  # the memory it happened to
     other_id: int | None  # the memory it was merged into or superseded by
     reason: str
@@ -204,8 +204,11 @@ def describe(s: MemoryStory, when=lambda d: d.astimezone().strftime("%Y-%m-%d %H
         return lines
     lines.append(f"recalled {s.recalls} time{'s' if s.recalls != 1 else ''}, last reinforced {when(s.last_reinforced)}")
     if s.deleted is not None:
-        lines.append(f"faded: soft-deleted by decay on {when(s.deleted)}; deleted for good on {when(s.purged)} "
-                     "unless it is used or recalled before (which restores it)")
+        forgotten = any(e.action == "forget" and e.memory_id == s.id and e.at == s.deleted for e in s.history)
+        lines.append((f"forgotten on request on {when(s.deleted)}; recall no longer offers it; deleted for good "
+                      f"on {when(s.purged)} unless it is used before (which restores it)") if forgotten else
+                     (f"faded: soft-deleted by decay on {when(s.deleted)}; deleted for good on {when(s.purged)} "
+                      "unless it is used or recalled before (which restores it)"))
     elif s.pinned:
         lines.append("pinned: never retires")
     else:
@@ -227,7 +230,7 @@ def _told(entry: HistoryEntry, memory_id: int, when) -> str:
     if entry.action == "supersede":
         return (f"{at}: superseded by #{entry.other_id} {entry.new_text!r} ({entry.reason})" if own
                 else f"{at}: it superseded #{entry.memory_id} {entry.old_text!r} ({entry.reason})")
-    words = {"soft_delete": "faded (soft-deleted by decay)", "restore": "restored",
+    words = {"soft_delete": "faded (soft-deleted by decay)", "forget": "forgotten on request", "restore": "restored",
              "hard_delete": "deleted for good", "expire": "expired"}.get(entry.action, entry.action)
     return f"{at}: {words} ({entry.reason})"
 

@@ -140,7 +140,7 @@ class ProfileAttributeHistory(_Rows):
 
 
 class MemoryHistory(_Rows):
-    """Every move of a memory but promotion: merge, supersede, soft_delete, restore, hard_delete, expire."""
+    """Every move of a memory but promotion: merge, supersede, soft_delete, forget, restore, hard_delete, expire."""
 
     memory_id = BigIntegerField()
     tier = TextField()  # "pending" or "long_term": which table memory_id is an id of

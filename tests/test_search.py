@@ -10,7 +10,9 @@ from datetime import timedelta
 
 import pytest
 
+from memtui.engine import memory as ops
 from memtui.engine.agent import Memory
+from memtui.engine.story import describe
 from tests.factories import add_long_term
 
 pytestmark = pytest.mark.both_backends
@@ -78,3 +80,26 @@ def test_a_retired_memory_is_found_only_when_history_is_asked(store, clock, engi
     assert [(h.id, h.superseded) for h in both][0] == (kept, False) and both[1].superseded
     recalls = dict(store.execute("SELECT id, recall_count FROM long_term_memory"))
     assert recalls == {kept: 1, both[1].id: 0}  # the retired one is not reinforced: its survivor is
+
+
+def test_a_forgotten_memory_is_not_recalled_until_a_use_of_its_id_restores_it(store, clock):
+    memory = Memory(store, clock)
+    now = clock()
+    faded = add_long_term(store, created=now - timedelta(days=90), content="Alice's old flat was in Kreuzberg",
+                          deleted=now - timedelta(days=1))
+    asked = add_long_term(store, created=now - timedelta(days=90), content="Alice's new flat is in Neukölln",
+                          pinned=True)
+    forgot = memory.forget(asked, long_term=True)
+    assert (forgot.tier, forgot.done, forgot.unpinned) == ("long_term", True, True)
+    assert memory.forget(asked, long_term=True).done is False  # once is enough
+    # a memory decay faded is still offered (and restored); one forgotten on request is not
+    assert [(h.id, h.decayed) for h in memory.recall("alice flat", reinforce=False)] == [(faded, True)]
+    assert "forgotten on request on " in "\n".join(describe(memory.why(asked, long_term=True)))
+    ops.reinforce(store, clock(), asked)  # used by its own id: restorable
+    assert {h.id for h in memory.recall("neukolln", reinforce=False)} == {asked}
+    actions = [row[0] for row in store.execute(
+        "SELECT action FROM memory_history WHERE memory_id = ? ORDER BY id", (asked,))]
+    assert actions == ["forget", "restore"]
+    pending = memory.remember("a passing thought")
+    assert memory.forget(pending).tier == "pending"
+    assert memory.why(pending).tier == "gone"

@@ -1,4 +1,4 @@
-"""The ``memtui`` command line: the dashboard, headless mode, and job and engine commands.
+"""The ``memtui`` command line: the dashboard, headless mode, job and engine commands, the MCP server.
 
 Talks to the engine only through its public API. Textual is imported only when
 the dashboard opens, so ``memtui --no-ui`` and every subcommand stay light.
@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import signal
+import socket
 import sys
 import threading
 from datetime import datetime
@@ -156,7 +157,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     sub.add_parser("pause", parents=[common], help="pause every job (each job's enabled flag is kept)")
     sub.add_parser("resume", parents=[common], help="resume the jobs that are enabled")
+    p = sub.add_parser("mcp", parents=[common],
+                       help="serve this memory to AI agents over MCP (stdio; --http PORT for streamable HTTP)")
+    p.add_argument("--http", metavar="PORT", type=_port, help="serve streamable HTTP at http://HOST:PORT/mcp "
+                                                              "instead of stdio")
+    p.add_argument("--host", help="the address --http listens on (default 127.0.0.1: this machine only; an "
+                                  "address beyond loopback lets other machines in, and the server has no login)")
+    p.add_argument("--allow-control", action="store_true",
+                   help="also offer the tools run_job, enable and disable")
     return parser
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is from 1 to 65535: {value}")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -369,11 +388,50 @@ def cmd_demo(engine: Engine, args) -> int:
     return 0
 
 
+def check_mcp_args(args) -> None:
+    """``memtui mcp``'s own usage errors, before the store is opened: nothing is created for a bad command."""
+    if args.host is not None and args.http is None:
+        raise UsageError("--host is for --http PORT (stdio has no address)")
+    if args.http is None:
+        return
+    host = args.host if args.host is not None else "127.0.0.1"
+    if not host.strip():
+        raise UsageError("--host needs an address (e.g. 127.0.0.1)")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:  # a port taken or an address not of this machine: said now, in one line
+        socket.create_server((host, args.http), family=family).close()
+    except (OSError, OverflowError, UnicodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise UsageError(f"cannot listen on {host}:{args.http}: {reason}") from None
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a name: it may resolve to anything
+        return False
+
+
+def cmd_mcp(engine: Engine, args) -> int:
+    from memtui.mcp_server import serve  # the MCP SDK loads only for this command
+
+    host = args.host if args.host is not None else "127.0.0.1"
+    if args.http is not None and not _is_loopback(host):
+        print(f"memtui: warning: listening on {host}:{args.http}, beyond this machine: the MCP server has no "
+              f"login, so anyone who can reach it can read and change this memory"
+              + (" and run its jobs" if args.allow_control else ""), file=sys.stderr)
+    return serve(engine, http_port=args.http, host=host, allow_control=args.allow_control)
+
+
 COMMANDS = {
     "remember": cmd_remember, "import": cmd_import, "demo": cmd_demo,
     "jobs": cmd_jobs, "run": cmd_run, "enable": cmd_toggle, "disable": cmd_toggle,
     "retime": cmd_retime, "history": cmd_history, "pause": cmd_pause, "resume": cmd_pause,
-    "engines": cmd_engines, "why": cmd_why,
+    "engines": cmd_engines, "why": cmd_why, "mcp": cmd_mcp,
 }
 
 
@@ -449,6 +507,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from memtui.tui.app import run_dashboard  # imports Textual only here
 
             return run_dashboard(args)
+        if args.command == "mcp":
+            check_mcp_args(args)
         engine = _open_engine(args)
         if args.command is None:
             return run_headless(engine)

@@ -11,8 +11,8 @@
   retires it again (``retire_at`` NULL: the trigger of 0004 is rewritten here).
 - ``long_term_memory.promotion_*``: the score, its four terms and the threshold
   when the memory was promoted (``memtui why``).
-- ``memory_history``: one row for every merge, supersession, soft delete,
-  restore, hard delete and expiry — memory, action, old and new text, reason,
+- ``memory_history``: one row for every merge, supersession, soft delete (by
+  decay, or ``forget`` on request), restore, hard delete and expiry — memory, action, old and new text, reason,
   run, time. Nothing leaves the store without a row here.
 - Full-text search over both memory tables, kept in step by the database
   itself. PostgreSQL: a GIN index on ``to_tsvector('simple', memtui_fold(content))``
@@ -29,7 +29,7 @@ from importlib import import_module
 from peewee import PostgresqlDatabase
 
 TIERS = {"pending": "pending_memory", "long_term": "long_term_memory"}
-HISTORY_ACTIONS = ("merge", "supersede", "soft_delete", "restore", "hard_delete", "expire")
+HISTORY_ACTIONS = ("merge", "supersede", "soft_delete", "forget", "restore", "hard_delete", "expire")
 PROMOTION_COLUMNS = ("promotion_score", "promotion_recency", "promotion_frequency", "promotion_confidence",
                      "promotion_importance", "promotion_threshold")
 
