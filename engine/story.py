@@ -90,18 +90,15 @@ def story(store: Store, now: datetime, memory_id: int, *, long_term: bool = Fals
         if row is not None:
             return _pending(row, promote)
         found = LongTerm.get_or_none(LongTerm.source_pending_id == memory_id)
-        if found is None:
-            gone = _gone(store, memory_id, "pending")
-            if gone is None:
-                raise MemoryInputError(f"no memory with id {memory_id}; a long-term id: --long-term")
-            return gone
+        tier, missing = "pending", f"no memory with id {memory_id}; a long-term id: --long-term"
     else:
         found = LongTerm.get_or_none(LongTerm.id == memory_id)
-        if found is None:
-            gone = _gone(store, memory_id, "long_term")
-            if gone is None:
-                raise MemoryInputError(f"no long-term memory with id {memory_id}")
-            return gone
+        tier, missing = "long_term", f"no long-term memory with id {memory_id}"
+    if found is None:  # left the store: told from its history, if it left a row there
+        gone = _gone(store, memory_id, tier)
+        if gone is None:
+            raise MemoryInputError(missing)
+        return gone
     return _long_term(found, now_ts, decay, _history(store, found.id))
 
 
@@ -111,8 +108,12 @@ def _history(store: Store, long_term_id: int) -> tuple[HistoryEntry, ...]:
     rows = (History.select().where((History.tier == "long_term")
                                    & ((History.memory_id == long_term_id) | (History.other_id == long_term_id)))
             .order_by(History.at, History.id))
-    return tuple(HistoryEntry(from_ts(r.at), r.action, r.memory_id, r.other_id, r.reason, r.old_text, r.new_text)
-                 for r in rows)
+    return tuple(_entry(r) for r in rows)
+
+
+def _entry(row) -> HistoryEntry:
+    return HistoryEntry(from_ts(row.at), row.action, row.memory_id, row.other_id, row.reason, row.old_text,
+                        row.new_text)
 
 
 def _gone(store: Store, memory_id: int, tier: str) -> MemoryStory | None:
@@ -127,8 +128,7 @@ def _gone(store: Store, memory_id: int, tier: str) -> MemoryStory | None:
     return MemoryStory(
         id=memory_id, tier="gone", content=last.old_text or "", sender="", kind="", importance=0.0,
         confidence=0.0, created=from_ts(last.at), deleted=from_ts(last.at),
-        history=tuple(HistoryEntry(from_ts(r.at), r.action, r.memory_id, r.other_id, r.reason, r.old_text,
-                                   r.new_text) for r in rows))
+        history=tuple(_entry(r) for r in rows))
 
 
 def _pending(row: dict, cfg: PromoteConfig) -> MemoryStory:

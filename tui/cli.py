@@ -1,4 +1,5 @@
-"""The ``memtui`` command line: the dashboard, headless mode, job and engine commands, the MCP server.
+"""The ``memtui`` command line: the dashboard (in a terminal or a browser), headless mode, job and engine
+commands, the MCP server.
 
 Talks to the engine only through its public API. Textual is imported only when
 the dashboard opens, so ``memtui --no-ui`` and every subcommand stay light.
@@ -165,6 +166,13 @@ def build_parser() -> argparse.ArgumentParser:
                                   "address beyond loopback lets other machines in, and the server has no login)")
     p.add_argument("--allow-control", action="store_true",
                    help="also offer the tools run_job, enable and disable")
+    p = sub.add_parser("serve", parents=[common],
+                       help="the dashboard in a web browser (no login: this machine only unless --public)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="the address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=_port, default=8000, help="the port to listen on (default 8000)")
+    p.add_argument("--public", action="store_true",
+                   help="allow a --host beyond this machine: anyone who can reach it can steer the jobs")
     return parser
 
 
@@ -405,6 +413,22 @@ def check_mcp_args(args) -> None:
         raise UsageError(f"cannot listen on {host}:{args.http}: {reason}") from None
 
 
+def check_serve_args(args) -> None:
+    """``memtui serve``'s own usage errors, before the store is opened: nothing is created for a bad command."""
+    host = args.host.strip()
+    if not host:
+        raise UsageError("--host needs an address (e.g. 127.0.0.1)")
+    if not _is_loopback(host) and not args.public:
+        raise UsageError(f"--host {host} lets other machines in, and the served dashboard has no login: "
+                         "add --public to serve it there anyway")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:  # a port taken or an address not of this machine: said now, in one line
+        socket.create_server((host.strip("[]"), args.port), family=family).close()
+    except (OSError, OverflowError, UnicodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise UsageError(f"cannot listen on {host}:{args.port}: {reason}") from None
+
+
 def _is_loopback(host: str) -> bool:
     import ipaddress
 
@@ -427,11 +451,27 @@ def cmd_mcp(engine: Engine, args) -> int:
     return serve(engine, http_port=args.http, host=host, allow_control=args.allow_control)
 
 
+def cmd_serve(engine: Engine, args) -> int:
+    """Serve the dashboard; the store was opened (created, migrated) only to check it and name it."""
+    from memtui.tui.serve import serve  # textual-serve loads only for this command
+
+    host = args.host.strip().strip("[]")
+    label = engine.store.label  # hides a URL's password
+    db = resolve_db_path(getattr(args, "db", None))
+    engine.close()  # each browser tab runs its own dashboard, with its own engine
+    if not _is_loopback(host):
+        print(f"memtui: warning: serving the dashboard on {host}:{args.port}, beyond this machine: the page has no "
+              "login of its own, so anyone who can reach it can see this memory's jobs and steer them "
+              "(put it behind a proxy that asks for one)", file=sys.stderr)
+    return serve(db, label=label, host=host, port=args.port, config=getattr(args, "config", None),
+                 public=args.public)
+
+
 COMMANDS = {
     "remember": cmd_remember, "import": cmd_import, "demo": cmd_demo,
     "jobs": cmd_jobs, "run": cmd_run, "enable": cmd_toggle, "disable": cmd_toggle,
     "retime": cmd_retime, "history": cmd_history, "pause": cmd_pause, "resume": cmd_pause,
-    "engines": cmd_engines, "why": cmd_why, "mcp": cmd_mcp,
+    "engines": cmd_engines, "why": cmd_why, "mcp": cmd_mcp, "serve": cmd_serve,
 }
 
 
@@ -509,6 +549,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_dashboard(args)
         if args.command == "mcp":
             check_mcp_args(args)
+        elif args.command == "serve":
+            check_serve_args(args)
         engine = _open_engine(args)
         if args.command is None:
             return run_headless(engine)
