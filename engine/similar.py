@@ -74,13 +74,25 @@ CUE_WORDS = frozenset(word for cue in CORRECTION_CUES for word in cue.split())
 
 
 def stem(word: str) -> str:
-    """A light, deterministic English suffix fold: likes/like, meetings/meeting, moved/move."""
+    """A light, deterministic English suffix fold, enough for one statement restated: seats/seat,
+    updates/updated/update, boxes/box, cities/city, moving/move all fold alike (a final "e" goes too, so
+    the forms with and without one meet). Not a full stemmer: it only has to agree with itself."""
     if _DIGIT.search(word) or len(word) <= 3:
         return word
-    for suffix, keep in (("'s", 0), ("ies", 1), ("ing", 0), ("ed", 0), ("es", 0), ("s", 0)):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3 and not word.endswith("ss"):
-            base = word[: len(word) - len(suffix)]
-            return base + ("y" if keep else "")
+    if word.endswith("'s"):
+        word = word[:-2]
+    elif word.endswith("ies") and len(word) > 4:
+        word = word[:-3] + "y"
+    elif word.endswith("es") and word[:-2].endswith(("s", "x", "z", "ch", "sh")) and len(word) > 4:
+        word = word[:-2]
+    elif word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        word = word[:-1]
+    elif word.endswith("ing") and len(word) > 5:
+        word = word[:-3]
+    elif word.endswith("ed") and len(word) > 4:
+        word = word[:-2]
+    if word.endswith("e") and len(word) > 3:
+        word = word[:-1]
     return word
 
 
@@ -95,6 +107,7 @@ class Words:
     meaning: frozenset[str]  # numbers, times, dates and signs: a different one is a different fact
     negated: bool
     cue: str | None  # the correction cue it holds, if any
+    spelled: tuple[tuple[str, str], ...] = ()  # (stem, the word as written, casefolded): for reasons people read
 
     @classmethod
     def of(cls, text: str) -> "Words":
@@ -103,6 +116,7 @@ class Words:
         content: list[str] = []
         names: list[str] = []
         meaning: set[str] = set()
+        spelled: dict[str, str] = {}
         negated = False
         for token in raw:
             word = token.casefold()
@@ -111,15 +125,16 @@ class Words:
                 continue
             if word in STOP_WORDS or word in FILLER:
                 continue
-            if _DIGIT.search(word) or word in TIME_WORDS or not word[0].isalnum():
-                meaning.add(word)
             stemmed = stem(word)
+            spelled.setdefault(stemmed, word[:-2] if word.endswith("'s") else word)
+            if _DIGIT.search(word) or word in TIME_WORDS or stemmed in TIME_WORDS or not word[0].isalnum():
+                meaning.add(stemmed)  # stemmed: "Tuesdays" is the same day as "Tuesday"
             content.append(stemmed)
-            if token[0].isupper() and word not in CUE_WORDS:
+            if token[0].isupper() and word not in CUE_WORDS and stemmed not in meaning:  # not "Monday"
                 names.append(stemmed)
         match = _CUE.search(framed.casefold())
         return cls(frozenset(content), tuple(content), frozenset(names), names[0] if names else None,
-                   frozenset(meaning), negated, match.group(1) if match else None)
+                   frozenset(meaning), negated, match.group(1) if match else None, tuple(spelled.items()))
 
 
 SAME_WORDS = "the same words"  # the verdict on texts with one content_key: a repeat, not a rewording
@@ -140,14 +155,18 @@ def dice(a: frozenset[str], b: frozenset[str]) -> float:
 
 def _meaning_difference(a: Words, b: Words) -> str | None:
     """What makes the two texts different facts, however alike their words: None when nothing does."""
+    spelled = {**dict(b.spelled), **dict(a.spelled)}
+
+    def words(stems) -> str:
+        return " / ".join(sorted(spelled.get(w, w) for w in stems)[:4])
+
     if a.negated != b.negated:
         return "negation"
     if a.meaning != b.meaning:
-        return "number, date or time " + " / ".join(sorted(a.meaning ^ b.meaning)[:4])
-    differing = a.content ^ b.content
-    names = (a.names | b.names) & differing
+        return "number, date or time " + words(a.meaning ^ b.meaning)
+    names = (a.names | b.names) & (a.content ^ b.content)
     if names:
-        return "name " + " / ".join(sorted(names)[:4])
+        return "name " + words(names)
     return None
 
 
@@ -183,6 +202,8 @@ def supersedes(older: str, newer: str) -> str | None:
     wo, wn = Words.of(older), Words.of(newer)
     if wn.cue is None or compare(older, newer).duplicate:
         return None
+    if " " not in wn.cue and stem(wn.cue) in wo.content:
+        return None  # the older one says it too ("wants the updates"): part of the subject, not a correction
     if wo.lead_name is not None and wn.lead_name is not None and wo.lead_name != wn.lead_name:
         return None  # "Bob now lives in Paris" says nothing about Alice
     overlap = subject_overlap(wo, wn)

@@ -176,11 +176,12 @@ class Store:
 
         return fn.memtui_contains(column, WORD_SEPARATOR.join(words))
 
-    def text_search(self, model, query: str, any_word: bool = False):
+    def text_search(self, model, query: str, any_word: bool = False, within=None, limit: int | None = None):
         """The rows of memory table ``model`` (PendingMemory or LongTermMemory) whose text holds every word
         of ``query`` (``any_word``: one of them), each word also as a prefix ("aisle" finds "aisles"),
         compared as ``memtui_fold`` folds them: a query of columns ``id`` and ``relevance`` (higher is more
-        relevant), to join to the table; None when ``query`` has no word at all."""
+        relevant), to join to the table; None when ``query`` has no word at all. ``within``: only the ids
+        this subquery lists; ``limit``: only the most relevant, best first."""
         raise NotImplementedError
 
     def sync_search(self) -> None:

@@ -176,14 +176,19 @@ class PostgresStore(Store):
     def for_update(self, query):
         return query.for_update()
 
-    def text_search(self, model, query: str, any_word: bool = False):
+    def text_search(self, model, query: str, any_word: bool = False, within=None, limit: int | None = None):
         if not any(ch.isalnum() for ch in query):
             return None
         # Spelt as the GIN index of migration 0005 is, so the planner uses it.
         vector = fn.to_tsvector(SQL("'simple'"), fn.memtui_fold(model.content))
         terms = fn.memtui_search_query(query, "|" if any_word else "&")
-        return model.select(model.id.alias("id"), fn.ts_rank(vector, terms).alias("relevance")).where(
-            Expression(vector, "@@", terms))
+        relevance = fn.ts_rank(vector, terms)
+        hits = model.select(model.id.alias("id"), relevance.alias("relevance")).where(Expression(vector, "@@", terms))
+        if within is not None:
+            hits = hits.where(model.id.in_(within))
+        if limit is not None:
+            hits = hits.order_by(relevance.desc(), model.id).limit(limit)
+        return hits
 
     def serialize(self, key: str) -> None:
         # Held until the transaction ends; hashtextextended spreads keys over 64 bits.

@@ -94,6 +94,7 @@ class Mem:
     content: str
     sender: str
     created_at: float
+    key: str | None = None  # content_key: read for the memories compared, not for their neighbours
 
     def older_than(self, other: "Mem") -> bool:
         return (self.created_at, self.id) < (other.created_at, other.id)
@@ -145,22 +146,29 @@ def search_terms(text: str) -> str:
 
 
 def neighbours(ctx: JobContext, cfg: DedupeConfig, memory: Mem) -> list[Mem]:
-    """The older live memories of the same sender most like ``memory`` by full-text relevance."""
+    """The older live memories of the same sender most like ``memory`` by full-text relevance, and any
+    that say exactly its words (found by its repeat key, however many look alike)."""
     LongTerm = ctx.store.m.LongTermMemory
-    hits = ctx.store.text_search(LongTerm, search_terms(memory.content), any_word=True)
-    if hits is None:
-        return []
-    hits = hits.alias("hit")
-    rows = (LongTerm.select(LongTerm.id, LongTerm.content, LongTerm.sender, LongTerm.created_at)
-            .join(hits, on=(hits.c.id == LongTerm.id))
-            .where((LongTerm.sender == memory.sender) & (LongTerm.id < memory.id) & live(LongTerm))
-            .order_by(hits.c.relevance.desc(), LongTerm.id).limit(cfg.neighbours).tuples())
-    return [Mem(*row) for row in rows]
+    older = (LongTerm.sender == memory.sender) & (LongTerm.id < memory.id) & live(LongTerm)
+    hits = ctx.store.text_search(LongTerm, search_terms(memory.content), any_word=True,
+                                 within=LongTerm.select(LongTerm.id).where(older), limit=cfg.neighbours)
+    found = []
+    if hits is not None:
+        hits = hits.alias("hit")
+        found = list(LongTerm.select(LongTerm.id, LongTerm.content, LongTerm.sender, LongTerm.created_at)
+                     .join(hits, on=(hits.c.id == LongTerm.id))
+                     .order_by(hits.c.relevance.desc(), LongTerm.id).tuples())
+    if memory.key is not None:
+        seen = {row[0] for row in found}
+        found += [row for row in LongTerm.select(LongTerm.id, LongTerm.content, LongTerm.sender, LongTerm.created_at)
+                  .where(older & (LongTerm.content_key == memory.key)).order_by(LongTerm.id).tuples()
+                  if row[0] not in seen]
+    return [Mem(*row) for row in found]
 
 
 def subjects(ctx: JobContext, after_id: int):
     LongTerm = ctx.store.m.LongTermMemory
-    return (LongTerm.select(LongTerm.id, LongTerm.content, LongTerm.sender, LongTerm.created_at)
+    return (LongTerm.select(LongTerm.id, LongTerm.content, LongTerm.sender, LongTerm.created_at, LongTerm.content_key)
             .where(live(LongTerm) & (LongTerm.id > after_id)).order_by(LongTerm.id).tuples())
 
 
