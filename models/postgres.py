@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
-from peewee import (OP, SQL, Cast, DatabaseError, Expression, InterfaceError, Node, OperationalError,
+from peewee import (OP, Cast, Column, DatabaseError, Expression, InterfaceError, Node, OperationalError,
                     PostgresqlDatabase, fn)
 
 from memtui.models.db import ChangeListener, Store, StoreError, one_line, shown
@@ -179,8 +179,8 @@ class PostgresStore(Store):
     def text_search(self, model, query: str, any_word: bool = False, within=None, limit: int | None = None):
         if not any(ch.isalnum() for ch in query):
             return None
-        # Spelt as the GIN index of migration 0005 is, so the planner uses it.
-        vector = fn.to_tsvector(SQL("'simple'"), fn.memtui_fold(model.content))
+        # The generated column of migration 0005 (not in the models: the database writes it).
+        vector = Column(model, "search")
         terms = fn.memtui_search_query(query, "|" if any_word else "&")
         relevance = fn.ts_rank(vector, terms)
         hits = model.select(model.id.alias("id"), relevance.alias("relevance")).where(Expression(vector, "@@", terms))

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 # playhouse.migrations' own bookkeeping, created by peewee's model DDL on each backend: not memtui's schema.
 MIGRATION_TABLE = "schema_migration"
 # Full-text search is each backend's own (migration 0005): FTS5 tables, their shadow tables and the queue of
-# ids to index on SQLite, GIN expression indexes on PostgreSQL. Left out here; tests/test_search.py shows
+# ids to index on SQLite, a generated tsvector column and its GIN index on PostgreSQL. Left out here; tests/test_search.py shows
 # that both find the same rows.
+SEARCH_COLUMN = "search"  # PostgreSQL's generated tsvector on each memory table
 SEARCH = re.compile(r"^(pending_memory|long_term_memory)_search(_\w+)?$|^search_queue$")
 
 
@@ -65,6 +66,7 @@ def tables(store) -> dict[str, Table]:
     tables = {name: table for name, table in read(store).items() if name != MIGRATION_TABLE and not SEARCH.match(name)}
     for table in tables.values():
         table.indexes = {name: index for name, index in table.indexes.items() if not SEARCH.match(name)}
+        table.columns = [column for column in table.columns if column.name != SEARCH_COLUMN]
     return tables
 
 

@@ -15,9 +15,9 @@
   decay, or ``forget`` on request), restore, hard delete and expiry — memory, action, old and new text, reason,
   run, time. Nothing leaves the store without a row here.
 - Full-text search over both memory tables, kept in step by the database
-  itself. PostgreSQL: a GIN index on ``to_tsvector('simple', memtui_fold(content))``
-  and ``memtui_search_query(text, op)``, which turns words into a prefix
-  tsquery. SQLite: an FTS5 table per memory table holding the folded text
+  itself. PostgreSQL: a generated column ``search`` =
+  ``to_tsvector('simple', memtui_fold(content))`` with a GIN index, and
+  ``memtui_search_query(text, op)``, which turns words into a prefix tsquery. SQLite: an FTS5 table per memory table holding the folded text
   (``memtui_search_text``: recall's fold, marks of other scripts recomposed), rowid = the memory's id. The
   fold is a Python function only memtui's connections have, and an agent's
   plain-SQL insert must not fail for lack of it, so the triggers only queue the
@@ -80,8 +80,11 @@ def up(migrator, db):
         db.execute_sql(f"""CREATE TRIGGER long_term_memory_retire_at BEFORE INSERT OR UPDATE OF {inputs}
             ON long_term_memory FOR EACH ROW EXECUTE FUNCTION memtui_long_term_retire_at()""")
         for table in TIERS.values():
-            db.execute_sql(f"CREATE INDEX {table}_search ON {table} "
-                           f"USING gin (to_tsvector('simple', memtui_fold(content)))")
+            # Stored, not an expression index: a search that the planner runs from another index (the
+            # sender's memories, say) tests each row's vector as it is, instead of folding its text again.
+            db.execute_sql(f"ALTER TABLE {table} ADD COLUMN search tsvector "
+                           f"GENERATED ALWAYS AS (to_tsvector('simple', memtui_fold(content))) STORED")
+            db.execute_sql(f"CREATE INDEX {table}_search ON {table} USING gin (search)")
         # The words of q, folded and split by the same parser as the index, each a prefix, joined by op
         # ('&' every word, '|' any). NULL when q has no word (matches nothing).
         db.execute_sql("""CREATE FUNCTION memtui_search_query(q text, op text) RETURNS tsquery
