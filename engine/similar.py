@@ -85,9 +85,9 @@ def stem(word: str) -> str:
         word = word[:-3] + "y"
     elif word.endswith("es") and word[:-2].endswith(("s", "x", "z", "ch", "sh")) and len(word) > 4:
         word = word[:-2]
-    elif word.endswith("s") and not word.endswith(("ss", "us", "is")):
+    elif word.endswith("s") and not word.endswith(("ss", "us")):
         word = word[:-1]
-    elif word.endswith("ing") and len(word) > 5:
+    if word.endswith("ing") and len(word) > 5:  # then the verb forms: "dumplings" and "dumpling" meet
         word = word[:-3]
     elif word.endswith("ed") and len(word) > 4:
         word = word[:-2]

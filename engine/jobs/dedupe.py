@@ -76,7 +76,7 @@ Answer with JSON only, in this form:
 
 @dataclass(frozen=True)
 class DedupeConfig:
-    neighbours: int = setting(10, min=1, max=100, doc="full-text candidates compared with each memory")
+    neighbours: int = setting(20, min=1, max=100, doc="full-text candidates compared with each memory")
     full_pass_every_h: float = setting(24.0, min=0.0,
                                        doc="compare every live memory at least this often; 0 = every run")
     max_group: int = setting(6, min=2, max=20, doc="memories per question to the model")
