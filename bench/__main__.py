@@ -1,4 +1,4 @@
-"""``python -m bench [--backend sqlite|postgresql] [--only promote,consolidate,contention,incremental]
+"""``python -m bench [--backend sqlite|postgresql] [--only promote,consolidate,contention,incremental,dedupe]
 [--scale 0.1] ...``: run and print the report."""
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bench import common
 
-BENCHES = ("promote", "consolidate", "contention", "incremental")
+BENCHES = ("promote", "consolidate", "contention", "incremental", "dedupe")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -33,7 +33,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help=f"comma-separated benches to run (default: all of {','.join(BENCHES)})")
     p.add_argument("--scale", type=float, default=1.0,
                    help="multiply every data size by this (1 = 1M pending memories, 1M messages; incremental:"
-                        " 10M pending and 10M long-term memories; 0.05 for a quick run)")
+                        " 10M pending and 10M long-term memories; dedupe: 100k long-term memories; 0.05 for a"
+                        " quick run)")
     p.add_argument("--seed", type=int, default=42, help="seed of the data generators (default 42)")
     p.add_argument("--order", choices=("time", "random"), default="time",
                    help="row ids follow each table's time column as when written live (time, default),"

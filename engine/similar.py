@@ -75,14 +75,14 @@ CUE_WORDS = frozenset(word for cue in CORRECTION_CUES for word in cue.split())
 
 def stem(word: str) -> str:
     """A light, deterministic English suffix fold, enough for one statement restated: seats/seat,
-    updates/updated/update, boxes/box, cities/city, moving/move all fold alike (a final "e" goes too, so
+    updates/updated/update, boxes/box, cities/city, brownies/brownie, moving/move all fold alike (a final "e" goes too, so
     the forms with and without one meet). Not a full stemmer: it only has to agree with itself."""
     if _DIGIT.search(word) or len(word) <= 3:
         return word
     if word.endswith("'s"):
         word = word[:-2]
     elif word.endswith("ies") and len(word) > 4:
-        word = word[:-3] + "y"
+        word = word[:-3] + "i"
     elif word.endswith("es") and word[:-2].endswith(("s", "x", "z", "ch", "sh")) and len(word) > 4:
         word = word[:-2]
     elif word.endswith("s") and not word.endswith(("ss", "us")):
@@ -93,6 +93,8 @@ def stem(word: str) -> str:
         word = word[:-2]
     if word.endswith("e") and len(word) > 3:
         word = word[:-1]
+    if word.endswith("y") and len(word) > 2 and word[-2] not in "aeiou":
+        word = word[:-1] + "i"  # city/cities, brownie/brownies meet at "citi", "browni"
     return word
 
 
