@@ -54,7 +54,6 @@ except ImportError:  # mcp 1.x (2.x keeps a mcp.server.fastmcp that only raises,
 from memtui.engine import Engine, EngineError, JobInfo, ScheduleError, StoreError
 from memtui.engine import memory as ops
 from memtui.engine.agent import Memory
-from memtui.engine.clock import from_ts
 from memtui.engine.redact import redact
 from memtui.engine.report import fmt_number, run_line
 from memtui.engine.runner import db_problem
