@@ -349,6 +349,20 @@ def make_backend(args, workdir: Path):
         raise SystemExit(f"python -m bench: cannot use the PostgreSQL server at {redact_url(args.pg_url)}: {reason}")
 
 
+def pg_building(server: str, database: str) -> tuple[str, str]:
+    """A new, empty database with memtui's schema (``Store.open``) to build ``database`` in, under a
+    temporary name that the builder renames when done: (that name, its URL)."""
+    from memtui.models import Store
+
+    building = f"{database[:54]}_building"
+    with pg_connect(server) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{building}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{building}"')
+    url = pg_url(server, building)
+    Store.open(url).close()
+    return building, url
+
+
 def pg_put(cur):
     """The fill functions' ``put(table, columns, rows)`` for a psycopg cursor: one COPY per call."""
     def put(table: str, columns, rows) -> None:

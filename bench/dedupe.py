@@ -593,16 +593,9 @@ def build_pg(server: str, database: str, rows: int, duplicates: int, look_alikes
     """Child: a new database with memtui's schema (Store.open), the rows by COPY (the triggers and the
     full-text GIN index take each), the id sequence moved past them, then VACUUM (FREEZE, ANALYZE); built
     under a temporary name and renamed when done."""
-    from memtui.models import Store
-
-    building = f"{database[:54]}_building"
     with timer() as t:
         data = dataset(rows, duplicates, look_alikes, senders, seed)
-        with common.pg_connect(server) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{building}" WITH (FORCE)')
-            admin.execute(f'CREATE DATABASE "{building}"')
-        url = common.pg_url(server, building)
-        Store.open(url).close()
+        building, url = common.pg_building(server, database)
         with common.pg_connect(url, autocommit=False) as conn:
             conn.execute("SET synchronous_commit = off")  # building only
             with conn.cursor() as cur:

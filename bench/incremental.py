@@ -240,15 +240,8 @@ def build_sqlite(path: str, rows: int, band: int, seed: int) -> dict:
 def build_pg(server: str, database: str, rows: int, band: int, seed: int) -> dict:
     """Child: a new database with memtui's schema (Store.open), the rows by COPY (the triggers fire for
     each), then VACUUM (FREEZE, ANALYZE); built under a temporary name and renamed when done."""
-    from memtui.models import Store
-
-    building = f"{database[:54]}_building"
     with timer() as t:
-        with common.pg_connect(server) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{building}" WITH (FORCE)')
-            admin.execute(f'CREATE DATABASE "{building}"')
-        url = common.pg_url(server, building)
-        Store.open(url).close()
+        building, url = common.pg_building(server, database)
         with common.pg_connect(url, autocommit=False) as conn:
             conn.execute("SET synchronous_commit = off")  # building only
             with conn.cursor() as cur:
