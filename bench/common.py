@@ -363,6 +363,17 @@ def pg_building(server: str, database: str) -> tuple[str, str]:
     return building, url
 
 
+def pg_finish_building(server: str, url: str, building: str, database: str) -> int:
+    """Freeze and analyze the built database, then put it in place of ``database``; returns its size in bytes."""
+    with pg_connect(url) as conn:
+        conn.execute("VACUUM (FREEZE, ANALYZE)")
+        size = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+    with pg_connect(server) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        admin.execute(f'ALTER DATABASE "{building}" RENAME TO "{database}"')
+    return size
+
+
 def pg_put(cur):
     """The fill functions' ``put(table, columns, rows)`` for a psycopg cursor: one COPY per call."""
     def put(table: str, columns, rows) -> None:

@@ -603,12 +603,7 @@ def build_pg(server: str, database: str, rows: int, duplicates: int, look_alikes
                 cur.execute("SELECT setval(pg_get_serial_sequence('long_term_memory', 'id'),"
                             " (SELECT max(id) FROM long_term_memory) + 1, false)")
             conn.commit()
-        with common.pg_connect(url) as conn:
-            conn.execute("VACUUM (FREEZE, ANALYZE)")
-            size = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
-        with common.pg_connect(server) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-            admin.execute(f'ALTER DATABASE "{building}" RENAME TO "{database}"')
+        size = common.pg_finish_building(server, url, building, database)
     return {"wall_s": t["s"], "sync_s": None, "mb": size / 2**20}
 
 

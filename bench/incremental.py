@@ -250,12 +250,7 @@ def build_pg(server: str, database: str, rows: int, band: int, seed: int) -> dic
                 conn.commit()
                 put("long_term_memory", LONG_TERM_COLUMNS, long_term_rows(rows, band, seed))
             conn.commit()
-        with common.pg_connect(url) as conn:
-            conn.execute("VACUUM (FREEZE, ANALYZE)")
-            size = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
-        with common.pg_connect(server) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-            admin.execute(f'ALTER DATABASE "{building}" RENAME TO "{database}"')
+        size = common.pg_finish_building(server, url, building, database)
     return {"wall_s": t["s"], "mb": size / 2**20}
 
 
