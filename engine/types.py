@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-RUN_STATUSES = ("running", "success", "failed", "skipped", "missed", "interrupted")
+RUN_STATUSES = ("running", "success", "failed", "skipped", "missed", "interrupted", "cancelled")
 RUN_REASONS = ("scheduled", "manual", "catch-up")
 
 

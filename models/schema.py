@@ -64,6 +64,7 @@ class PendingMemory(_Rows):
     # The normalised text (models/text.py content_key) a repeat is recognised by; NULL on a row written with
     # plain SQL until the dedupe job fills it (migration 0005).
     content_key = TextField(null=True)
+    last_score = DoubleField(null=True)  # the score when promote last scored it (migration 0006)
 
 
 class LongTermMemory(_Rows):
@@ -200,6 +201,8 @@ class JobState(_Base):
     lease_owner = TextField(null=True)
     lease_run_id = BigIntegerField(null=True)
     lease_expires_at = DoubleField(null=True)
+    run_requested_at = DoubleField(null=True)  # a run-now for whichever live engine sees it first (0006)
+    run_requested_by = TextField(null=True)
 
 
 class Run(_Rows):
@@ -214,6 +217,8 @@ class Run(_Rows):
     error = TextField(null=True)
     traceback = TextField(null=True)
     owner = TextField(default="")
+    cancel_requested_at = DoubleField(null=True)  # someone asked the owner to stop this run (0006)
+    cancel_requested_by = TextField(null=True)
 
 
 class AuditLog(_Rows):

@@ -344,7 +344,7 @@ def test_a_0_1_database_migrates_without_loss(tmp_path):
     store = Store.open(path)
     try:
         assert applied(store) == known_migrations()
-        assert known_migrations()[-1] == "0005_hygiene"
+        assert known_migrations()[-1] == "0006_control_room"
         zones = dict(store.execute("SELECT name, timezone FROM job_definition").fetchall())
         assert zones == {"promote": "Asia/Kolkata", "decay": "Asia/Kolkata", "rollup-day": "Europe/Berlin"}
         assert "engine_instance" in catalog.tables(store)
@@ -366,11 +366,15 @@ def test_a_0_1_database_migrates_without_loss(tmp_path):
         assert indexes == {"run_job_id", "run_status", "run_started"}, "the rebuilt run table keeps its indexes"
         with pytest.raises(Exception, match="CHECK"):
             store.execute("INSERT INTO run (job, reason, started_at, status) VALUES ('x', 'bogus', 0, 'success')")
+        with pytest.raises(Exception, match="CHECK"):  # 0006 widened the status CHECK, and kept it
+            store.execute("INSERT INTO run (job, reason, started_at, status) VALUES ('x', 'manual', 0, 'bogus')")
+        store.execute("INSERT INTO run (job, reason, started_at, status) VALUES ('x', 'manual', 0, 'cancelled')")
+        store.execute("DELETE FROM run WHERE job = 'x'")
         # ids never come back once deleted (an engine reads "rows after the last id I saw")
         store.execute("DELETE FROM run")
         new_id = store.execute("INSERT INTO run (job, reason, started_at, status) VALUES"
                                " ('promote', 'manual', 0, 'success')").lastrowid
-        assert new_id == 2
+        assert new_id == 3  # 1 migrated, 2 the cancelled row just deleted
         assert store.execute("PRAGMA foreign_key_check").fetchall() == []
         assert store.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
         fresh = Store.open(tmp_path / "fresh.db")
