@@ -16,8 +16,15 @@ The rest is one file per seam, each a mixin of this class:
 - scheduling.py — cursors, APScheduler alarms, claiming a due time by compare-and-set;
 - leases.py     — a job's lease, and recovering runs whose engine is gone;
 - runner.py     — a run's thread, outcome, counters, backoff and timeout;
+- requests.py   — run-now and cancel requests any process leaves for the engine that can act on them;
 - registry.py   — the ``engine_instance`` rows and heartbeats (a helper object, not a mixin);
 - definitions.py — definitions as read from the table, and concrete time zones.
+
+An engine that is not started can still follow the store: ``attach()`` runs
+the sync loop and the change listener without a scheduler, so a dashboard that
+attached to a headless engine sees every change at once and asks that engine
+(requests.py) for what only a running engine can do. ``start()`` later turns it
+into a scheduling engine in place.
 
 Every time the engine decides or records is its injected clock's (``clock``).
 """
@@ -46,6 +53,7 @@ from memtui.engine.definitions import Definition, read_definition, read_definiti
 from memtui.engine.jobs import DEFAULT_JOBS, KINDS, JobContext, config_for, config_of_kind
 from memtui.engine.leases import LeaseMixin
 from memtui.engine.registry import EngineRegistry
+from memtui.engine.requests import RequestsMixin
 from memtui.engine.runner import ActiveRun, RunnerMixin, db_problem
 from memtui.engine.schedule import ScheduleError
 from memtui.engine.scheduling import SchedulingMixin
@@ -58,7 +66,7 @@ UTC = timezone.utc
 LISTEN_RETRY_S = 1.0  # after the change listener's connection was lost
 
 
-class Engine(ControlMixin, SchedulingMixin, LeaseMixin, RunnerMixin):
+class Engine(ControlMixin, SchedulingMixin, LeaseMixin, RunnerMixin, RequestsMixin):
     """Runs memtui's jobs over one store. Every public method is safe from any thread."""
 
     def __init__(self, store: Store | str | os.PathLike, config: Config | None = None,
@@ -81,6 +89,8 @@ class Engine(ControlMixin, SchedulingMixin, LeaseMixin, RunnerMixin):
         self._wake = threading.Event()  # the sync loop runs now: stopping, or another process announced a change
         self._threads: list[threading.Thread] = []  # the sync loop and the change listener
         self._apply_lock = threading.Lock()
+        self._attached = False  # following the store without a scheduler (attach())
+        self._seen_engines: tuple | None = None  # the live engines last told, while attached
         self._logged: set[tuple] = set()  # sync failures already logged
         self._seed()
         self._seen_paused = self.paused
@@ -92,8 +102,30 @@ class Engine(ControlMixin, SchedulingMixin, LeaseMixin, RunnerMixin):
     def started(self) -> bool:
         return self._scheduler is not None and not self._stop.is_set()
 
+    @property
+    def attached(self) -> bool:
+        """Following the store without scheduling anything (``attach()``, not ``start()``ed)."""
+        return self._attached and self._scheduler is None and not self._stop.is_set()
+
+    def attach(self) -> None:
+        """Follow the store without running jobs: the sync loop and the change listener publish
+        every change any process makes (the dashboard redraws on them), and ``engines`` events
+        when the set of live engines changes. Nothing is scheduled, registered or run here."""
+        if self._scheduler is not None or self._threads:
+            return
+        self._attached = True
+        self.sync()
+        self._start_followers()
+
+    def _start_followers(self) -> None:
+        self._start_daemon(self._sync_loop, "memtui-sync")
+        listener = self._open_listener()
+        if listener is not None:
+            self._start_daemon(self._listen, "memtui-listen", listener)
+
     def start(self) -> None:
-        """Register this engine, recover interrupted runs, start the scheduler and the sync loop."""
+        """Register this engine, recover interrupted runs, start the scheduler and the sync loop
+        (an attached engine becomes a scheduling one in place)."""
         if self._scheduler is not None:
             return
         try:
@@ -109,11 +141,10 @@ class Engine(ControlMixin, SchedulingMixin, LeaseMixin, RunnerMixin):
             timezone=UTC,
         )
         self._scheduler.start()
+        self._attached = False
         self.sync()
-        self._start_daemon(self._sync_loop, "memtui-sync")
-        listener = self._open_listener()
-        if listener is not None:
-            self._start_daemon(self._listen, "memtui-listen", listener)
+        if not self._threads:  # an attached engine's loop carries on, now scheduling too
+            self._start_followers()
 
     def stop(self, timeout: float | None = None) -> bool:
         """Stop scheduling, wait up to ``timeout`` s for running jobs, mark the rest interrupted.
@@ -395,7 +426,7 @@ class Engine(ControlMixin, SchedulingMixin, LeaseMixin, RunnerMixin):
             self._set_problem(db_problem(self.store.label, exc))
             return
         for step in (self._beat, self._renew_leases, self._enforce_timeouts, self.recover_interrupted,
-                     self._repair_cursors, self._apply_changes):
+                     self._repair_cursors, self._apply_changes, self._take_requests, self._watch_engines):
             try:
                 step()
             except DB_ERRORS as exc:
@@ -411,6 +442,16 @@ class Engine(ControlMixin, SchedulingMixin, LeaseMixin, RunnerMixin):
         """The heartbeat of a started engine (a CLI's engine is not registered)."""
         if self.started:
             self._registry.beat()
+
+    def _watch_engines(self) -> None:
+        """While attached: an ``engines`` event when an engine starts, stops, or beats (the
+        dashboard says who serves the store, and since when it was last heard from)."""
+        if not self.attached:
+            return
+        seen = tuple((e.id, e.heartbeat, tuple(e.running)) for e in self.live_engines())
+        if seen != self._seen_engines:
+            self._seen_engines = seen
+            self._publish("engines")
 
     # -- health ------------------------------------------------------------------
 

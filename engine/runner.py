@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from peewee import Case
 
 from memtui.engine.jobs import KINDS, SkipRun
+from memtui.engine.jobs.base import JobCancelled
 from memtui.engine.redact import redact
 from memtui.engine.types import EngineError, RunInfo
 from memtui.models import DB_ERRORS
@@ -44,6 +45,7 @@ class ActiveRun:
     started_ts: float
     cancel: threading.Event
     timed_out_at: float | None = None  # clock seconds when the timeout failed it
+    cancelled_by: str | None = None  # who asked to stop it (cli, ui, api): it then ends "cancelled"
 
 
 def one_line(exc: BaseException) -> str:
@@ -126,6 +128,13 @@ class RunnerMixin:
                 result = KINDS[d.kind].run(self._context(d, run_id, cancel=cancel)) or {}
             except SkipRun as skip:
                 status, result, error = "skipped", skip.result, skip.reason
+            except JobCancelled as exc:
+                with self._lock:
+                    by = self._running[run_id].cancelled_by
+                if by is not None:  # asked for (requests.py); else the timeout or a stopping engine asked
+                    status, error = "cancelled", f"cancelled on request ({by}); stopped at a check point"
+                else:
+                    status, error, trace = "failed", redact(one_line(exc)), redact(tb.format_exc())
             except Exception as exc:
                 status, error, trace = "failed", redact(one_line(exc)), redact(tb.format_exc())
             duration_ms = round((time.perf_counter() - t0) * 1000, 3)  # to the microsecond
@@ -164,6 +173,10 @@ class RunnerMixin:
         which holds the job's state row (read, then written from what was read)."""
         JobState = self.store.m.JobState
         row = self._lock_state(name)
+        if status == "cancelled":  # neither a failure nor a success: counters and backoff stay as they were
+            JobState.update(runs=JobState.runs + 1, last_run_at=ts, last_status=status,
+                            last_duration_ms=duration_ms).where(JobState.name == name).execute()
+            return
         failures = row.consecutive_failures + 1 if status == "failed" else 0
         totals = json.loads(row.totals or "{}")
         for key in counters:
@@ -257,14 +270,20 @@ class RunnerMixin:
             self._forget(run_id)
 
     def _start_heartbeat(self) -> threading.Event:
-        """Renew this engine's leases while a run goes on without the sync loop (CLI runs)."""
+        """Renew this engine's leases while a run goes on without the sync loop (CLI runs), and
+        look for a request to cancel it as often as the sync loop would."""
         done = threading.Event()
         period = self.config.engine.lease_ttl_s / 3
+        look = min(period, self.config.engine.poll_interval_s)
 
         def beat() -> None:
-            while not done.wait(period):
+            next_renewal = time.monotonic() + period
+            while not done.wait(look):
                 try:
-                    self._renew_leases()
+                    self._apply_cancels()
+                    if time.monotonic() >= next_renewal:
+                        next_renewal += period
+                        self._renew_leases()
                 except Exception:
                     log.exception("lease renewal failed")
 

@@ -92,7 +92,8 @@ class Event:
     job_changed, paused, resumed, state_changed (another process changed the store),
     health (jobs held or resumed: ``Engine.problem`` says why), and audit (a change
     recorded in the audit log by anyone — this process, the CLI, another dashboard —
-    picked up by this engine; ``audit`` holds it)."""
+    picked up by this engine; ``audit`` holds it), and engines (while attached: an
+    engine serving the store started, stopped or beat)."""
 
     kind: str
     job: str | None = None

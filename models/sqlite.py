@@ -16,12 +16,16 @@ import math
 import os
 import threading
 import sqlite3
+import time
 from pathlib import Path
 
 from peewee import SQL, DatabaseError, Entity, Node, OperationalError, SqliteDatabase, Table, fn
 
 from memtui.models import text
-from memtui.models.db import Store, StoreError, one_line, shown
+from memtui.models.db import ChangeListener, Store, StoreError, one_line, shown
+
+CHANGES_KEY = "changes"  # the setting notify_change counts up: other processes' listeners watch it
+LISTEN_POLL_S = 0.1  # how often a listener looks; each look is one PRAGMA unless something committed
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 BUSY_TIMEOUT_S = 30.0
@@ -163,6 +167,17 @@ class SqliteStore(Store):
         self._fresh()  # before BEGIN: once the transaction is open, a reconnect is no longer possible
         return _Atomic(self.db)
 
+    def notify_change(self) -> None:
+        """SQLite has no NOTIFY: count the change in a setting row, in the caller's transaction, so
+        it is seen exactly when it commits (``change_listener``)."""
+        Setting = self.m.Setting
+        Setting.insert(key=CHANGES_KEY, value="1").on_conflict(
+            conflict_target=[Setting.key],
+            update={Setting.value: (Setting.value.cast("INTEGER") + 1).cast("TEXT")}).execute()
+
+    def change_listener(self) -> "_Listener":
+        return _Listener(self.db._connect())  # Peewee's factory: the same pragmas as every connection
+
     def check(self) -> None:
         """Raise StoreError if the file under the open store was deleted or replaced.
 
@@ -281,6 +296,42 @@ class SqliteStore(Store):
             self.execute("VACUUM")
             vacuumed = True
         return {"wal_checkpoint_busy": bool(busy), "free_pages": free_pages, "vacuumed": vacuumed}
+
+
+class _Listener(ChangeListener):
+    """Waits for ``notify_change`` from any connection, this process's or another's, on a connection of
+    its own: ``PRAGMA data_version`` changes when anyone commits, and only then is the counter read (an
+    agent writing every few milliseconds costs a row read per look, not a wake-up)."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+        self.version = self._version()
+        self.count = self._count()
+
+    def _version(self):
+        return self.conn.execute("PRAGMA data_version").fetchone()[0]
+
+    def _count(self):
+        row = self.conn.execute("SELECT value FROM setting WHERE key = ?", (CHANGES_KEY,)).fetchone()
+        return row[0] if row else None
+
+    def wait(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while True:
+            version = self._version()
+            if version != self.version:
+                self.version = version
+                count = self._count()
+                if count != self.count:
+                    self.count = count
+                    return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(LISTEN_POLL_S, left))
+
+    def close(self) -> None:
+        self.conn.close()
 
 
 class _Atomic:
