@@ -43,6 +43,17 @@ also runs every ``full_pass_every_h`` hours as the safety net. The checkpoint re
 scoring settings of the last full pass, when it ran, and the latest now a run
 scored at; a full pass that is owed (clock moved back) stays owed until one
 commits, so a crash cannot lose it.
+
+Stored scores (``pending_memory.last_score``, migration 0006): the statement that
+clears a row's flag also writes the score it was cleared at, so the memory view
+can list pending memories by score from an index instead of scoring the whole
+table. Since a score only falls while the flag is clear, the stored one is an
+upper bound on the score now. It drifts below the truth as recency decays: a full
+pass, which computes every score anyway, writes it again where it is missing (a
+store from before 0006: the first run after the upgrade is a full pass for it)
+or more than ``SCORE_DRIFT`` too high, so an hourly pass rewrites a row only
+every ten hours or so (recency costs a score at most 0.001 an hour), not every
+row every hour.
 """
 from __future__ import annotations
 
@@ -81,6 +92,10 @@ REFRESH_STATISTICS_AFTER = 10_000
 
 # The settings a memory's score depends on: a change to any forces a full pass.
 SCORING_SETTINGS = ("w_recency", "w_frequency", "w_confidence", "w_importance", "threshold", "recency_decay")
+
+# A full pass writes a stored score (last_score) again when it is this much above the score now: enough to
+# keep the memory view's order by stored score close to the truth, without rewriting every row every hour.
+SCORE_DRIFT = 0.01
 
 
 def score_terms(store, cfg: PromoteConfig, now_ts: float) -> dict:
@@ -169,6 +184,8 @@ def full_pass_reason(cfg: PromoteConfig, mark: dict, now_ts: float) -> str | Non
         return mark["full_due"]  # owed by an earlier run that did not commit its full pass
     if mark["scored_with"] != scoring_settings(cfg):
         return "scoring settings changed"
+    if not mark.get("scores_stored"):
+        return "scores not stored yet"  # the last full pass was before migration 0006: fill last_score
     if now_ts < mark.get("now", now_ts):
         return "clock moved back"
     if now_ts - mark.get("full_at", now_ts) >= cfg.full_pass_every_h * 3600:
@@ -181,20 +198,31 @@ def scoring_settings(cfg: PromoteConfig) -> dict:
 
 
 def flag_qualifiers(ctx: JobContext, cfg: PromoteConfig, now_ts: float) -> int:
-    """A full pass: score every unflagged memory and flag those that qualify (a read of the whole
-    table, which does not hold up writers, then small flagging transactions)."""
+    """A full pass: score every unflagged memory, flag those that qualify and store the score again
+    where the stored one is missing or has drifted (one read of the whole table, which does not hold
+    up writers, then small transactions)."""
     Pending = ctx.store.m.PendingMemory
-    qualifying = raw_ids(ctx, Pending.select(Pending.id).where(~Pending.rescore & qualifies(ctx, cfg, now_ts)))
-    return in_batches(ctx, qualifying, cfg.batch_size,
-                      lambda chunk: Pending.update(rescore=True).where(Pending.id.in_(chunk)))
+    scored, qualifying = score(ctx, cfg, now_ts), qualifies(ctx, cfg, now_ts)
+    # A NULL score (a row written with plain SQL may lack an input) is neither: never flagged or stored on doubt.
+    stale = Pending.last_score.is_null() | (Pending.last_score - scored > SCORE_DRIFT)
+    rows = raw_rows(ctx, Pending.select(Pending.id, qualifying).where(~Pending.rescore & (qualifying | stale)))
+    flagged = in_batches(ctx, [i for i, qualified in rows if qualified], cfg.batch_size,
+                         lambda chunk: Pending.update(rescore=True).where(Pending.id.in_(chunk)))
+    # The condition again in the write: a row written to meanwhile is flagged, and the run scores it.
+    in_batches(ctx, [i for i, qualified in rows if not qualified], cfg.batch_size,
+               lambda chunk: Pending.update(last_score=scored).where(~Pending.rescore & ~qualifying & stale
+                                                                     & Pending.id.in_(chunk)))
+    return flagged
 
 
 def settle(ctx: JobContext, cfg: PromoteConfig, now_ts: float) -> int:
-    """Clear the flag of each flagged memory scoring below the threshold at ``now_ts``, in id order, a
-    batch per transaction. The UPDATE tests the score itself: a memory written to since it was listed
-    (flagged again by the trigger, or qualifying now) keeps its flag."""
+    """Clear the flag of each flagged memory scoring below the threshold at ``now_ts``, storing that
+    score (``last_score``) in the same statement, in id order, a batch per transaction. The UPDATE
+    tests the score itself: a memory written to since it was listed (flagged again by the trigger, or
+    qualifying now) keeps its flag."""
     Pending = ctx.store.m.PendingMemory
     below = Pending.rescore & ~qualifies(ctx, cfg, now_ts)
+    scored = score(ctx, cfg, now_ts)
     cleared, after = 0, 0
     while True:
         ctx.check()
@@ -203,7 +231,8 @@ def settle(ctx: JobContext, cfg: PromoteConfig, now_ts: float) -> int:
         if not ids:
             return cleared
         with ctx.store.atomic():
-            cleared += Pending.update(rescore=False).where(below & ctx.store.in_ids(Pending.id, ids)).execute()
+            cleared += Pending.update(rescore=False, last_score=scored).where(
+                below & ctx.store.in_ids(Pending.id, ids)).execute()
         after = ids[-1]
 
 
@@ -247,7 +276,7 @@ def run(ctx: JobContext) -> dict:
     if full_because:
         with ctx.store.atomic():
             ctx.save_checkpoint({"now": now_ts, "full_at": now_ts, "scored_with": scoring_settings(cfg),
-                                 "full_due": None})
+                                 "full_due": None, "scores_stored": True})
     result = {"promoted": promoted, "expired": expired, "deferred": deferred,
               "pass": "full" if full_because else "incremental"}
     if full_because:
