@@ -232,7 +232,7 @@ def describe_result(result: dict | None, limit: int | None = None) -> str:
     return text
 
 
-_SETTLED = {"failed": "after", "interrupted": "after"}
+_SETTLED = {"failed": "after", "interrupted": "after", "cancelled": "after"}
 
 
 def run_line(run: RunInfo) -> str:
@@ -252,11 +252,13 @@ def run_line(run: RunInfo) -> str:
 
 
 _ACTIONS = {"enable": "enabled", "disable": "disabled", "pause_all": "paused", "resume_all": "resumed"}
+_MEMORY_ACTIONS = {"pin": "pinned", "unpin": "unpinned", "forget": "forgotten", "keep": "kept for promotion"}
 
 
 def change_line(entry: AuditEntry) -> str:
     """One line per recorded change: 'decay disabled (cli)', 'promote retimed: 30s -> 45s (ui)',
-    'all jobs paused (cli)', 'compact run now (ui)'."""
+    'all jobs paused (cli)', 'compact run now (ui)', 'promote cancel asked for run #12 (ui)',
+    'memory long_term:12 pinned (ui)'."""
     who = entry.job or "all jobs"
     action = entry.action
     if action in _ACTIONS:
@@ -266,6 +268,10 @@ def change_line(entry: AuditEntry) -> str:
         text = f"{who} retimed: {entry.old_value or '-'} -> {entry.new_value or '-'}"
     elif action == "run_now":
         text = f"{who} run now"
+    elif action == "cancel":
+        text = f"{who} cancel asked" + (f" for {entry.new_value}" if entry.new_value else "")
+    elif action in _MEMORY_ACTIONS and entry.job is None:  # new_value names the memory, e.g. long_term:12
+        text = f"memory {entry.new_value or '?'} {_MEMORY_ACTIONS[action]}"
     else:  # an action this version does not know: say what is recorded
         text = f"{who} {str(action).replace('_', ' ')}"
         if entry.old_value is not None or entry.new_value is not None:

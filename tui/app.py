@@ -7,6 +7,13 @@ firing every second cannot flood the UI; each update re-reads the few rows it
 shows and diffs them into the tables. A half-second tick moves countdowns and
 spinners from the data already in hand, without touching the database.
 
+When a live engine already serves the database, the dashboard attaches to it
+instead of starting a second scheduler here (``Engine.attach``): it follows the
+store, its keys write to the database as always, and what only a running engine
+can do (run now, cancel) is asked of that engine through the database
+(engine/requests.py). The status line says which engine serves it, and when
+none does any more, ``s`` starts one in this process.
+
 While the dashboard owns the terminal, the engine's log goes to a file
 (``LogFile``): the same one line per run and per change that ``--no-ui``
 prints (engine/report.py), owner-only and rotated.
@@ -28,9 +35,11 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer
 
-from memtui.engine import Engine, EngineError, Event, JobInfo, RunInfo
+from memtui.engine import Engine, EngineError, EngineInfo, Event, JobInfo, RunInfo
+from memtui.engine.registry import host_and_pid
 from memtui.engine.report import describe_result, event_logger, fmt_duration
-from memtui.tui.screens import DetailsScreen, HelpScreen, RetimeRequest, RetimeScreen
+from memtui.tui.format import fmt_delta
+from memtui.tui.screens import DetailsScreen, EnginesScreen, HelpScreen, RetimeRequest, RetimeScreen
 from memtui.tui.widgets import HistoryTable, JobsTable, StatsPanel, StatusLine
 
 
@@ -59,8 +68,13 @@ class MemtuiApp(App):
         ("d", "disable", "Disable", "Disable job: stop the selected job from running"),
         ("t", "retime", "Retime", "Retime job: interval (45s, 5m, 1h30m) or cron, with a preview"),
         ("r", "run_now", "Run", "Run job now: run the selected job now; its schedule is not shifted"),
+        ("x", "cancel", "Cancel", "Cancel run: ask the engine running the selected job to stop it at its next "
+                                  "check point"),
         ("p", "pause", "Pause", "Pause or resume all: each job's own on/off is kept"),
         ("enter", "details", "Details", "Job details: config, last error with traceback, recent results"),
+        ("n", "engines", "Engines", "Engines: every live engine serving this database, and what it runs now"),
+        ("s", "start_engine", "Start engine", "Start an engine here: while attached and no engine serves the "
+                                              "database, run the jobs in this process"),
         ("question_mark", "help", "Help", "Help: every key"),
         ("q", "quit", "Quit", "Quit: stop the engine, waiting for running jobs"),
     ]
@@ -84,6 +98,8 @@ class MemtuiApp(App):
         self.frame = 0
         self.stopping: str | None = None
         self._unsubscribe = None
+        self.live: list[EngineInfo] = []  # the engines serving the database, while attached
+        self._asked: dict[str, float] = {}  # job -> when this dashboard asked another engine to run it
 
     # -- layout ------------------------------------------------------------------
 
@@ -133,6 +149,16 @@ class MemtuiApp(App):
     def on_engine_update(self, _: EngineUpdate) -> None:
         if self.is_running:  # nothing to draw on once the app is leaving
             self.refresh_all()
+            self._tell_asked_runs()
+
+    def _tell_asked_runs(self) -> None:
+        """While attached: say how a run this dashboard asked another engine for went, once it ended."""
+        for job, since in list(self._asked.items()):
+            done = next((r for r in self.engine.history(job, 5) if r.reason == "manual"
+                         and r.started.timestamp() >= since - 1 and r.status != "running"), None)
+            if done is not None:
+                del self._asked[job]
+                self.on_run_notice(RunNotice(done))
 
     def toast(self, message: str, **kwargs) -> None:
         """A toast whose text is shown as it is: job errors and results may hold [brackets] that
@@ -165,6 +191,8 @@ class MemtuiApp(App):
         now = self.engine.clock()
         self.jobs = self.engine.jobs()
         self.paused = self.engine.paused
+        if self.engine.attached or isinstance(self.screen, EnginesScreen):
+            self.live = self.engine.live_engines()
         self.jobs_table.show(self.jobs, now, self.frame)
         self._refresh_history(now)
         self.stats = self.engine.promotion_stats()
@@ -178,12 +206,43 @@ class MemtuiApp(App):
             job = next((j for j in self.jobs if j.name == screen.job.name), None)
             if job is not None:
                 screen.show(job, self.engine.history(job.name, DetailsScreen.RUNS), now)
+        elif isinstance(screen, EnginesScreen):
+            screen.show(self.live, now)
 
     def _refresh_status(self) -> None:
         self.query_one("#status", StatusLine).show(
             running=self.engine.started, paused=self.paused, stopping=self.stopping,
             db_path=self.db_label, model=self.model, problem=self.engine.problem,
+            attached=self.attached_words(self.engine.clock()) if self.engine.attached else None,
         )
+
+    @property
+    def silent_after_s(self) -> float:
+        """An engine beats every third of a lease TTL, from a sync loop that runs at least that
+        often; one not heard from for longer than that and two sync periods may be gone: the status
+        line says so long before the registry gives it up (one whole lease TTL)."""
+        engine = self.engine.config.engine
+        beat = engine.lease_ttl_s / 3
+        return beat + 2 * min(engine.poll_interval_s, beat)
+
+    def serving(self, now: datetime) -> list[EngineInfo]:
+        """The live engines heard from within one heartbeat period."""
+        return [e for e in self.live if (now - e.heartbeat).total_seconds() <= self.silent_after_s]
+
+    def attached_words(self, now: datetime) -> tuple[str, str]:
+        """What the status line says while attached: who serves the database, or that nobody does."""
+        if not self.live:
+            return "■ attached · no engine serves this database — s starts one here", "bold red"
+        heard = self.serving(now)
+        if not heard:
+            newest = max(self.live, key=lambda e: e.heartbeat)
+            quiet = fmt_delta((now - newest.heartbeat).total_seconds())
+            return (f"■ attached · engine on {newest.host} (pid {newest.pid}) silent for {quiet}"
+                    " — s starts one here", "bold yellow")
+        if len(heard) == 1:
+            return f"● attached · engine on {heard[0].host} (pid {heard[0].pid})", "bold green"
+        hosts = sorted({e.host for e in heard})
+        return f"● attached · {len(heard)} engines on {', '.join(hosts)}", "bold green"
 
     def _refresh_history(self, now: datetime) -> None:
         table = self.history_table
@@ -199,6 +258,8 @@ class MemtuiApp(App):
         self.frame += 1
         now = self.engine.clock()
         self.jobs_table.show(self.jobs, now, self.frame, self.held)
+        if self.engine.attached and self.frame % 2 == 0:  # "silent for …" moves on between updates
+            self._refresh_status()
         if self.stats is not None and self.frame % 2 == 0:
             self.query_one("#stats", StatsPanel).show(self.stats, now, self.paused, self.held)
 
@@ -273,6 +334,9 @@ class MemtuiApp(App):
         job = self.selected_job
         if job is None:
             return
+        if self.engine.attached:
+            self._ask_run(job)
+            return
         try:
             self.engine.run_now(job.name, source="ui")
         except EngineError as exc:  # held (the database is unusable: the message says why) or unknown job
@@ -283,6 +347,57 @@ class MemtuiApp(App):
                        title="nothing ran", severity="error")
             return
         self.toast(f"{job.name}: starting now")
+
+    def _ask_run(self, job: JobInfo) -> None:
+        """Attached: the engine serving the database runs it (the first live one to see the request)."""
+        now = self.engine.clock()
+        if not self.serving(now):
+            self.toast(f"{job.name}: no engine serves this database to run it — press s to start one here",
+                       title="nothing ran", severity="error")
+            return
+        if self._attempt(lambda: self.engine.request_run(job.name, source="ui")):
+            self._asked[job.name] = now.timestamp()
+            heard = self.serving(now)
+            where = f"the engine on {heard[0].host}" if len(heard) == 1 else "one of the engines"
+            self.toast(f"{job.name}: asked {where} to run it now")
+
+    def action_cancel(self) -> None:
+        job = self.selected_job
+        if job is None:
+            return
+        asked: list[int] = []
+        if self._attempt(lambda: asked.append(self.engine.cancel(job.name, source="ui"))):
+            self.toast(f"{job.name}: asked to stop run #{asked[0]}; it stops at its next check point")
+            self.refresh_all()
+
+    def action_engines(self) -> None:
+        self.live = self.engine.live_engines()
+        here = self.engine.owner if self.engine.started else None
+        self.push_screen(EnginesScreen(self.live, self.engine.clock(), here))
+
+    def action_start_engine(self) -> None:
+        if not self.engine.attached:
+            return
+        now = self.engine.clock()
+        self.live = self.engine.live_engines()
+        heard = self.serving(now)
+        if heard:
+            self.toast(f"the engine on {heard[0].host} (pid {heard[0].pid}) serves this database; "
+                       "memtui --engine runs one here beside it", severity="warning")
+            return
+        try:
+            self.engine.start()
+        except Exception as exc:  # the store unusable: the status line says why
+            self.toast(f"could not start an engine here: {' '.join(str(exc).split())[:200]}", severity="error")
+            return
+        host, pid = host_and_pid(self.engine.owner)
+        self.toast(f"engine started here ({host}, pid {pid}): the jobs run in this process now")
+        self.refresh_all()
+
+    def check_action(self, action: str, parameters) -> bool | None:
+        if action == "start_engine":
+            return self.engine.attached  # only an attached dashboard has no engine of its own
+        return True
 
     def action_pause(self) -> None:
         if self.paused:
@@ -318,7 +433,9 @@ class MemtuiApp(App):
     def describe(self, action: str) -> str:
         """What the key for ``action`` does, as help and the command palette say it."""
         text = next(text for _, act, _, text in self.KEYS if act == action)
-        if action == "quit":
+        if action == "quit" and self.engine.attached:
+            text = "Quit: close the dashboard; the engines serving the database go on"
+        elif action == "quit":
             timeout = self.engine.config.engine.stop_timeout_s if self.stop_timeout_s is None else self.stop_timeout_s
             text += f" (up to {timeout:g} s; runs still going then are marked interrupted)"
         return text
@@ -347,7 +464,7 @@ class MemtuiApp(App):
         self.run_worker(self._stop_engine, thread=True, exclusive=True, group="quit")
 
     def _stop_engine(self) -> None:
-        self.engine.stop(self.stop_timeout_s)
+        self.engine.stop(self.stop_timeout_s)  # attached: only its sync loop, at once
         self.call_from_thread(self.exit)
 
 
@@ -442,8 +559,18 @@ def model_label(model: str | None) -> str:
     return model or "offline fallback"
 
 
+def start_or_attach(engine: Engine, own_engine: bool = False) -> None:
+    """Attach to the live engines serving the store, if any (another process runs the jobs; this one
+    follows and asks); else, or with ``own_engine``, start the engine in this process."""
+    if not own_engine and engine.live_engines():
+        engine.attach()
+    else:
+        engine.start()
+
+
 def run_dashboard(args) -> int:
-    """Open the dashboard with the engine running in this process.
+    """Open the dashboard: attached to the live engines serving the database when there are any
+    (``--engine`` starts one here anyway), else with an engine running in this process.
 
     ``--demo`` uses a fresh demo database in a temporary folder and makes the
     memory jobs due at start, so there is activity to see at once: ordinary
@@ -465,7 +592,7 @@ def run_dashboard(args) -> int:
             log.follow(engine)  # before start: the first runs are logged too
             if args.demo:
                 fill(engine.store, engine.clock())
-            engine.start()
+            start_or_attach(engine, own_engine=args.demo or getattr(args, "engine", False))
             agent = None
             if args.demo:
                 engine.make_due(["promote", "decay", "consolidate", "rollup-day", "profile"])

@@ -20,6 +20,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from datetime import datetime
 from typing import Sequence
 
@@ -114,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-ui", action="store_true", help="run the engine headless (a service)")
     parser.add_argument("--demo", action="store_true",
                         help="open the dashboard on a fresh demo database in a temporary folder")
+    parser.add_argument("--engine", action="store_true",
+                        help="run an engine in the dashboard's process even when another serves the database "
+                             "(by default the dashboard attaches to it)")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
 
     p = sub.add_parser("jobs", parents=[common], help="list jobs and their state")
@@ -125,6 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
     for verb in ("enable", "disable"):
         p = sub.add_parser(verb, parents=[common], help=f"{verb} a job")
         p.add_argument("name")
+    p = sub.add_parser("cancel", parents=[common],
+                       help="ask the engine running a job to stop that run at its next check point")
+    p.add_argument("name")
+    p.add_argument("--wait", type=_seconds, default=10.0, metavar="SECONDS",
+                   help="wait this long for the run to end and say how it ended (0: don't wait; default 10)")
     p = sub.add_parser("retime", parents=[common], help="give a job a new schedule")
     p.add_argument("name")
     p.add_argument("spec", help="interval (30s, 5m, 1h30m) or 5-field cron expression")
@@ -183,6 +192,16 @@ def _port(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
     if not 1 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"a port is from 1 to 65535: {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 <= value <= 86400:
+        raise argparse.ArgumentTypeError(f"from 0 to 86400 seconds: {text}")
     return value
 
 
@@ -289,6 +308,25 @@ def cmd_run(engine: Engine, args) -> int:
 def cmd_toggle(engine: Engine, args) -> int:
     job = engine.enable(args.name, "cli") if args.command == "enable" else engine.disable(args.name, "cli")
     print(jobs_table([job], engine.clock()))
+    return 0
+
+
+def cmd_cancel(engine: Engine, args) -> int:
+    """Ask for the stop, then (with --wait) say how the run ended: 0 once it ended, 1 if still running."""
+    run_id = engine.cancel(args.name, source="cli")
+    run = engine.run(run_id)
+    print(f"{args.name}: asked {run.owner if run else 'its engine'} to stop run #{run_id}")
+    deadline = time.monotonic() + args.wait
+    while args.wait and run is not None and run.status == "running" and time.monotonic() < deadline:
+        time.sleep(0.1)  # the owner sees the request within its sync period (at once when announced)
+        run = engine.run(run_id)
+    if not args.wait or run is None:
+        return 0
+    if run.status == "running":
+        print(f"memtui: run #{run_id} of {args.name} is still running after {args.wait:g} s; it stops at its "
+              "next check point, or fails at its timeout", file=sys.stderr)
+        return 1
+    print(run_line(run))
     return 0
 
 
@@ -470,7 +508,7 @@ def cmd_serve(engine: Engine, args) -> int:
 COMMANDS = {
     "remember": cmd_remember, "import": cmd_import, "demo": cmd_demo,
     "jobs": cmd_jobs, "run": cmd_run, "enable": cmd_toggle, "disable": cmd_toggle,
-    "retime": cmd_retime, "history": cmd_history, "pause": cmd_pause, "resume": cmd_pause,
+    "retime": cmd_retime, "cancel": cmd_cancel, "history": cmd_history, "pause": cmd_pause, "resume": cmd_pause,
     "engines": cmd_engines, "why": cmd_why, "mcp": cmd_mcp, "serve": cmd_serve,
 }
 

@@ -1,4 +1,4 @@
-"""The dashboard's modal screens: retime (validated as you type), job details, help.
+"""The dashboard's modal screens: retime (validated as you type), job details, engines, help.
 
 Input modals are ``ModalScreen[Result | None]``: they return a typed result, or
 None when cancelled, and change nothing themselves.
@@ -15,9 +15,10 @@ from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.validation import ValidationResult, Validator
-from textual.widgets import Input, Label, Static
+from textual.widgets import DataTable, Input, Label, Static
 
-from memtui.engine import JobInfo, RunInfo, Schedule, ScheduleError
+from memtui.engine import EngineInfo, JobInfo, RunInfo, Schedule, ScheduleError
+from memtui.tui.format import fmt_delta, fmt_short_time
 from memtui.tui.widgets import details_text
 
 
@@ -128,6 +129,61 @@ class DetailsScreen(ModalScreen[None]):
         self.job, self.runs, self.now = job, runs, now
         if self.is_mounted:
             self.query_one("#details", Static).update(details_text(job, runs, now))
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+class EnginesScreen(ModalScreen[None]):
+    """Every live engine serving the database: host, pid, version, started, last heartbeat and the
+    jobs it runs now. The app calls ``show`` on every engine update while it is open."""
+
+    BINDINGS = [Binding("escape", "close", "Close"), Binding("n", "close", "Close", show=False)]
+    COLUMNS = (("host", "HOST"), ("pid", "PID"), ("version", "VERSION"), ("started", "STARTED"),
+               ("heartbeat", "HEARTBEAT"), ("running", "RUNNING NOW"))
+
+    def __init__(self, engines: list[EngineInfo], now: datetime, here: str | None):
+        super().__init__()
+        self.engines, self.now = engines, now
+        self.here = here  # this process's engine id, when it runs one
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Label(id="engines-title")
+            yield DataTable(id="engines", cursor_type="row", zebra_stripes=True)
+            yield Label("[dim]escape close[/dim]")
+
+    def on_mount(self) -> None:
+        table = self.query_one("#engines", DataTable)
+        for key, label in self.COLUMNS:
+            table.add_column(label, key=key)
+        self._fill(self.engines, self.now)
+
+    def show(self, engines: list[EngineInfo], now: datetime) -> None:
+        self.engines, self.now = engines, now
+        if self.is_mounted:
+            self._fill(engines, now)
+
+    def _fill(self, engines: list[EngineInfo], now: datetime) -> None:
+        count = len(engines)
+        self.query_one("#engines-title", Label).update(Text.assemble(
+            ("engines", "bold"), f" — {count} live" if count else " — none live: no job runs on schedule"))
+        table = self.query_one("#engines", DataTable)
+        rows = {e.id: self._cells(e, now) for e in engines}
+        for key in [str(k.value) for k in table.rows if k.value not in rows]:
+            table.remove_row(key)
+        for key, cells in rows.items():  # diffed by row key: the cursor stays where it is
+            if key in table.rows:
+                for (column, _), value in zip(self.COLUMNS, cells):
+                    table.update_cell(key, column, value)
+            else:
+                table.add_row(*cells, key=key)
+
+    def _cells(self, e: EngineInfo, now: datetime) -> tuple:
+        ago = (now - e.heartbeat).total_seconds()
+        host = e.host + (" (this dashboard)" if e.id == self.here else "")
+        return (host, str(e.pid), e.version, fmt_short_time(e.started, now),
+                f"{fmt_delta(ago)} ago" if ago >= 1 else "just now", ", ".join(e.running) or "-")
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -26,7 +26,7 @@ from memtui.tui.format import describe_result, fmt_delta, fmt_duration, fmt_shor
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 STATUS_STYLES = {
     "success": "green", "failed": "bold red", "skipped": "yellow", "missed": "magenta",
-    "interrupted": "dark_orange", "running": "bold cyan",
+    "interrupted": "dark_orange", "running": "bold cyan", "cancelled": "yellow",
 }
 
 
@@ -416,7 +416,9 @@ class StatusLine(Static):
     lines as it takes: the reason names the database path and what brings the jobs back)."""
 
     def show(self, *, running: bool, paused: bool, stopping: str | None, db_path: str, model: str,
-             problem: str | None = None) -> None:
+             problem: str | None = None, attached: tuple[str, str] | None = None) -> None:
+        """``attached``: (words, style) when this dashboard runs no engine and follows the ones that
+        serve the database ("attached · engine on HOST (pid N)", or that none does)."""
         text = Text(" memtui ", style="bold reverse")
         self.set_class(problem is not None, "-problem")
         if problem is not None:
@@ -425,6 +427,10 @@ class StatusLine(Static):
             return
         if stopping is not None:
             text.append(f" ■ {stopping} ", style="bold yellow")
+        elif attached is not None:
+            text.append(f" {attached[0]} ", style=attached[1])
+            if paused:
+                text.append(" ‖ paused ", style="bold yellow")
         elif not running:
             text.append(" ■ engine stopped ", style="bold red")
         elif paused:
