@@ -450,3 +450,42 @@ async def test_a_dashboard_beside_a_headless_engine_process_runs_no_scheduler_an
         proc.terminate()
         proc.wait(WAIT)
     assert proc.returncode == 0
+
+
+def memtui(*args, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "memtui", *map(str, args)], capture_output=True, text=True,
+                          timeout=60, **kwargs)
+
+
+def test_memtui_cancel_asks_the_headless_engine_and_says_how_the_run_ended(tmp_path):
+    db = tmp_path / "memtui.db"
+    cfg = tmp_path / "fast.toml"
+    cfg.write_text("[engine]\npoll_interval_s = 0.5\n")
+    idle = memtui("cancel", "compact", "--db", db)
+    assert (idle.returncode, idle.stderr) == (2, "memtui: compact is not running; nothing to cancel\n")
+    assert memtui("cancel", "compact", "--wait", "-1", "--db", db).returncode == 2  # one line, no traceback
+    proc = subprocess.Popen([sys.executable, "-c", CHECKING_HEADLESS, "--no-ui", "--db", str(db), "--config", str(cfg)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + WAIT * 2
+        while not registered(db):
+            assert proc.poll() is None and time.monotonic() < deadline, "the headless engine never registered"
+            time.sleep(0.05)
+        asker = Engine(Store.open(db), Config())
+        asker.request_run("compact", source="api")
+        asker.close()
+        while query(db, "SELECT status FROM run WHERE job = 'compact'") != [("running",)]:
+            assert time.monotonic() < deadline, "compact never started"
+            time.sleep(0.05)
+        done = memtui("cancel", "compact", "--db", db)
+        assert done.returncode == 0, done.stderr
+        [(run_id, owner)] = query(db, "SELECT id, owner FROM run WHERE job = 'compact'")
+        asked, ended = done.stdout.splitlines()
+        assert asked == f"compact: asked {owner} to stop run #{run_id}"
+        assert ended.startswith("compact cancelled after ") and ended.endswith(
+            "(manual) — cancelled on request (cli); stopped at a check point")
+        assert query(db, "SELECT action, job, new_value, source FROM audit_log WHERE action = 'cancel'") == [
+            ("cancel", "compact", f"run #{run_id}", "cli")]
+    finally:
+        proc.terminate()
+        proc.wait(WAIT)
