@@ -1,0 +1,615 @@
+"""The memory view (``m`` from the jobs view): the memories themselves, a page at a time.
+
+Three modes over one screen, switched with ``1``, ``2`` and ``3``:
+
+- pending: short-term memories, those not scored yet first, then by the score
+  promote stored when it last scored them (an upper bound on the score now:
+  recency only falls), each with its score now term by term, how far it is from
+  the threshold, and when it expires;
+- long-term: memories by when decay will retire them, soonest first, with their
+  retention now, recalls and pin; ``r`` adds the faded, forgotten, merged and
+  replaced ones;
+- search: what ``/`` found, ranked as ``recall`` ranks (nothing is reinforced).
+
+``enter`` opens a memory's story (what ``memtui why`` says); ``p`` pins or
+unpins, ``f`` forgets, ``k`` keeps (promote at the next run). Every read and
+change goes through the engine's API (engine/browse.py), which hands back plain
+dataclasses; the tables are diffed by row key like the jobs view's, and read
+more by key as the cursor nears the end (``wants_more``), never the whole table.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.message import Message
+from textual.screen import ModalScreen, Screen
+from textual.widgets import ContentSwitcher, DataTable, Footer, Input, Static
+
+from memtui.engine import Engine, EngineError, Event
+from memtui.engine.browse import Cursor, LongTermRow, MemoryChange, Page, PendingRow, SearchHit
+from memtui.engine.memory import MemoryInputError
+from memtui.engine.story import MemoryStory, describe
+from memtui.tui.format import fmt_delta
+from memtui.tui.screens import HelpScreen
+from memtui.tui.widgets import _DiffTable, _width
+
+# The jobs whose runs move memories: when one finishes, the view reads what it shows again.
+MEMORY_JOBS = ("promote", "decay", "dedupe")
+
+
+class MemoriesChanged(Message):
+    """A memory job finished, or someone changed a memory: read the shown rows again."""
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, MemoriesChanged)
+
+
+def _cut(text: str, width: int) -> str:
+    text = " ".join(text.split())  # one line, whatever the memory holds
+    return text if len(text) <= width else text[:max(width - 1, 0)] + "…"
+
+
+def _until(when: datetime | None, now: datetime) -> str:
+    seconds = (when - now).total_seconds()
+    return "due" if seconds <= 0 else f"in {fmt_delta(seconds)}"
+
+
+class MemoryTable(_DiffTable):
+    """A table of memories keyed by id, read a page at a time; the text column is cut to the room left.
+
+    ``next`` is where the next page starts (None: all read). ``show_page`` adds a page at the end;
+    ``replace`` puts freshly read rows in place of those shown, updating cells by key and moving rows
+    only when their order changed, so the cursor stays on the memory it was on."""
+
+    TEXT = "content"
+    TEXT_MIN, TEXT_BEFORE_LAYOUT = 16, 60
+    MORE_WITHIN = 20  # rows from the end at which the next page is read
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.next: Cursor | None = None
+        self.exhausted = False
+        self.loaded = False  # read at least once since the last reset
+        self.text_width = self.TEXT_BEFORE_LAYOUT
+        self._full: dict[str, str] = {}
+        self._widest: dict[str, int] = {}
+        self._rows: dict[str, object] = {}  # the dataclass each row shows
+
+    def cells(self, row, now: datetime) -> dict:
+        raise NotImplementedError
+
+    def key_of(self, row) -> str:
+        return str(row.id)
+
+    def row(self, key: str | None):
+        return self._rows.get(key) if key is not None else None
+
+    @property
+    def selected(self):
+        return self.row(self.selected_key)
+
+    def reset(self, columns=None) -> None:
+        super().reset(columns)
+        self.next, self.exhausted, self.loaded = None, False, False
+        self._full.clear()
+        self._widest.clear()
+        self._rows.clear()
+
+    def drop(self, key: str) -> None:
+        super().drop(key)
+        self._full.pop(key, None)
+        self._rows.pop(key, None)
+
+    def wants_more(self) -> bool:
+        return not self.exhausted and self.row_count - self.cursor_row <= self.MORE_WITHIN
+
+    def _put(self, row, now: datetime) -> None:
+        key = self.key_of(row)
+        cells = self.cells(row, now)
+        self._rows[key] = row
+        self._full[key] = str(cells[self.TEXT])
+        for column, value in cells.items():
+            if column != self.TEXT:
+                self._widest[column] = max(self._widest.get(column, 0), _width(value))
+        cells[self.TEXT] = _cut(self._full[key], self.text_width)
+        self.upsert(key, cells)
+
+    def show_page(self, page: Page, now: datetime) -> None:
+        """Add ``page`` at the end (a row already shown is updated where it is)."""
+        for row in page.rows:
+            self._put(row, now)
+        self.next, self.exhausted, self.loaded = page.next, page.next is None, True
+        self._fit()
+
+    def replace(self, rows: list, next_cursor: Cursor | None, now: datetime) -> None:
+        """Show exactly ``rows``, in their order, in place of what is shown."""
+        selected = self.selected_key
+        keys = [self.key_of(row) for row in rows]
+        for key in set(self._cells) - set(keys):
+            self.drop(key)
+        for row in rows:
+            self._put(row, now)
+        order = {key: i for i, key in enumerate(keys)}
+        if [row.key.value for row in self.ordered_rows] != keys:
+            # The id column holds the row's key (its id): DataTable.sort moves rows, never re-adds them.
+            self.sort("id", key=lambda cell: order.get(str(cell), len(order)))
+        self.next, self.exhausted, self.loaded = next_cursor, next_cursor is None, True
+        if selected in order:
+            self.move_cursor(row=self.get_row_index(selected), animate=False)
+        self._fit()
+
+    def on_resize(self) -> None:
+        self._fit()
+
+    def _fit(self) -> None:
+        """Cut every text again when the room for it changed (a resize, a wider cell elsewhere)."""
+        width = self.scrollable_content_region.width
+        if width <= 0:
+            return
+        pad = 2 * self.cell_padding
+        others = sum(max(self._widest.get(column, 0), len(label)) + pad
+                     for column, label in self.columns_in_use if column != self.TEXT)
+        room = max(self.TEXT_MIN, width - others - pad)
+        if room == self.text_width:
+            return
+        self.text_width = room
+        columns = [c for c, _ in self.columns_in_use]
+        for key, full in self._full.items():
+            self.upsert(key, {**dict(zip(columns, self._cells[key])), self.TEXT: _cut(full, room)})
+
+
+class PendingTable(MemoryTable):
+    COLUMNS = (("id", "ID"), ("score", "SCORE"), ("gap", "VS THRESHOLD"), ("recency", "REC"),
+               ("frequency", "FREQ"), ("confidence", "CONF"), ("importance", "IMP"), ("stored", "STORED"),
+               ("expires", "EXPIRES"), ("sender", "SENDER"), ("content", "MEMORY"))
+
+    def cells(self, row: PendingRow, now: datetime) -> dict:
+        if row.keep:
+            gap = Text("kept", style="bold green")
+        else:
+            gap = Text(f"{row.gap:+.3f}", style="green" if row.gap >= 0 else "")
+        if row.stored_score is None:
+            stored = Text("new", style="cyan")
+        else:  # ↻: used or edited since it was scored; the next promote run scores it again
+            stored = Text(f"{row.stored_score:.3f}" + (" ↻" if row.changed else ""), style="dim")
+        expires = (Text("next run", style="green") if row.qualifies
+                   else Text(_until(row.expires, now), style="yellow" if row.expires <= now else ""))
+        return {
+            "id": str(row.id), "score": f"{row.score:.3f}", "gap": gap,
+            **{name: f"{row.terms[name]:.2f}" for name in ("recency", "frequency", "confidence", "importance")},
+            "stored": stored, "expires": expires, "sender": _cut(row.sender or "-", 16), "content": row.content,
+        }
+
+
+class LongTermTable(MemoryTable):
+    COLUMNS = (("id", "ID"), ("retention", "RETENTION"), ("recalls", "RECALLS"), ("pinned", "PINNED"),
+               ("retires", "RETIRES"), ("importance", "IMP"), ("sender", "SENDER"), ("content", "MEMORY"))
+
+    def cells(self, row: LongTermRow, now: datetime) -> dict:
+        if row.status in ("merged", "replaced"):
+            retires = Text(f"{row.status} → #{row.superseded_by}", style="dim")
+        elif row.status != "current":
+            retires = Text(row.status, style="dim red")
+        elif row.pinned or row.retires is None:
+            retires = Text("never", style="dim")
+        else:
+            retires = Text(_until(row.retires, now), style="yellow" if row.retires <= now else "")
+        low = row.retention < row.floor
+        return {
+            "id": str(row.id), "retention": Text(f"{row.retention:.2f}", style="red" if low else ""),
+            "recalls": str(row.recalls), "pinned": Text("pinned", style="bold cyan") if row.pinned else "",
+            "retires": retires, "importance": f"{row.importance:g}", "sender": _cut(row.sender or "-", 16),
+            "content": row.content if row.status == "current" else Text(row.content, style="dim"),
+        }
+
+
+class ResultsTable(MemoryTable):
+    COLUMNS = (("tier", "TIER"), ("id", "ID"), ("importance", "IMP"), ("note", "NOTE"), ("sender", "SENDER"),
+               ("content", "MEMORY"))
+
+    def key_of(self, row: SearchHit) -> str:
+        return f"{row.tier}:{row.id}"
+
+    def cells(self, row: SearchHit, now: datetime) -> dict:
+        note = "superseded" if row.superseded else "faded" if row.decayed else ""
+        return {
+            "tier": "long-term" if row.tier == "long_term" else "pending", "id": str(row.id),
+            "importance": f"{row.importance:g}", "note": Text(note, style="dim"),
+            "sender": _cut(row.sender or "-", 16), "content": row.content,
+        }
+
+    def wants_more(self) -> bool:
+        return False  # the best hits, once: a search is not paged
+
+
+class StoryScreen(ModalScreen[None]):
+    """One memory's story: the same facts as ``memtui why ID``."""
+
+    BINDINGS = [Binding("escape", "close", "Close"), Binding("enter", "close", "Close", show=False)]
+
+    def __init__(self, story: MemoryStory):
+        super().__init__()
+        self.story = story
+
+    def compose(self) -> ComposeResult:
+        lines = describe(self.story)
+        text = Text(lines[0] + "\n", style="bold")
+        for line in lines[1:]:
+            text.append(line + "\n")
+        text.append("\nescape closes", style="dim")
+        with VerticalScroll(id="dialog"):
+            yield Static(text, id="story")
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+class MemoryScreen(Screen):
+    """Pending and long-term memories, and search over both; ``escape`` or ``m`` goes back to the jobs."""
+
+    DEFAULT_CSS = """
+    MemoryScreen #memory-tabs { height: 1; background: $panel; }
+    MemoryScreen #memory-note { height: auto; color: $text-muted; padding: 0 1; }
+    MemoryScreen #memory-search { margin: 0 0; }
+    MemoryScreen #memory-modes { height: 1fr; }
+    MemoryScreen MemoryTable {
+        height: 1fr; overflow-x: hidden;
+        border: round $primary 50%; border-title-color: $text-muted; border-subtitle-color: $text-muted;
+    }
+    MemoryScreen MemoryTable:focus { border: round $primary; }
+    """
+
+    # key, action, footer label, what it does (for the footer, help and the command palette)
+    KEYS = [
+        ("1", "mode('pending')", "Pending", "Pending: short-term memories by score, with the four terms"),
+        ("2", "mode('long-term')", "Long-term", "Long-term: memories by when decay retires them"),
+        ("3", "mode('results')", "Results", "Search results: the last search's hits"),
+        ("slash", "search", "Search", "Search: every word (or its prefix), ranked as recall ranks"),
+        ("enter", "story", "Story", "Story: where the memory is and why (as memtui why says)"),
+        ("p", "pin", "Pin", "Pin or unpin the long-term memory: a pinned memory never retires"),
+        ("f", "forget", "Forget", "Forget: long-term soft-deleted (a use or a recall restores it); "
+                                  "pending deleted (press f twice)"),
+        ("k", "keep", "Keep", "Keep the pending memory: the next promote run promotes it, pinned"),
+        ("r", "retired", "Retired", "Show or hide faded, forgotten, merged and replaced memories"),
+        ("escape", "back", "Jobs", "Back to the jobs view (escape in the search box returns to the table)"),
+        ("m", "back", "Jobs", "Back to the jobs view"),
+        ("question_mark", "help", "Help", "Help: every key of this view"),
+    ]
+    BINDINGS = [Binding(key, action, label, show=key not in ("enter", "m", "3"))
+                for key, action, label, _ in KEYS] + [
+        # The jobs view's keys act on jobs this view does not show: here they only say so.
+        Binding(key, "jobs_key", show=False) for key in ("space", "e", "d", "t")]
+    PAGE = 100
+    MODES = {"pending": "pending", "long-term": "long-term", "results": "search"}
+
+    def __init__(self, engine: Engine):
+        super().__init__()
+        self.engine = engine
+        self.mode = "pending"
+        self.retired = False
+        self.query_text = ""
+        self._armed: str | None = None  # the pending memory a first f asked to forget
+        self._unsubscribe = None
+        self._stale: set[str] = set()  # modes to read again when shown (a change happened while hidden)
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="memory-tabs")
+        yield Static(id="memory-note")
+        yield Input(placeholder="/ to search: every word, or its prefix, ranked as recall ranks "
+                                "(nothing is reinforced); enter searches", id="memory-search")
+        with ContentSwitcher(initial="pending", id="memory-modes"):
+            yield PendingTable(id="pending")
+            yield LongTermTable(id="long-term")
+            yield ResultsTable(id="results")
+        yield Footer(compact=True)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        self.table("pending").border_title = "pending"
+        self.table("long-term").border_title = "long-term"
+        self.table("results").border_title = "search"
+        self._unsubscribe = self.engine.subscribe(self._on_engine_event)
+        self.load("pending")
+        self._show_mode()
+        self.table("pending").focus()
+
+    def on_unmount(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+
+    def _on_engine_event(self, event: Event) -> None:
+        """On engine threads: only post a message from here."""
+        if (event.kind == "run_finished" and event.job in MEMORY_JOBS) or (
+                event.kind == "audit" and event.audit is not None and event.audit.job is None):
+            self.post_message(MemoriesChanged())
+
+    def on_memories_changed(self, _: MemoriesChanged) -> None:
+        if not self.is_attached:
+            return
+        self._stale.update(("pending", "long-term"))
+        if self.mode in self._stale:
+            self.reload(self.mode)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def table(self, mode: str) -> MemoryTable:
+        return self.query_one(f"#{mode}", MemoryTable)
+
+    @property
+    def current(self) -> MemoryTable:
+        return self.table(self.mode)
+
+    def _page(self, mode: str, after: Cursor | None, limit: int) -> Page:
+        if mode == "pending":
+            return self.engine.pending_page(after, limit)
+        return self.engine.long_term_page(after, limit, retired=self.retired)
+
+    def _read(self, what: str, read):
+        """Run one read of the engine; a failure (the database gone, busy) is a toast, never a crash."""
+        try:
+            return read()
+        except EngineError as exc:
+            self.notify(str(exc), severity="error", markup=False)
+        except Exception as exc:  # the store unusable right now
+            self.notify(f"could not read {what}: {' '.join(str(exc).split())[:200]}", severity="error",
+                        markup=False)
+        return None
+
+    def load(self, mode: str) -> None:
+        """Read ``mode``'s first page into its emptied table."""
+        table = self.table(mode)
+        page = self._read(f"the {self.MODES[mode]} memories", lambda: self._page(mode, None, self.PAGE))
+        table.reset()
+        if page is not None:
+            table.show_page(page, self.engine.clock())
+        self._stale.discard(mode)
+        self._subtitle(mode)
+
+    def more(self, mode: str) -> None:
+        """The next page, read from where the last one ended."""
+        table = self.table(mode)
+        if table.exhausted:
+            return
+        page = self._read(f"more {self.MODES[mode]} memories", lambda: self._page(mode, table.next, self.PAGE))
+        if page is not None:
+            table.show_page(page, self.engine.clock())
+        self._subtitle(mode)
+
+    def reload(self, mode: str) -> None:
+        """Read again as many rows as are shown, from the top, and put them in place (same keys kept)."""
+        if mode == "results":
+            self.run_search(self.query_text)
+            return
+        table = self.table(mode)
+        wanted = max(self.PAGE, table.row_count)
+        rows: list = []
+        after: Cursor | None = None
+
+        def read() -> Cursor | None:
+            nonlocal after
+            while len(rows) < wanted:
+                page = self._page(mode, after, min(wanted - len(rows), 1000))
+                rows.extend(page.rows)
+                after = page.next
+                if after is None:
+                    break
+            return after
+
+        done = self._read(f"the {self.MODES[mode]} memories", read)
+        if done is None and after is not None:  # the read failed part-way: keep what is shown
+            return
+        table.replace(rows, after, self.engine.clock())
+        self._stale.discard(mode)
+        self._subtitle(mode)
+
+    def _subtitle(self, mode: str) -> None:
+        table = self.table(mode)
+        if mode == "results":
+            table.border_subtitle = f"{table.row_count} found" if self.query_text else ""
+            return
+        more = "all shown" if table.exhausted else "more below: read as you scroll"
+        table.border_subtitle = f"{table.row_count:,} shown · {more}"
+
+    def _show_mode(self) -> None:
+        tabs = Text()
+        for key, mode in (("1", "pending"), ("2", "long-term"), ("3", "results")):
+            label = f" {key} {self.MODES[mode]} "
+            tabs.append(label, style="bold reverse" if mode == self.mode else "dim")
+            tabs.append(" ")
+        tabs.append("  escape: jobs", style="dim")
+        self.query_one("#memory-tabs", Static).update(tabs)
+        self.query_one("#memory-note", Static).update(self.note())
+        self.query_one("#memory-modes", ContentSwitcher).current = self.mode
+
+    def note(self) -> Text:
+        """What the current mode shows, and how it is ordered."""
+        now = self.engine.clock().astimezone().strftime("%H:%M:%S")
+        if self.mode == "pending":
+            return Text(f"Not scored yet first (new since the last promote run), then by the score stored at the "
+                        f"last promote run: an upper bound, as recency only falls (↻: used or edited since). "
+                        f"Score and terms are computed now ({now}); a score at or above the threshold "
+                        f"promotes at the next run.")
+        if self.mode == "long-term":
+            shown = ("with the faded, forgotten, merged and replaced ones" if self.retired
+                     else "current ones only (r shows the faded, forgotten, merged and replaced)")
+            return Text(f"Soonest to retire first, then pinned: {shown}. Retention is computed now ({now}); "
+                        f"decay retires a memory when it falls below its floor.")
+        if not self.query_text:
+            return Text("Press / and type words to search pending and long-term memories.")
+        return Text(f"Memories holding every word of {self.query_text!r} (or its prefix), most relevant first "
+                    f"(relevance × importance, as recall ranks); searching reinforces nothing.")
+
+    # -- events from the tables and the search box ---------------------------------------------------
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        table = event.data_table
+        if self._armed is not None:  # a first f asked about another row: moving away takes it back
+            selected = self._selected()
+            if selected is None or f"{selected[0]}:{selected[1].id}" != self._armed:
+                self._armed = None
+        if isinstance(table, MemoryTable) and table.id != "results" and table.loaded and table.wants_more():
+            self.more(table.id)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_story()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        query = event.value.strip()
+        if not query:
+            self.mode = "pending" if self.mode == "results" else self.mode
+            self._show_mode()
+            self.current.focus()
+            return
+        self.run_search(query)
+        self.mode = "results"
+        self._show_mode()
+        self.current.focus()
+
+    def run_search(self, query: str) -> None:
+        table = self.table("results")
+        hits = self._read("the search results", lambda: self.engine.search_memories(query, retired=self.retired))
+        self.query_text = query
+        table.reset()
+        if hits is not None:
+            table.show_page(Page(tuple(hits), None), self.engine.clock())
+            if not hits:
+                self.notify(f"nothing holds every word of {query!r}", markup=False)
+        self._subtitle("results")
+
+    # -- actions -------------------------------------------------------------------------------
+
+    def action_mode(self, mode: str) -> None:
+        if mode == "results" and not self.query_text:
+            self.action_search()
+            return
+        self.mode, self._armed = mode, None
+        if not self.current.loaded:
+            self.load(mode)
+        elif mode in self._stale:
+            self.reload(mode)
+        self._show_mode()
+        self.current.focus()
+
+    def action_search(self) -> None:
+        self.query_one("#memory-search", Input).focus()
+
+    def action_back(self) -> None:
+        search = self.query_one("#memory-search", Input)
+        if search.has_focus:
+            self.current.focus()
+            return
+        self.app.pop_screen()
+
+    def action_retired(self) -> None:
+        self.retired = not self.retired
+        self.notify("showing faded, forgotten, merged and replaced memories too" if self.retired
+                    else "showing current memories only")
+        self.load("long-term")
+        if self.query_text:
+            self.run_search(self.query_text)
+        self._show_mode()
+
+    def action_jobs_key(self) -> None:
+        self.notify("that key acts on jobs: escape goes back to them", severity="warning")
+
+    def action_help(self) -> None:
+        names = {"question_mark": "?", "slash": "/"}
+        keys = [(names.get(key, key), text) for key, _, _, text in self.KEYS]
+        keys.append(("↑ ↓", "move; the next page is read as the cursor nears the end"))
+        keys.append(("", "Pending: not scored yet first, then by the score stored at the last promote run, an "
+                         "upper bound (recency only falls; ↻ marks a memory used or edited since); score and "
+                         "terms are computed now."))
+        self.app.push_screen(HelpScreen(keys, sync_s=self.engine.config.engine.poll_interval_s))
+
+    def _selected(self) -> tuple[str, object] | None:
+        """(tier, row) of the selected memory in the current mode, or None."""
+        row = self.current.selected
+        if row is None:
+            return None
+        if self.mode == "results":
+            return row.tier, row
+        return ("pending" if self.mode == "pending" else "long_term"), row
+
+    def action_story(self) -> None:
+        selected = self._selected()
+        if selected is None:
+            return
+        tier, row = selected
+        try:
+            story = self.engine.story(row.id, long_term=tier == "long_term")
+        except (MemoryInputError, EngineError) as exc:
+            self.notify(str(exc), severity="error", markup=False)
+            return
+        except Exception as exc:  # the store unusable right now
+            self.notify(f"could not read its story: {' '.join(str(exc).split())[:200]}", severity="error",
+                        markup=False)
+            return
+        self.app.push_screen(StoryScreen(story))
+
+    def _change(self, change) -> None:
+        """Apply one change through the engine; show what it did, or why not, and read the rows again."""
+        try:
+            done: MemoryChange = change()
+        except EngineError as exc:
+            self.notify(str(exc), severity="error", markup=False)
+            return
+        except Exception as exc:  # the database busy past the dashboard's short wait, or worse
+            self.notify(f"could not change it now: {' '.join(str(exc).split())[:200]} — try again",
+                        severity="error", markup=False)
+            return
+        self.notify(done.words if done.changed else f"{done.words} (nothing to change)", markup=False)
+        if done.changed:
+            self._stale.update(("pending", "long-term", "results") if self.query_text else ("pending", "long-term"))
+            self.reload(self.mode)
+
+    def action_pin(self) -> None:
+        selected = self._selected()
+        if selected is None:
+            return
+        tier, row = selected
+        if tier != "long_term":
+            self.notify("pin is for long-term memories: k keeps a pending one (it arrives pinned)",
+                        severity="warning")
+            return
+        pinned = getattr(row, "pinned", None)
+        if pinned is None:  # a search hit does not say: ask the memory's story
+            story = self._read("the memory", lambda: self.engine.story(row.id, long_term=True))
+            if story is None:
+                return
+            pinned = story.pinned
+        self._change(lambda: self.engine.pin(row.id, not pinned, source="ui"))
+
+    def action_keep(self) -> None:
+        selected = self._selected()
+        if selected is None:
+            return
+        tier, row = selected
+        if tier != "pending":
+            self.notify("keep is for pending memories: p pins a long-term one", severity="warning")
+            return
+        self._change(lambda: self.engine.keep(row.id, source="ui"))
+
+    def action_forget(self) -> None:
+        selected = self._selected()
+        if selected is None:
+            return
+        tier, row = selected
+        key = f"{tier}:{row.id}"
+        if tier == "pending" and self._armed != key:
+            # Forgetting a pending memory deletes it (it was never promoted): asked twice.
+            self._armed = key
+            self.notify(f"f again to forget pending #{row.id}: it is deleted, not restorable", severity="warning")
+            return
+        self._armed = None
+        self._change(lambda: self.engine.forget_memory(row.id, long_term=tier == "long_term", source="ui"))
+
+
+__all__ = ["MemoryScreen", "StoryScreen"]
