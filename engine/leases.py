@@ -61,9 +61,14 @@ class LeaseMixin:
         ts = now.timestamp()
         scheduled_ts = scheduled_for.timestamp() if scheduled_for else None
         JobState.insert(name=name).on_conflict_ignore().execute()  # a job written with plain SQL
+        before = self._lock_state(name)  # whose lease this claim may replace
         taken = JobState.update(lease_owner=self.owner, lease_expires_at=ts + self.config.engine.lease_ttl_s).where(
             (JobState.name == name) & (JobState.lease_owner.is_null() | (JobState.lease_expires_at < ts))
         ).execute() == 1
+        if taken and before is not None and before.lease_owner is not None and before.lease_run_id is not None:
+            # An expired lease: its run's engine is gone (or lost it). End that run in this transaction,
+            # so the history never shows it "running" beside the run that replaces it.
+            self._end_run(before.lease_run_id, name, "interrupted", INTERRUPTED, ts)
         if taken:
             run_id = Run.insert(job=name, reason=reason, scheduled_for=scheduled_ts, started_at=ts,
                                 status="running", owner=self.owner).execute()
