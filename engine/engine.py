@@ -17,6 +17,7 @@ The rest is one file per seam, each a mixin of this class:
 - leases.py     — a job's lease, and recovering runs whose engine is gone;
 - runner.py     — a run's thread, outcome, counters, backoff and timeout;
 - requests.py   — run-now and cancel requests any process leaves for the engine that can act on them;
+- browse.py     — the dashboard's memory view: pages of memories by key, search, pin/forget/keep;
 - registry.py   — the ``engine_instance`` rows and heartbeats (a helper object, not a mixin);
 - definitions.py — definitions as read from the table, and concrete time zones.
 
@@ -46,6 +47,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from peewee import JOIN
 
 from memtui.engine import memory
+from memtui.engine.browse import MemoryViewMixin
 from memtui.engine.clock import Clock, from_ts, system_clock
 from memtui.engine.config import Config, ConfigError
 from memtui.engine.control import ControlMixin
@@ -67,7 +69,7 @@ LISTEN_RETRY_S = 1.0  # after the change listener's connection was lost
 ATTACHED_POLL_S = 0.25  # how often an attached engine (a dashboard with no scheduler) reads the store
 
 
-class Engine(ControlMixin, SchedulingMixin, LeaseMixin, RunnerMixin, RequestsMixin):
+class Engine(ControlMixin, SchedulingMixin, LeaseMixin, RunnerMixin, RequestsMixin, MemoryViewMixin):
     """Runs memtui's jobs over one store. Every public method is safe from any thread."""
 
     def __init__(self, store: Store | str | os.PathLike, config: Config | None = None,
