@@ -39,6 +39,7 @@ from memtui.engine import Engine, EngineError, EngineInfo, Event, JobInfo, RunIn
 from memtui.engine.registry import host_and_pid
 from memtui.engine.report import describe_result, event_logger, fmt_duration
 from memtui.tui.format import fmt_delta
+from memtui.tui.memories import MemoryScreen
 from memtui.tui.screens import DetailsScreen, EnginesScreen, HelpScreen, RetimeRequest, RetimeScreen
 from memtui.tui.widgets import HistoryTable, JobsTable, StatsPanel, StatusLine
 
@@ -72,6 +73,7 @@ class MemtuiApp(App):
                                   "check point"),
         ("p", "pause", "Pause", "Pause or resume all: each job's own on/off is kept"),
         ("enter", "details", "Details", "Job details: config, last error with traceback, recent results"),
+        ("m", "memories", "Memories", "Memories: pending and long-term memories, search, and each one's story"),
         ("n", "engines", "Engines", "Engines: every live engine serving this database, and what it runs now"),
         ("s", "start_engine", "Start engine", "Start an engine here: while attached and no engine serves the "
                                               "database, run the jobs in this process"),
@@ -369,6 +371,9 @@ class MemtuiApp(App):
         if self._attempt(lambda: asked.append(self.engine.cancel(job.name, source="ui"))):
             self.toast(f"{job.name}: asked to stop run #{asked[0]}; it stops at its next check point")
             self.refresh_all()
+
+    def action_memories(self) -> None:
+        self.push_screen(MemoryScreen(self.engine))
 
     def action_engines(self) -> None:
         self.live = self.engine.live_engines()
