@@ -102,6 +102,7 @@ class MemtuiApp(App):
         self._unsubscribe = None
         self.live: list[EngineInfo] = []  # the engines serving the database, while attached
         self._asked: dict[str, float] = {}  # job -> when this dashboard asked another engine to run it
+        self._offered: bool | None = None  # whether the footer offers s (start an engine here) now
 
     # -- layout ------------------------------------------------------------------
 
@@ -212,6 +213,10 @@ class MemtuiApp(App):
             screen.show(self.live, now)
 
     def _refresh_status(self) -> None:
+        offer = self.check_action("start_engine", ())
+        if offer != self._offered:  # the footer shows s only while it would act
+            self._offered = offer
+            self.refresh_bindings()
         self.query_one("#status", StatusLine).show(
             running=self.engine.started, paused=self.paused, stopping=self.stopping,
             db_path=self.db_label, model=self.model, problem=self.engine.problem,
@@ -399,9 +404,15 @@ class MemtuiApp(App):
         self.toast(f"engine started here ({host}, pid {pid}): the jobs run in this process now")
         self.refresh_all()
 
+    JOB_ACTIONS = frozenset(action for _, action, _, _ in KEYS if action not in ("help", "quit"))
+
     def check_action(self, action: str, parameters) -> bool | None:
+        """The jobs view's keys act on the selected job: elsewhere (the memory view, a dialog) they are
+        neither shown nor run. ``s`` is offered only while attached and no engine is heard from."""
+        if action in self.JOB_ACTIONS and len(self.screen_stack) > 1:
+            return False
         if action == "start_engine":
-            return self.engine.attached  # only an attached dashboard has no engine of its own
+            return self.engine.attached and not self.serving(self.engine.clock())
         return True
 
     def action_pause(self) -> None:
