@@ -31,7 +31,12 @@ SHOTS = {
     "retime": ["t", "ctrl+u", *"1h30m"],
     "details": ["down", "enter"],
     "help": ["question_mark"],
+    "memories": ["m"],
+    "story": ["m", "enter"],
+    "attached": ["n"],  # a dashboard beside a headless engine on another host, its engines panel open
 }
+ATTACHED = {"attached"}
+HEADLESS = "worker-1:4242:5f3a9c1e"  # the headless engine the attached dashboard follows
 
 
 def demo_engine(folder: str) -> Engine:
@@ -50,7 +55,14 @@ def demo_engine(folder: str) -> Engine:
 async def shoot(name: str, keys: list[str], size=(120, 32)) -> Path:
     with tempfile.TemporaryDirectory() as folder:
         engine = demo_engine(folder)
-        engine.start()  # alarms sit on the fake clock's timeline: nothing fires while we shoot
+        if name in ATTACHED:
+            host, pid, _ = HEADLESS.split(":")
+            engine.store.m.EngineInstance.insert(id=HEADLESS, host=host, pid=int(pid), version="0.5.0",
+                                                 started_at=NOW.timestamp() - 86400,
+                                                 heartbeat_at=NOW.timestamp() - 4).execute()
+            engine.attach()
+        else:
+            engine.start()  # alarms sit on the fake clock's timeline: nothing fires while we shoot
         app = MemtuiApp(engine, db_label="~/.local/share/memtui/memtui.db")
         async with app.run_test(size=size) as pilot:
             await pilot.pause()
