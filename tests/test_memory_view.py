@@ -113,7 +113,7 @@ def some_pending(engine, clock) -> dict[str, int]:
     clock.advance(minutes=1)
     assert run(engine)["promoted"] == 1
     clock.advance(hours=2)
-    ids["new"] = engine.remember("carol starts on monday", importance=3, confidence=0.4)
+    ids["new"] = engine.remember("[bold]carol[/bold] starts on monday", importance=3, confidence=0.4, sender="bob")
     engine.record_access(ids["mid"])
     return ids
 
@@ -135,10 +135,12 @@ async def test_pending_shows_new_memories_first_then_by_stored_score_with_the_te
             key = ids[name]
             assert cell(table, key, "score") == f"{story.score:.3f}"
             assert cell(table, key, "gap") == f"{story.score - story.threshold:+.3f}"
-            for term in ("recency", "frequency", "confidence", "importance"):
-                assert cell(table, key, term) == f"{story.terms[term]:.2f}"
+            assert cell(table, key, "terms") == " ".join(
+                f"{story.terms[term]:.2f}" for term in ("recency", "frequency", "confidence", "importance"))
             assert cell(table, key, "expires") == _until(story.expires, now)
         assert cell(table, ids["new"], "stored") == "new"
+        # A memory is shown as written, after its sender: never read as markup.
+        assert cell(table, ids["new"], "content") == "bob · [bold]carol[/bold] starts on monday"
         stored_mid = store.execute("SELECT last_score FROM pending_memory WHERE id = ?", (ids["mid"],)).fetchone()[0]
         assert cell(table, ids["mid"], "stored") == f"{stored_mid:.3f} ↻"  # used since it was scored
         # The stored score is an upper bound: two hours of recency lost since it was stored.
@@ -241,8 +243,7 @@ async def test_long_term_by_retirement_soonest_first_with_retention_and_dates_of
             story = eng.story(key, long_term=True)
             assert cell(table, key, "retention") == f"{story.retention:.2f}"
             assert cell(table, key, "recalls") == str(story.recalls)
-            assert cell(table, key, "retires") == ("never" if story.pinned else _until(story.retires, now))
-        assert cell(table, ids["pinned"], "pinned") == "pinned"
+            assert cell(table, key, "retires") == ("never: pinned" if story.pinned else _until(story.retires, now))
         # The young memory retires no sooner than decay's minimum age allows, as why says.
         assert eng.story(ids["young"], long_term=True).retires >= now + timedelta(days=6)
 
@@ -260,7 +261,7 @@ async def test_p_pins_and_unpins_a_long_term_memory_with_ui_audit_rows(eng, stor
                                           (ids["fading"],)).fetchone()
         assert pinned in (1, True) and retire_at is None
         assert audit_rows(store)[-1] == ("pin", None, None, f"long_term:{ids['fading']}", "ui")
-        assert cell(table, ids["fading"], "retires") == "never"
+        assert cell(table, ids["fading"], "retires") == "never: pinned"
         assert table.selected_key == str(ids["fading"])  # moved down among the pinned, followed
         await pilot.press("p")
         await pilot.pause()
@@ -439,3 +440,32 @@ async def test_escape_leaves_the_search_box_then_the_view(eng, store, clock):
         await pilot.press("escape")
         await pilot.pause()
         assert not isinstance(view.app.screen, MemoryScreen)
+
+
+async def test_a_view_kept_installed_and_shown_again_reads_what_changed_meanwhile(eng, store, clock):
+    app = MemtuiApp(eng, db_label="test.db")
+    async with app.run_test(size=SIZE) as pilot:
+        try:
+            view = MemoryScreen(eng)
+            app.install_screen(view, "memories")
+            app.push_screen("memories")
+            await pilot.pause()
+            assert keys(view.table("pending")) == []
+            await pilot.press("escape")
+            await pilot.pause()
+            assert app.screen is not view
+            added = eng.remember("erin is back from leave")
+            app.push_screen("memories")
+            await pilot.pause()
+            assert app.screen is view and keys(view.table("pending")) == [str(added)]
+            await pilot.press("enter")  # a story over it, closed: nothing is read again for that
+            await pilot.pause()
+            reads = []
+            real = eng.pending_page
+            eng.pending_page = lambda *a, **k: reads.append(a) or real(*a, **k)
+            await pilot.press("escape")
+            await pilot.pause()
+            assert app.screen is view and reads == []
+        finally:
+            if app.is_running:
+                app.exit()

@@ -48,11 +48,6 @@ class MemoriesChanged(Message):
         return isinstance(message, MemoriesChanged)
 
 
-def _cut(text: str, width: int) -> str:
-    text = " ".join(text.split())  # one line, whatever the memory holds
-    return text if len(text) <= width else text[:max(width - 1, 0)] + "…"
-
-
 def _until(when: datetime | None, now: datetime) -> str:
     seconds = (when - now).total_seconds()
     return "due" if seconds <= 0 else f"in {fmt_delta(seconds)}"
@@ -66,7 +61,7 @@ class MemoryTable(_DiffTable):
     only when their order changed, so the cursor stays on the memory it was on."""
 
     TEXT = "content"
-    TEXT_MIN, TEXT_BEFORE_LAYOUT = 16, 60
+    TEXT_MIN = 16
     MORE_WITHIN = 20  # rows from the end at which the next page is read
 
     def __init__(self, **kwargs):
@@ -74,8 +69,8 @@ class MemoryTable(_DiffTable):
         self.next: Cursor | None = None
         self.exhausted = False
         self.loaded = False  # read at least once since the last reset
-        self.text_width = self.TEXT_BEFORE_LAYOUT
-        self._full: dict[str, str] = {}
+        self.text_width = 0  # the room for the text: reckoned at the first page (_fit)
+        self._full: dict[str, tuple[str, str, bool]] = {}  # each row's (sender, whole text, dimmed)
         self._widest: dict[str, int] = {}
         self._rows: dict[str, object] = {}  # the dataclass each row shows
 
@@ -107,23 +102,26 @@ class MemoryTable(_DiffTable):
     def wants_more(self) -> bool:
         return not self.exhausted and self.row_count - self.cursor_row <= self.MORE_WITHIN
 
-    def _put(self, row, now: datetime) -> None:
-        key = self.key_of(row)
-        cells = self.cells(row, now)
-        self._rows[key] = row
-        self._full[key] = str(cells[self.TEXT])
-        for column, value in cells.items():
-            if column != self.TEXT:
-                self._widest[column] = max(self._widest.get(column, 0), _width(value))
-        cells[self.TEXT] = _cut(self._full[key], self.text_width)
-        self.upsert(key, cells)
+    def _put_all(self, rows, now: datetime) -> None:
+        """Show ``rows`` (added at the end, or updated where they are), their text cut to the room left."""
+        prepared = []
+        for row in rows:
+            key, cells = self.key_of(row), self.cells(row, now)
+            self._rows[key] = row
+            self._full[key] = cells[self.TEXT]  # (sender, content, dimmed): made into Text at the room there is
+            for column, value in cells.items():
+                if column != self.TEXT:
+                    self._widest[column] = max(self._widest.get(column, 0), _width(value))
+            prepared.append((key, cells))
+        self._fit()  # the room first: cutting every row again afterwards would update each row twice
+        for key, cells in prepared:
+            cells[self.TEXT] = _memory_text(*self._full[key], self.text_width)
+            self.upsert(key, cells)
 
     def show_page(self, page: Page, now: datetime) -> None:
         """Add ``page`` at the end (a row already shown is updated where it is)."""
-        for row in page.rows:
-            self._put(row, now)
+        self._put_all(page.rows, now)
         self.next, self.exhausted, self.loaded = page.next, page.next is None, True
-        self._fit()
 
     def replace(self, rows: list, next_cursor: Cursor | None, now: datetime) -> None:
         """Show exactly ``rows``, in their order, in place of what is shown."""
@@ -131,25 +129,25 @@ class MemoryTable(_DiffTable):
         keys = [self.key_of(row) for row in rows]
         for key in set(self._cells) - set(keys):
             self.drop(key)
-        for row in rows:
-            self._put(row, now)
+        self._put_all(rows, now)
         order = {key: i for i, key in enumerate(keys)}
         if [row.key.value for row in self.ordered_rows] != keys:
             # The id column holds the row's key (its id): DataTable.sort moves rows, never re-adds them.
-            self.sort("id", key=lambda cell: order.get(str(cell), len(order)))
+            self.sort("id", key=lambda cell: order.get(getattr(cell, "plain", str(cell)), len(order)))
         self.next, self.exhausted, self.loaded = next_cursor, next_cursor is None, True
         if selected in order:
             self.move_cursor(row=self.get_row_index(selected), animate=False)
-        self._fit()
 
     def on_resize(self) -> None:
         self._fit()
 
     def _fit(self) -> None:
-        """Cut every text again when the room for it changed (a resize, a wider cell elsewhere)."""
+        """Cut every text again when the room for it changed (a resize, a wider cell elsewhere). Before
+        the table is laid out, the room is reckoned from the screen's width (the tables span it, inside
+        a border and beside a scrollbar), so the first page is rarely cut twice."""
         width = self.scrollable_content_region.width
         if width <= 0:
-            return
+            width = self.app.size.width - 2 - self.styles.scrollbar_size_vertical
         pad = 2 * self.cell_padding
         others = sum(max(self._widest.get(column, 0), len(label)) + pad
                      for column, label in self.columns_in_use if column != self.TEXT)
@@ -159,13 +157,27 @@ class MemoryTable(_DiffTable):
         self.text_width = room
         columns = [c for c, _ in self.columns_in_use]
         for key, full in self._full.items():
-            self.upsert(key, {**dict(zip(columns, self._cells[key])), self.TEXT: _cut(full, room)})
+            if key in self._cells:
+                self.upsert(key, {**dict(zip(columns, self._cells[key])), self.TEXT: _memory_text(*full, room)})
+
+
+def _memory_text(sender: str, content: str, dim: bool = False, width: int | None = None) -> Text:
+    """The memory's text after its sender (dim), as Text: a memory is shown as written, never read as markup."""
+    text = Text(f"{sender} · " if sender else "", style="dim")
+    text.append(" ".join(content.split()), style="dim" if dim else "")
+    if width is not None and text.cell_len > width:
+        text.truncate(max(width - 1, 0))
+        text.append("…")
+    return text
+
+
+TERMS = ("recency", "frequency", "confidence", "importance")
 
 
 class PendingTable(MemoryTable):
-    COLUMNS = (("id", "ID"), ("score", "SCORE"), ("gap", "VS THRESHOLD"), ("recency", "REC"),
-               ("frequency", "FREQ"), ("confidence", "CONF"), ("importance", "IMP"), ("stored", "STORED"),
-               ("expires", "EXPIRES"), ("sender", "SENDER"), ("content", "MEMORY"))
+    # The four terms share a column (fewer cells: a DataTable's cost is per cell), under their names.
+    COLUMNS = (("id", "ID"), ("score", "SCORE"), ("gap", "VS THRESHOLD"), ("terms", "REC  FREQ CONF IMP"),
+               ("stored", "STORED"), ("expires", "EXPIRES"), ("content", "MEMORY"))
 
     def cells(self, row: PendingRow, now: datetime) -> dict:
         if row.keep:
@@ -179,15 +191,15 @@ class PendingTable(MemoryTable):
         expires = (Text("next run", style="green") if row.qualifies
                    else Text(_until(row.expires, now), style="yellow" if row.expires <= now else ""))
         return {
-            "id": str(row.id), "score": f"{row.score:.3f}", "gap": gap,
-            **{name: f"{row.terms[name]:.2f}" for name in ("recency", "frequency", "confidence", "importance")},
-            "stored": stored, "expires": expires, "sender": _cut(row.sender or "-", 16), "content": row.content,
+            "id": Text(str(row.id)), "score": Text(f"{row.score:.3f}"), "gap": gap,
+            "terms": Text(" ".join(f"{row.terms[name]:.2f}" for name in TERMS)), "stored": stored,
+            "expires": expires, "content": (row.sender, row.content, False),
         }
 
 
 class LongTermTable(MemoryTable):
-    COLUMNS = (("id", "ID"), ("retention", "RETENTION"), ("recalls", "RECALLS"), ("pinned", "PINNED"),
-               ("retires", "RETIRES"), ("importance", "IMP"), ("sender", "SENDER"), ("content", "MEMORY"))
+    COLUMNS = (("id", "ID"), ("retention", "RETENTION"), ("recalls", "RECALLS"), ("retires", "RETIRES"),
+               ("importance", "IMP"), ("content", "MEMORY"))
 
     def cells(self, row: LongTermRow, now: datetime) -> dict:
         if row.status in ("merged", "replaced"):
@@ -195,21 +207,19 @@ class LongTermTable(MemoryTable):
         elif row.status != "current":
             retires = Text(row.status, style="dim red")
         elif row.pinned or row.retires is None:
-            retires = Text("never", style="dim")
+            retires = Text("never: pinned", style="cyan")
         else:
             retires = Text(_until(row.retires, now), style="yellow" if row.retires <= now else "")
         low = row.retention < row.floor
         return {
-            "id": str(row.id), "retention": Text(f"{row.retention:.2f}", style="red" if low else ""),
-            "recalls": str(row.recalls), "pinned": Text("pinned", style="bold cyan") if row.pinned else "",
-            "retires": retires, "importance": f"{row.importance:g}", "sender": _cut(row.sender or "-", 16),
-            "content": row.content if row.status == "current" else Text(row.content, style="dim"),
+            "id": Text(str(row.id)), "retention": Text(f"{row.retention:.2f}", style="red" if low else ""),
+            "recalls": Text(str(row.recalls)), "retires": retires, "importance": Text(f"{row.importance:g}"),
+            "content": (row.sender, row.content, row.status != "current"),
         }
 
 
 class ResultsTable(MemoryTable):
-    COLUMNS = (("tier", "TIER"), ("id", "ID"), ("importance", "IMP"), ("note", "NOTE"), ("sender", "SENDER"),
-               ("content", "MEMORY"))
+    COLUMNS = (("tier", "TIER"), ("id", "ID"), ("importance", "IMP"), ("note", "NOTE"), ("content", "MEMORY"))
 
     def key_of(self, row: SearchHit) -> str:
         return f"{row.tier}:{row.id}"
@@ -217,9 +227,9 @@ class ResultsTable(MemoryTable):
     def cells(self, row: SearchHit, now: datetime) -> dict:
         note = "superseded" if row.superseded else "faded" if row.decayed else ""
         return {
-            "tier": "long-term" if row.tier == "long_term" else "pending", "id": str(row.id),
-            "importance": f"{row.importance:g}", "note": Text(note, style="dim"),
-            "sender": _cut(row.sender or "-", 16), "content": row.content,
+            "tier": Text("long-term" if row.tier == "long_term" else "pending"), "id": Text(str(row.id)),
+            "importance": Text(f"{row.importance:g}"), "note": Text(note, style="dim"),
+            "content": (row.sender, row.content, row.superseded or row.decayed),
         }
 
     def wants_more(self) -> bool:
@@ -295,6 +305,8 @@ class MemoryScreen(Screen):
         self._armed: str | None = None  # the pending memory a first f asked to forget
         self._unsubscribe = None
         self._stale: set[str] = set()  # modes to read again when shown (a change happened while hidden)
+        self._opened = False  # shown once: showing it again (an installed screen, pushed anew) reads again
+        self._over = False  # a story or the help is open over it: closing that reads nothing again
 
     def compose(self) -> ComposeResult:
         yield Static(id="memory-tabs")
@@ -329,12 +341,25 @@ class MemoryScreen(Screen):
                 event.kind == "audit" and event.audit is not None and event.audit.job is None):
             self.post_message(MemoriesChanged())
 
-    def on_memories_changed(self, _: MemoriesChanged) -> None:
-        if not self.is_attached:
-            return
-        self._stale.update(("pending", "long-term"))
-        if self.mode in self._stale:
+    def on_screen_resume(self) -> None:
+        """Shown again (the app may keep one view and push it each time ``m`` is pressed: composing a
+        screen costs more than reading a page): what it shows is read again, the cursor kept."""
+        if self._opened and not self._over:
+            self._stale.update(("pending", "long-term"))
+        if self._opened and self.mode in self._stale:
             self.reload(self.mode)
+            self._show_mode()
+        self._opened, self._over = True, False
+
+    def _push_over(self, screen) -> None:
+        """A modal over this view (a story, the help)."""
+        self._over = True
+        self.app.push_screen(screen)
+
+    def on_memories_changed(self, _: MemoriesChanged) -> None:
+        self._stale.update(("pending", "long-term"))
+        if self.is_attached and self.is_current and self.mode in self._stale:
+            self.reload(self.mode)  # else when it is shown again
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -527,7 +552,7 @@ class MemoryScreen(Screen):
         keys.append(("", "Pending: not scored yet first, then by the score stored at the last promote run, an "
                          "upper bound (recency only falls; ↻ marks a memory used or edited since); score and "
                          "terms are computed now."))
-        self.app.push_screen(HelpScreen(keys, sync_s=self.engine.config.engine.poll_interval_s))
+        self._push_over(HelpScreen(keys, sync_s=self.engine.config.engine.poll_interval_s))
 
     def _selected(self) -> tuple[str, object] | None:
         """(tier, row) of the selected memory in the current mode, or None."""
@@ -552,7 +577,7 @@ class MemoryScreen(Screen):
             self.notify(f"could not read its story: {' '.join(str(exc).split())[:200]}", severity="error",
                         markup=False)
             return
-        self.app.push_screen(StoryScreen(story))
+        self._push_over(StoryScreen(story))
 
     def _change(self, change) -> None:
         """Apply one change through the engine; show what it did, or why not, and read the rows again."""
