@@ -49,6 +49,10 @@ ROOT = Path(__file__).resolve().parent.parent
 JOB = "promote"
 SIZE = (120, 40)
 PROBE_S = 0.020          # event-loop lag probe period
+FPS = 50                 # how often the frame driver asks for a repaint (--fps)
+GAP_GOAL_MS = 50.0       # issue 13: no gap between frames over 50 ms
+FRAME_GOAL_MS = 1000 / 60  # a frame is drawn within one 60 Hz refresh (Textual's MAX_FPS)
+RSS_GOAL_PCT = 5.0       # RSS growth after the first minute
 SAMPLE_S = 10.0          # RSS sample period
 AFTER_SCROLL_S = 15.0    # how long refresh costs are watched after loading more history
 RESULT = '{"promoted": 3, "expired": 0, "top_score": 0.7}'
@@ -135,6 +139,84 @@ def window(samples: list[tuple[float, float]], start: float, end: float) -> list
     return [v for t, v in samples if start <= t < end]
 
 
+class FrameWatch:
+    """Textual's screen updates, timed: each frame is one outermost call of ``Screen._on_timer_update``,
+    ``Screen._refresh_layout`` or ``Screen._compositor_refresh`` (layout, compositor render) that
+    handed an update to ``App._display``; its time is the whole call, stamped when it ends.
+
+    Under ``run_test`` the app is headless and ``App._display`` writes nothing, so the hook also turns
+    each update into the terminal's escape sequences (``render_segments``), as a real driver would:
+    a frame here costs what it costs on a terminal, less the write itself.
+
+    The methods are patched on the classes, in the phase's own process, before the app starts (the
+    screen's update timer holds the bound method it found then)."""
+
+    HOOKED = ("_on_timer_update", "_refresh_layout", "_compositor_refresh")
+
+    def __init__(self, clock: dict):
+        self.clock = clock
+        self.frames = Samples(2)  # (time the frame ended since t0, its duration)
+        self._depth = 0
+        self._wrote = False
+
+    def install(self, app) -> None:
+        from textual.screen import Screen
+
+        for name in self.HOOKED:
+            setattr(Screen, name, self._timed(getattr(Screen, name)))
+        original_display = app._display
+
+        def display(screen, renderable) -> None:
+            if renderable is not None and not app._batch_count:
+                self._wrote = True
+                if app.is_headless and hasattr(renderable, "render_segments"):
+                    renderable.render_segments(app.console)
+            original_display(screen, renderable)
+
+        app._display = display  # screens call self.app._display(...)
+
+    def _timed(self, method):
+        watch = self
+
+        def timed(screen, *args, **kwargs):
+            if watch._depth:
+                return method(screen, *args, **kwargs)
+            watch._depth, watch._wrote = 1, False
+            t0 = time.perf_counter()
+            try:
+                return method(screen, *args, **kwargs)
+            finally:
+                watch._depth = 0
+                if watch._wrote:
+                    t1 = time.perf_counter()
+                    watch.frames.append((t1 - watch.clock["t0"], t1 - t0))
+
+        return timed
+
+
+def frame_figures(frames: list[tuple[float, float]], start: float, end: float, gc_pauses, refresh) -> dict:
+    """Frame times and the gaps between frames written in [start, end), with the longest gaps and what
+    ran inside each (gc pauses and refresh_all() calls overlapping it)."""
+    inside = [(t, d) for t, d in frames if start <= t < end]
+    times = [t for t, _ in inside]
+    gaps = [(b - a, a, b) for a, b in zip(times, times[1:])]
+    worst = []
+    for gap, a, b in sorted(gaps, reverse=True)[:5]:
+        gc_in = [(gen, w) for t, gen, w, _ in gc_pauses if t < b and t + w > a]
+        refresh_in = [w for t, w in refresh if t < b and t + w > a]
+        worst.append({"gap_ms": gap * 1000, "at_s": a, "gc": [(int(g), w * 1000) for g, w in gc_in],
+                      "refresh_ms": [w * 1000 for w in refresh_in]})
+    gap_ms = sorted(g * 1000 for g, _, _ in gaps)
+    span = (times[-1] - times[0]) if len(times) > 1 else 0.0
+    return {"frames": len(inside), "fps": (len(inside) - 1) / span if span else None,
+            "time": stats_ms([d for _, d in inside]) | {"p99": percentile(sorted(d * 1000 for _, d in inside), 99)
+                                                        if inside else None},
+            "gap": {"max": gap_ms[-1] if gap_ms else None, "p99": percentile(gap_ms, 99) if gap_ms else None,
+                    "p50": percentile(gap_ms, 50) if gap_ms else None,
+                    "over_goal": sum(1 for g in gap_ms if g > GAP_GOAL_MS)},
+            "worst": worst}
+
+
 # -- the database ----------------------------------------------------------------------------------
 
 def build_db(path: Path, rows: int) -> dict:
@@ -182,7 +264,7 @@ def build_db(path: Path, rows: int) -> dict:
 
 # -- one phase (runs in its own process) ---------------------------------------------------------------
 
-async def _phase_async(db: Path, seconds: float, scroll: bool, deep_rows: int) -> dict:
+async def _phase_async(db: Path, seconds: float, scroll: bool, deep_rows: int, fps: float = FPS) -> dict:
     from textual.widgets.data_table import CellDoesNotExist
 
     from memtui.engine import Config, Engine
@@ -267,7 +349,9 @@ async def _phase_async(db: Path, seconds: float, scroll: bool, deep_rows: int) -
             await asyncio.sleep(PROBE_S)
             lag.append((t - clock["t0"], max(0.0, time.perf_counter() - t - PROBE_S)))
 
-    out: dict = {"rss_start_mb": rss_mb(), "load_start": _loadavg()}
+    frames = FrameWatch(clock)
+    frames.install(app)
+    out: dict = {"rss_start_mb": rss_mb(), "load_start": _loadavg(), "fps_asked": fps}
     gc.callbacks.append(on_gc)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
@@ -277,14 +361,24 @@ async def _phase_async(db: Path, seconds: float, scroll: bool, deep_rows: int) -
         out["selected_job"] = app.selected_job_name
         engine.retime(JOB, "1s")
         clock["t0"] = time.perf_counter()
-        for series in (widths, refresh_add, gc_pauses):  # from here on, times count from the engine start
+        for series in (widths, refresh_add, gc_pauses, frames.frames):  # from here on, times count from the engine start
             series.clear()
         cpu0 = time.process_time()
         engine.start()
         probe_task = asyncio.create_task(probe())
+        if fps:
+            # The frame driver: the status line asks for a repaint every 1/fps s, as an animation would,
+            # so a frame is due all the time and any stall shows as a gap between frames (a one-line
+            # repaint: cheap next to the tables' updates it waits behind).
+            app.set_interval(1 / fps, app.query_one("#status").refresh)
         first_refresh = len(refresh)
         rss_samples: list[tuple[float, float, int]] = []
         marks: dict = {}
+
+        def own_bytes() -> int:  # the benchmark's own samples, which grow with the run
+            return sum(x.nbytes for x in (refresh, refresh_cpu, refresh_add, widths, latencies, lag, gc_pauses,
+                                          frames.frames))
+
         next_sample, next_log = 0.0, 60.0
         log(f"engine started, {JOB} every 1s; watching for {seconds:.0f}s")
         while True:
@@ -298,12 +392,13 @@ async def _phase_async(db: Path, seconds: float, scroll: bool, deep_rows: int) -
                     f" {table.row_count} history rows")
             if "1min" not in marks and elapsed >= 60.0:
                 marks["1min"] = {"t": elapsed, "rss_mb": rss_mb(), "history_rows": table.row_count,
-                                 "gc_objects": len(gc.get_objects())}
+                                 "gc_objects": len(gc.get_objects()), "bench_bytes": own_bytes()}
             if elapsed >= seconds:
                 break
             await asyncio.sleep(0.25)
         marks["end"] = {"t": time.perf_counter() - clock["t0"], "rss_mb": rss_mb(),
-                        "history_rows": table.row_count, "gc_objects": len(gc.get_objects())}
+                        "history_rows": table.row_count, "gc_objects": len(gc.get_objects()),
+                        "bench_bytes": own_bytes()}
         end_t = marks["end"]["t"]
         out.update(rss_samples=rss_samples, marks=marks, seconds=end_t, load_end=_loadavg(),
                    cpu_pct=(time.process_time() - cpu0) / end_t * 100)
@@ -321,8 +416,8 @@ async def _phase_async(db: Path, seconds: float, scroll: bool, deep_rows: int) -
         left = dict(pending)
     engine.close()
 
-    series = (refresh, refresh_cpu, refresh_add, widths, latencies, lag, gc_pauses)
-    out.update(
+    series = (refresh, refresh_cpu, refresh_add, widths, latencies, lag, gc_pauses, frames.frames)
+    out.update(frames=list(frames.frames),
         refresh=refresh[first_refresh:], refresh_cpu=refresh_cpu[first_refresh:],
         refresh_add=list(refresh_add), widths=list(widths), latency=list(latencies),
         lag=list(lag), gc=list(gc_pauses), events=event_counts, undisplayed=len(left), end_t=end_t,
@@ -417,24 +512,26 @@ async def _scroll(app, pilot, engine, table, clock, refresh, refresh_cpu, refres
     return out
 
 
-def run_phase(label: str, seconds: float, rows: int, scroll: bool, deep_rows: int, workdir: Path) -> dict:
+def run_phase(label: str, seconds: float, rows: int, scroll: bool, deep_rows: int, workdir: Path,
+              fps: float = FPS) -> dict:
     db = workdir / f"{label}.db"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
     log(f"{label}: building database with {rows:,} {JOB} runs")
     built = build_db(db, rows)
     log(f"{label}: built in {built['build_s']:.1f}s")
-    result = asyncio.run(_phase_async(db, seconds, scroll, deep_rows))
+    result = asyncio.run(_phase_async(db, seconds, scroll, deep_rows, fps))
     result.update(label=label, db=built, db_bytes=db.stat().st_size)
     return result
 
 
 # -- orchestration ---------------------------------------------------------------------------------
 
-def _child(label: str, seconds: float, rows: int, scroll: bool, deep_rows: int, workdir: Path) -> dict:
+def _child(label: str, seconds: float, rows: int, scroll: bool, deep_rows: int, workdir: Path,
+           fps: float = FPS) -> dict:
     out = workdir / f"{label}.json"
     cmd = [sys.executable, "-m", "bench.ui", "--phase", label, "--seconds", repr(seconds), "--rows", str(rows),
-           "--deep-rows", str(deep_rows), "--workdir", str(workdir), "--out", str(out)]
+           "--deep-rows", str(deep_rows), "--workdir", str(workdir), "--out", str(out), "--fps", repr(fps)]
     if scroll:
         cmd.append("--scroll")
     subprocess.run(cmd, cwd=ROOT, check=True)
@@ -442,7 +539,7 @@ def _child(label: str, seconds: float, rows: int, scroll: bool, deep_rows: int, 
 
 
 def run(minutes: float = 10.0, *, rows: int = 100_000, baseline_minutes: float = 2.0, deep_rows: int = 10_000,
-        workdir: Path | None = None) -> dict:
+        workdir: Path | None = None, fps: float = FPS) -> dict:
     """Run the baseline (empty history) and the main phase (``rows`` runs); return every figure.
 
     ``result["report"]`` is the printable report."""
@@ -453,8 +550,8 @@ def run(minutes: float = 10.0, *, rows: int = 100_000, baseline_minutes: float =
     workdir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     try:
-        baseline = _child("empty", baseline_minutes * 60, 0, False, 0, workdir)
-        main_phase = _child("full", minutes * 60, rows, True, deep_rows, workdir)
+        baseline = _child("empty", baseline_minutes * 60, 0, False, 0, workdir, fps)
+        main_phase = _child("full", minutes * 60, rows, True, deep_rows, workdir, fps)
     finally:
         if owned:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -504,8 +601,11 @@ def summarize(base: dict, full: dict, minutes: float, baseline_minutes: float, r
               "bench_bytes": full["bench_bytes"]}
     if "1min" in marks:
         one, end = marks["1min"], marks["end"]
+        own = end.get("bench_bytes", 0) - one.get("bench_bytes", 0)
         memory.update(one_min=one, growth_mb=end["rss_mb"] - one["rss_mb"],
                       growth_pct=(end["rss_mb"] - one["rss_mb"]) / one["rss_mb"] * 100,
+                      bench_growth_mb=own / 2**20,
+                      app_growth_pct=(end["rss_mb"] - one["rss_mb"] - own / 2**20) / one["rss_mb"] * 100,
                       rows_added=end["history_rows"] - one["history_rows"],
                       gc_objects_added=end["gc_objects"] - one["gc_objects"])
     base_marks = base["marks"]
@@ -529,6 +629,14 @@ def summarize(base: dict, full: dict, minutes: float, baseline_minutes: float, r
         "baseline_memory": {"start_mb": base["rss_start_mb"], "end": base_marks["end"],
                             "one_min": base_marks.get("1min")},
         "scroll": full.get("scroll"),
+        "frames": {"fps_asked": full.get("fps_asked"),
+                   "full": frame_figures(full.get("frames", []), 0, full["end_t"], full["gc"], full["refresh"]),
+                   "empty": frame_figures(base.get("frames", []), 0, base["end_t"], base["gc"], base["refresh"])},
+        "gc_max": {name: {"all": max([w * 1000 for t, _, w, _ in phase["gc"] if t < phase["end_t"]], default=None),
+                          "gen2": max([w * 1000 for t, g, w, _ in phase["gc"] if t < phase["end_t"] and g == 2],
+                                      default=None),
+                          "gen2_count": sum(1 for t, g, _, _ in phase["gc"] if t < phase["end_t"] and g == 2)}
+                   for name, phase in (("empty", base), ("full", full))},
     }
 
 
@@ -563,6 +671,45 @@ def _row(label: str, s: dict, unit="ms") -> str:
             f"  max {_f(s['max']):>8} {unit}")
 
 
+def _goal(ok: bool | None) -> str:
+    return "?" if ok is None else "ok" if ok else "MISSED"
+
+
+def _goals(r: dict) -> list[str]:
+    """The figures issue 13 sets goals for, each with its goal, over the main run's watch window."""
+    fr, mem, g = r["frames"]["full"], r["memory"], r["gc_max"]["full"]
+    fps = r["frames"]["fps_asked"]
+    gap, p99 = fr["gap"]["max"], fr["time"]["p99"]
+    lines = [
+        f"Goals (main run, {r['events']['full_s']:.0f} s over {r['db']['full']['rows']:,} runs, {JOB} every second;"
+        + (f" a repaint asked every {1000 / fps:.0f} ms):" if fps else " frames only when the dashboard changes):"),
+        f"  longest gap between frames  {_f(gap, '{:8.1f}')} ms   goal <= {GAP_GOAL_MS:.0f} ms"
+        f"        {_goal(None if gap is None else gap <= GAP_GOAL_MS)}"
+        f"   ({fr['gap']['over_goal']} gaps over it in {fr['frames']:,} frames, {_f(fr['fps'], '{:.1f}')} frames/s;"
+        f" gap p50 {_f(fr['gap']['p50'], '{:.1f}')}, p99 {_f(fr['gap']['p99'], '{:.1f}')} ms)",
+        f"  p99 frame time              {_f(p99, '{:8.1f}')} ms   goal <= {FRAME_GOAL_MS:.1f} ms (60 Hz)"
+        f"  {_goal(None if p99 is None else p99 <= FRAME_GOAL_MS)}"
+        f"   (p50 {_f(fr['time']['p50'], '{:.1f}')}, max {_f(fr['time']['max'], '{:.1f}')} ms)",
+        f"  gc pause, max               {_f(g['all'], '{:8.1f}')} ms   goal <= {GAP_GOAL_MS:.0f} ms"
+        f"        {_goal(None if g['all'] is None else g['all'] <= GAP_GOAL_MS)}"
+        f"   ({g['gen2_count']} full collections, the longest {_f(g['gen2'], '{:.1f}')} ms)",
+    ]
+    if "one_min" in mem:
+        lines += [
+            f"  RSS after 1 min             {mem['one_min']['rss_mb']:8.1f} MB",
+            f"  RSS at the end              {mem['end']['rss_mb']:8.1f} MB   growth {mem['growth_pct']:+.1f} %,"
+            f" goal < {RSS_GOAL_PCT:.0f} %   {_goal(mem['growth_pct'] < RSS_GOAL_PCT)}"
+            f"   (less the benchmark's own samples, {mem['bench_growth_mb']:.2f} MB: {mem['app_growth_pct']:+.1f} %)",
+        ]
+    else:
+        lines.append(f"  RSS: the run is shorter than a minute (end {mem['end']['rss_mb']:.1f} MB); growth not measured")
+    for w in fr["worst"]:
+        inside = ", ".join([f"gc gen{gen} {ms:.0f} ms" for gen, ms in w["gc"]]
+                           + [f"refresh_all {ms:.0f} ms" for ms in w["refresh_ms"]]) or "no gc, no refresh_all"
+        lines.append(f"    gap {w['gap_ms']:6.1f} ms at {w['at_s']:6.1f} s: {inside}")
+    return lines
+
+
 def format_report(r: dict) -> str:
     c = r["config"]
     lines = [
@@ -576,6 +723,8 @@ def format_report(r: dict) -> str:
         f" main {_f(r['load']['full'][0])} -> {_f(r['load']['full'][1])} (other processes share these CPUs);"
         f" CPU used by the app process: baseline {r['cpu_pct']['empty']:.1f} %, main {r['cpu_pct']['full']:.1f} %"
         f" of one core",
+        "",
+        *_goals(r),
         "",
         "1. Update latency",
         f"  initial refresh_all() on mount: empty {_f(r['mount']['empty_ms'])} ms ({r['mount']['empty_rows']} rows),"
@@ -690,6 +839,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--deep-rows", type=int, default=10_000,
                    help="after the 5-page scroll, keep paging until this many rows are loaded"
                         " (0: don't; default 10000)")
+    p.add_argument("--fps", type=float, default=FPS,
+                   help=f"how often the frame driver asks for a repaint (default {FPS}; 0: no driver, frames only"
+                        " when the dashboard itself changes)")
     p.add_argument("--workdir", type=Path, default=None, help="where the databases go (default: a temporary folder)")
     p.add_argument("--json", type=Path, default=None, help="also write every figure to this JSON file")
     # internal: one phase in this process
@@ -703,11 +855,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.phase:
-        result = run_phase(args.phase, args.seconds, args.rows, args.scroll, args.deep_rows, args.workdir)
+        result = run_phase(args.phase, args.seconds, args.rows, args.scroll, args.deep_rows, args.workdir, args.fps)
         args.out.write_text(json.dumps(result))
         return 0
     result = run(args.minutes, rows=args.rows, baseline_minutes=args.baseline_minutes, deep_rows=args.deep_rows,
-                 workdir=args.workdir)
+                 workdir=args.workdir, fps=args.fps)
     print(result["report"])
     if args.json:
         args.json.write_text(json.dumps({k: v for k, v in result.items() if k != "report"}, indent=2, default=str))

@@ -12,8 +12,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from rich.cells import cell_len
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.cache import LRUCache
 from textual.containers import Vertical
 from textual.widget import Widget
 from textual.widgets import DataTable, Static
@@ -42,17 +46,89 @@ def status_text(status: str | None, frame: int = 0) -> Text:
 
 
 class _DiffTable(DataTable):
-    """A DataTable updated in place by row key: only cells whose text changed are touched."""
+    """A DataTable updated in place by row key: only cells whose text changed are touched, and only
+    those are rendered again (``_render_cell``)."""
 
     COLUMNS: tuple[tuple[str, str], ...] = ()
 
     def __init__(self, **kwargs):
+        # cell -> (its value, where it was drawn, its lines): see _render_cell. Made first: DataTable's
+        # __init__ already clears its caches (_clear_caches), this one with them.
+        self._drawn: LRUCache[tuple, tuple[object, tuple[int, int], list]] = LRUCache(1000)
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self._cells: dict[str, tuple] = {}
         self.columns_in_use = self.COLUMNS
 
     def on_mount(self) -> None:
         self._add_columns()
+        self._bound_caches()
+
+    def on_resize(self) -> None:
+        self._bound_caches()
+
+    # Textual's DataTable keeps LRU caches of rendered cells (10,000), rows, row renderables and lines
+    # (1,000 each), all keyed by a counter that every cell update bumps: an entry is read only until the
+    # next update, and a table updated every second kept ~40 renders of dead Segments and Strips alive
+    # (~200,000 objects for two tables). They reached the oldest generation, set off a full collection
+    # every ~8 s and made each walk them (100-300 ms frozen, bench/ui.py). Two screens' worth is all
+    # a cache can serve: the screen drawn now, and what a scroll or the cursor reuses.
+    CACHES = ("_cell_render_cache", "_row_render_cache", "_row_renderable_cache", "_line_cache")
+
+    def _bound_caches(self) -> None:
+        lines = 2 * max(self.size.height, 12) + 2
+        for name in self.CACHES:
+            cache = getattr(self, name, None)
+            if cache is None or not hasattr(cache, "maxsize"):  # private to Textual: a version without it
+                continue
+            size = lines * max(len(self.COLUMNS), 1) if name == "_cell_render_cache" else lines
+            if len(cache) > size:
+                cache.clear()  # an LRUCache evicts one entry per insert: it would never shrink
+            cache.maxsize = size
+        size = 2 * lines * max(len(self.COLUMNS), 1)  # both zebra stripes: a row moves down one at each new run
+        if len(self._drawn) > size:
+            self._drawn.clear()
+        self._drawn.maxsize = size
+
+    def _render_cell(self, row_index: int, column_index: int, base_style: Style, width: int,
+                     cursor: bool = False, hover: bool = False):
+        """A cell's lines, rendered again only when its value changed.
+
+        DataTable keys its cell cache by a counter every update bumps, so one new run or one
+        countdown second re-rendered every cell on screen through Rich (~0.3 ms each, ~60 ms a
+        frame for both tables). Here a cell whose value is the same object as when it was drawn,
+        at the same width and in the same style, reuses its lines; moved to another row (a new run
+        on top moves every row down), it only gets the new row and column in its styles' meta,
+        which is what a click on it is read by."""
+        if row_index < 0 or column_index < 0:  # the header, row labels
+            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        row_key = self._row_locations.get_key(row_index)
+        column_key = self._column_locations.get_key(column_index)
+        row = self.rows.get(row_key) if row_key is not None else None
+        if row is None or column_key is None or row.auto_height:
+            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        value = self._data[row_key].get(column_key)
+        key = (row_key, column_key, base_style, width, cursor, hover, self._show_hover_cursor, self.show_cursor,
+               self._pseudo_class_state, row.height, row_index < self.fixed_rows or column_index < self.fixed_columns)
+        place = (row_index, column_index)
+        drawn = self._drawn.get(key)
+        if drawn is not None and drawn[0] is value:
+            if drawn[1] == place:
+                return drawn[2]
+            meta = Style.from_meta({"row": row_index, "column": column_index})
+            lines = [[Segment(text, style + meta if style else meta, control) for text, style, control in line]
+                     for line in drawn[2]]
+        else:
+            lines = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        self._drawn[key] = (value, place, lines)
+        return lines
+
+    def _clear_caches(self) -> None:
+        super()._clear_caches()
+        self._drawn.clear()
+
+    def notify_style_update(self) -> None:
+        self._drawn.clear()  # the theme or CSS changed: every cell's style may have
+        super().notify_style_update()
 
     def _add_columns(self) -> None:
         for key, label in self.columns_in_use:
@@ -70,9 +146,11 @@ class _DiffTable(DataTable):
             return True
         for (column, _), before, after in zip(self.columns_in_use, old, row):
             if before != after:
-                # Only a wider cell needs the column re-measured; a narrower one would make Textual
-                # measure every cell of the column again (250 ms at 10,000 rows, bench/ui.py).
-                self.update_cell(key, column, after, update_width=_width(after) > _width(before))
+                # Only a cell wider than its column needs the column re-measured: any other makes
+                # Textual measure every cell of the column again (250 ms at 10,000 rows, bench/ui.py).
+                drawn = self.columns.get(column)  # keyed by ColumnKey, which a str finds
+                wider = drawn is None or _width(after) > drawn.content_width
+                self.update_cell(key, column, after, update_width=wider)
         return False
 
     def drop(self, key: str) -> None:
@@ -99,19 +177,19 @@ class _DiffTable(DataTable):
 class JobsTable(_DiffTable):
     """One row per job, keyed by job name: schedule, countdown, last status, counters.
 
-    In a terminal narrower than ``WIDE_AT`` it drops the absolute next time and
-    the duration (both are in the details) and joins runs and errors into one
-    column, so it fits 80 columns without scrolling. Both layouts keep "ago" to
-    one unit. Long schedule words are cut (the details show them whole): to 18
-    characters in the narrow layout; in the wide one to the room the other
-    columns leave, so a wide terminal shows them whole and a table never runs
-    past the edge. A DataTable column never narrows by itself, so the widest
-    text each column has held since the last rebuild is what counts; when a
-    column grows into the schedule's room (a backoff, a long duration) the table
-    is rebuilt once with a shorter schedule.
+    The columns are fitted to the width the table has, from what the cells hold now (``_fit``).
+    JOB, SCHEDULE (at least SCHEDULE_MIN characters), LEFT, LAST, STATUS and RUNS/ERR are always
+    there; then, each while it fits, in this order: NEXT (the absolute time), the schedule whole
+    (up to SCHEDULE_MAX), TOOK, and runs and errors in columns of their own; room still left lets
+    a schedule longer than SCHEDULE_MAX show whole. A schedule's words come before the duration
+    and the split counts (the details show all three), so 100 columns show NEXT and most of
+    "at 03:00 on the first day of every month" rather than "at 03:00 on the f…" and TOOK.
 
-    With SCHEDULE_MIN for the schedule, the wide layout fits at WIDE_AT with a
-    minutes-long duration, a backoff and six-digit run counts (a test checks)."""
+    A schedule is cut only when the row has no room for it, with "…", at a word's end when that
+    keeps most of the room. Both layouts keep "ago" to one unit. A DataTable column never narrows
+    by itself: the widest text each column has held since the last rebuild is what it draws.
+    When that no longer fits, or another set of columns fits, the table is rebuilt (nine rows:
+    as cheap as one cell update, which re-renders every row anyway)."""
 
     COLUMNS = (
         ("name", "JOB"), ("schedule", "SCHEDULE"), ("next", "NEXT"), ("left", "LEFT"),
@@ -119,18 +197,20 @@ class JobsTable(_DiffTable):
     )
     NARROW = (("name", "JOB"), ("schedule", "SCHEDULE"), ("left", "LEFT"), ("last", "LAST"),
               ("status", "STATUS"), ("counts", "RUNS/ERR"))
-    WIDE_AT = 120
-    SCHEDULE_NARROW = 18
+    # What the width left over goes to, in turn: "schedule" grows the schedule up to SCHEDULE_MAX,
+    # "split" shows runs and errors in two columns instead of RUNS/ERR.
+    CLAIMS = ("next", "schedule", "duration", "split")
     SCHEDULE_MIN, SCHEDULE_MAX = 18, 48
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self._shown: tuple[list[JobInfo], datetime, int, bool] | None = None
-        self.schedule_width = self.SCHEDULE_NARROW
+        self.schedule_width = self.SCHEDULE_MIN
         self._widest: dict[str, int] = {}  # per column, the widest cell since the last rebuild
 
     @property
     def wide(self) -> bool:
+        """Every column is shown."""
         return self.columns_in_use == self.COLUMNS
 
     def reset(self, columns: tuple[tuple[str, str], ...] | None = None) -> None:
@@ -138,63 +218,107 @@ class JobsTable(_DiffTable):
         self._widest.clear()
 
     def on_resize(self) -> None:
-        wanted = self.COLUMNS if self.app.size.width >= self.WIDE_AT else self.NARROW
-        if wanted != self.columns_in_use:
-            self.schedule_width = self.SCHEDULE_NARROW if wanted == self.NARROW else self.SCHEDULE_MIN
-            self._rebuild(wanted)
-        elif self._shown:
-            self.show(*self._shown)  # the room for the schedule changed with the width
-
-    def _rebuild(self, columns: tuple[tuple[str, str], ...]) -> None:
-        selected = self.selected_key
-        self.reset(columns)
         if self._shown:
-            self.show(*self._shown)
-        if selected in self._cells:
-            self.move_cursor(row=self.get_row_index(selected))
+            self.show(*self._shown)  # the room changed: another set of columns may fit
 
     def show(self, jobs: list[JobInfo], now: datetime, frame: int, held: bool = False) -> None:
         """``held``: the engine holds every job (the database is unusable), so none is counting down."""
         self._shown = (jobs, now, frame, held)
-        rows = {job.name: self.cells(job, now, frame, self.wide, self.schedule_width, held) for job in jobs}
-        if self.wide:
-            room = self._schedule_room(rows.values())
-            if room is not None and room != self.schedule_width:
-                self.schedule_width = room
-                if room < self._widest.get("schedule", 0):  # only a rebuild narrows a DataTable column
-                    self._rebuild(self.columns_in_use)
-                    return
-                for job in jobs:
-                    rows[job.name]["schedule"] = self._cut(job.schedule_text, room)
+        rows = {job.name: self.cells(job, now, frame, held=held) for job in jobs}
+        selected = None
+        fitted = self._fit(jobs, rows.values())
+        if fitted is not None:
+            columns, self.schedule_width, needed = fitted
+        for job in jobs:
+            rows[job.name]["schedule"] = self._cut(job.schedule_text, self.schedule_width)
+        # a column wider than its cells now (it never narrows) leaves the others less room than the fit gave
+        if fitted is not None and (columns != self.columns_in_use
+                                   or self._drawn_width(rows.values()) > max(needed, self._room())):
+            selected = self.selected_key
+            self.reset(columns)
         for name, cells in rows.items():
-            for column, value in cells.items():
-                self._widest[column] = max(self._widest.get(column, 0), _width(value))
+            for column, _ in self.columns_in_use:
+                self._widest[column] = max(self._widest.get(column, 0), _width(cells[column]))
             self.upsert(name, cells)
         for name in set(self._cells) - set(rows):
             self.drop(name)
+        if selected in self._cells:
+            self.move_cursor(row=self.get_row_index(selected))
 
-    def _schedule_room(self, rows) -> int | None:
-        """How wide the schedule may be: the table's width less every other column as the DataTable
-        will draw it (its widest cell or its label, plus padding); None before the table has a size."""
-        width = self.scrollable_content_region.width
-        if width <= 0:
+    def _room(self) -> int:
+        return self.scrollable_content_region.width
+
+    def _fit(self, jobs: list[JobInfo], rows) -> tuple[tuple[tuple[str, str], ...], int, int] | None:
+        """The columns to show, the room for the schedule's text and the table's width, from the cells
+        as they are now; None before the table has a size. A column is its widest cell or its label,
+        plus padding; the schedule's is its widest text as cut to its room."""
+        room = self._room()
+        if room <= 0:
             return None
+        rows = list(rows)
         pad = 2 * self.cell_padding
-        others = 0
-        for column, label_text in self.columns_in_use:
-            if column == "schedule":
+        labels = dict(self.COLUMNS + self.NARROW)
+        need = {column: max([len(label)] + [_width(r[column]) for r in rows]) + pad
+                for column, label in labels.items() if column != "schedule"}
+        cost = {"next": need["next"], "duration": need["duration"],
+                "split": need["runs"] + need["errors"] - need["counts"]}
+        texts = [job.schedule_text for job in jobs]
+        whole = max(map(len, texts), default=0)
+
+        def schedule_column(text_room: int) -> int:  # cut at a word's end, the text may leave some room
+            return max([len(labels["schedule"])] + [len(self._cut(t, text_room)) for t in texts]) + pad
+
+        base = sum(need[c] for c, _ in self.NARROW if c != "schedule")
+        shown: set[str] = set()
+        text_room = min(whole, self.SCHEDULE_MIN)
+        for claim in self.CLAIMS:
+            others = base + sum(cost[c] for c in shown)
+            if claim == "schedule":
+                text_room = max(text_room, min(whole, self.SCHEDULE_MAX, room - others - pad))
+            elif others + cost[claim] + schedule_column(text_room) <= room:
+                shown.add(claim)
+        others = base + sum(cost[c] for c in shown)
+        text_room = max(text_room, min(whole, room - others - pad))  # past SCHEDULE_MAX, when room is left
+        return self._layout(shown), text_room, others + schedule_column(text_room)
+
+    def _layout(self, shown: set[str]) -> tuple[tuple[str, str], ...]:
+        """The columns in their order, with the optional ones in ``shown`` (CLAIMS)."""
+        columns = []
+        for column, label in self.COLUMNS:
+            if column in ("next", "duration") and column not in shown:
                 continue
-            widest = max([self._widest.get(column, 0), len(label_text)] + [_width(r[column]) for r in rows])
-            others += widest + pad
-        return max(self.SCHEDULE_MIN, min(self.SCHEDULE_MAX, width - others - pad))
+            if column in ("runs", "errors") and "split" not in shown:
+                if column == "runs":
+                    columns.append(("counts", "RUNS/ERR"))
+                continue
+            columns.append((column, label))
+        return tuple(columns)
+
+    def _drawn_width(self, rows) -> int:
+        """How wide the table would draw ``rows`` now: a column is as wide as the widest text it held
+        since the last rebuild (it never narrows) or holds now."""
+        rows = list(rows)
+        pad = 2 * self.cell_padding
+        return sum(max([len(label), self._widest.get(column, 0)] + [_width(r[column]) for r in rows]) + pad
+                   for column, label in self.columns_in_use)
 
     @staticmethod
     def _cut(text: str, width: int) -> str:
-        return text if len(text) <= width else text[:width - 1] + "…"
+        """``text`` in ``width`` characters: whole, or cut with "…", at a word's end when one is in the
+        second half (a word cut in two misleads: "every mo…")."""
+        if len(text) <= width:
+            return text
+        kept = text[:width - 1]
+        if text[width - 1] != " ":  # the cut falls inside a word
+            space = kept.rfind(" ")
+            if space >= width // 2:
+                kept = kept[:space]
+        return kept.rstrip() + "…"
 
     @classmethod
-    def cells(cls, job: JobInfo, now: datetime, frame: int, wide: bool = True,
-              schedule_width: int | None = None, held: bool = False) -> dict:
+    def cells(cls, job: JobInfo, now: datetime, frame: int, schedule_width: int | None = None,
+              held: bool = False) -> dict:
+        """Every column's cell, whichever are shown; the schedule cut to ``schedule_width``, if given."""
         if job.paused and job.enabled:
             marker = Text("‖ ", style="yellow")
         else:
@@ -215,7 +339,7 @@ class JobsTable(_DiffTable):
         status = status_text("running" if job.running else job.last_status, frame)
         if job.backoff_until is not None:
             status.append(f" ⟲{fmt_delta((job.backoff_until - now).total_seconds()).split()[0]}", style="red")
-        schedule = cls._cut(job.schedule_text, schedule_width or (cls.SCHEDULE_MAX if wide else cls.SCHEDULE_NARROW))
+        schedule = job.schedule_text if schedule_width is None else cls._cut(job.schedule_text, schedule_width)
         errors = Text(str(job.errors), style="red" if job.errors else "dim")
         return {
             "name": name, "schedule": schedule, "next": fmt_short_time(job.next_run, now), "left": left,
@@ -250,6 +374,7 @@ class HistoryTable(_DiffTable):
         self.result_width = self.RESULT_BEFORE_LAYOUT
         self._full: dict[str, str] = {}  # each row's whole result text, to cut again when the room changes
         self._widest: dict[str, int] = {}  # per column, the widest cell (a DataTable column never narrows)
+        self._seen: dict[str, tuple[RunInfo, str]] = {}  # each row's run and STARTED text as last shown
 
     def start(self, job: str | None) -> None:
         self.job = job
@@ -262,16 +387,22 @@ class HistoryTable(_DiffTable):
         super().reset(columns)
         self._full.clear()
         self._widest.clear()
+        self._seen.clear()
 
     def drop(self, key: str) -> None:
         super().drop(key)
         self._full.pop(key, None)
+        self._seen.pop(key, None)
 
     def merge(self, runs: list[RunInfo], now: datetime, older: bool = False) -> None:
         """Add or update ``runs`` (any order). ``older``: a page from the end, no re-sort needed."""
         added = False
         for run in runs:
             key = str(run.id)
+            started = fmt_short_time(run.started, now)
+            if self._seen.get(key) == (run, started):
+                continue  # shown as it is: each refresh re-reads the newest 50, almost all unchanged
+            self._seen[key] = (run, started)
             cells = self.cells(run, now)
             self._full[key] = str(cells["result"])
             for column, value in cells.items():
@@ -380,6 +511,8 @@ class PromotionChart(Widget):
 class StatsPanel(Vertical):
     """Promotion figures and a chart of promoted per run."""
 
+    _text: Text | None = None  # as last shown
+
     def compose(self) -> ComposeResult:
         yield Static(id="stats-text")
         yield PromotionChart(id="stats-chart")
@@ -407,7 +540,16 @@ class StatsPanel(Vertical):
             text.append(f"{name:<11}", style="dim")
             text.append(f"{value}\n")
         text.rstrip()
-        self.query_one("#stats-text", Static).update(text)
+        if text != self._text:  # the tick shows the same figures most of the time: no repaint then
+            static = self.query_one("#stats-text", Static)
+            # Static.update lays the whole screen out again by default; the figures keep their height
+            # unless a line is added or one is (or was) too long for the panel and wraps
+            width = static.content_region.width
+            lines = (self._text.plain.split("\n") if self._text else []) + text.plain.split("\n")
+            layout = (self._text is None or self._text.plain.count("\n") != text.plain.count("\n")
+                      or width <= 0 or any(cell_len(line) > width for line in lines))
+            self._text = text
+            static.update(text, layout=layout)
         self.query_one("#stats-chart", PromotionChart).show(stats.recent, stats.runs)
 
 
