@@ -8,6 +8,7 @@ own, and every change is applied by the call that makes it.
 """
 from __future__ import annotations
 
+import logging
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
@@ -16,9 +17,9 @@ from textual.widgets import Static
 
 from memtui.engine import Engine, EngineError
 from memtui.engine.agent import Memory
-from memtui.engine.browse import Cursor, MemoryViewMixin
+from memtui.engine.browse import Cursor
 from memtui.engine.config import Config, EngineSettings
-from memtui.engine.report import change_line
+from memtui.engine.report import change_line, event_logger
 from memtui.engine.story import describe
 from memtui.tui.app import MemtuiApp
 from memtui.tui.memories import MemoryScreen, MemoryTable, StoryScreen, _until
@@ -36,9 +37,7 @@ def anyio_backend():
 
 @pytest.fixture
 def eng(store, clock):
-    # Engine has the view's methods once MemoryViewMixin is among its bases (engine/engine.py).
-    cls = Engine if hasattr(Engine, "pending_page") else type("Engine", (MemoryViewMixin, Engine), {})
-    engine = cls(store, Config(engine=EngineSettings(poll_interval_s=60.0, stop_timeout_s=5.0)), clock)
+    engine = Engine(store, Config(engine=EngineSettings(poll_interval_s=60.0, stop_timeout_s=5.0)), clock)
     yield engine
     engine.stop(timeout=5)
 
@@ -248,8 +247,10 @@ async def test_long_term_by_retirement_soonest_first_with_retention_and_dates_of
         assert eng.story(ids["young"], long_term=True).retires >= now + timedelta(days=6)
 
 
-async def test_p_pins_and_unpins_a_long_term_memory_with_ui_audit_rows(eng, store, clock):
+async def test_p_pins_and_unpins_a_long_term_memory_with_ui_audit_rows(eng, store, clock, caplog):
     ids = some_long_term(store, clock)
+    eng.subscribe(event_logger(logging.getLogger("memtui.test")))  # the log --no-ui and the log file write
+    caplog.set_level(logging.INFO, logger="memtui.test")
     async with memory_view(eng) as (pilot, view):
         await pilot.press("2")
         await pilot.pause()
@@ -269,9 +270,12 @@ async def test_p_pins_and_unpins_a_long_term_memory_with_ui_audit_rows(eng, stor
                              (ids["fading"],)).fetchone()[0] in (0, False)
         assert audit_rows(store)[-1] == ("unpin", None, None, f"long_term:{ids['fading']}", "ui")
         assert keys(table) == [str(i) for i in long_term_order(store)]
-        # The log line of each change names the memory, not "all jobs".
+        # The log line of each change (an audit row with no job) names the memory, not "all jobs".
         for entry in eng.audit_log(2):
             assert f"long_term:{ids['fading']}" in change_line(entry) and not change_line(entry).startswith("all")
+        logged = [r.getMessage() for r in caplog.records if r.name == "memtui.test"]
+        assert logged == [change_line(entry) for entry in reversed(eng.audit_log(2))]
+        assert all(line.endswith("(ui)") for line in logged)
 
 
 async def test_f_forgets_a_long_term_memory_restorably_and_r_shows_it_with_the_merged_ones(eng, store, clock):

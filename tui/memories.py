@@ -293,7 +293,8 @@ class MemoryScreen(Screen):
                 for key, action, label, _ in KEYS] + [
         # The jobs view's keys act on jobs this view does not show: here they only say so.
         Binding(key, "jobs_key", show=False) for key in ("space", "e", "d", "t")]
-    PAGE = 100
+    PAGE = 60  # two screens' worth: a DataTable measures every cell it is given, shown or not
+    HITS = 100  # the best search hits, shown at once
     MODES = {"pending": "pending", "long-term": "long-term", "results": "search"}
 
     def __init__(self, engine: Engine):
@@ -500,7 +501,7 @@ class MemoryScreen(Screen):
 
     def run_search(self, query: str) -> None:
         table = self.table("results")
-        hits = self._read("the search results", lambda: self.engine.search_memories(query, retired=self.retired))
+        hits = self._read("the search results", lambda: self.engine.search_memories(query, self.HITS, retired=self.retired))
         self.query_text = query
         table.reset()
         if hits is not None:
