@@ -70,7 +70,7 @@ def keys(table: MemoryTable) -> list[str]:
 
 
 def cell(table: MemoryTable, key, column: str) -> str:
-    return str(table.get_cell(str(key), column))
+    return table.part(str(key), column)
 
 
 def run(engine, job: str = "promote") -> dict:

@@ -35,7 +35,7 @@ from memtui.engine.memory import MemoryInputError
 from memtui.engine.story import MemoryStory, describe
 from memtui.tui.format import fmt_delta
 from memtui.tui.screens import HelpScreen
-from memtui.tui.widgets import _DiffTable, _width
+from memtui.tui.widgets import _DiffTable
 
 # The jobs whose runs move memories: when one finishes, the view reads what it shows again.
 MEMORY_JOBS = ("promote", "decay", "dedupe")
@@ -54,13 +54,22 @@ def _until(when: datetime | None, now: datetime) -> str:
 
 
 class MemoryTable(_DiffTable):
-    """A table of memories keyed by id, read a page at a time; the text column is cut to the room left.
+    """A table of memories keyed by id, read a page at a time, each row one line of fields and the memory's
+    text, cut to the room left.
+
+    A row is one cell, its fields padded into columns here: a DataTable's time goes per cell (each one
+    rendered and measured through Rich), and one cell a row instead of seven halves what a page costs to
+    show (bench/memory_view.py). ``FIELDS`` are the columns before the text; ``part(key, field)`` reads one
+    back. A field that grows wider than any before it (a longer id) lays every row out again, once.
 
     ``next`` is where the next page starts (None: all read). ``show_page`` adds a page at the end;
-    ``replace`` puts freshly read rows in place of those shown, updating cells by key and moving rows
+    ``replace`` puts freshly read rows in place of those shown, updating rows by key and moving them
     only when their order changed, so the cursor stays on the memory it was on."""
 
+    FIELDS: tuple[tuple[str, str], ...] = ()  # (key, label) of the columns before the memory's text
+    COLUMNS = (("line", ""),)
     TEXT = "content"
+    GAP = 2  # spaces between two columns
     TEXT_MIN = 16
     MORE_WITHIN = 20  # rows from the end at which the next page is read
 
@@ -69,10 +78,13 @@ class MemoryTable(_DiffTable):
         self.next: Cursor | None = None
         self.exhausted = False
         self.loaded = False  # read at least once since the last reset
-        self.text_width = 0  # the room for the text: reckoned at the first page (_fit)
+        self.text_width = 0  # the room for the text: reckoned at the first page (_layout)
+        self.widths = {key: len(label) for key, label in self.FIELDS}
+        self._parts: dict[str, dict[str, Text]] = {}  # each row's fields
         self._full: dict[str, tuple[str, str, bool]] = {}  # each row's (sender, whole text, dimmed)
-        self._widest: dict[str, int] = {}
         self._rows: dict[str, object] = {}  # the dataclass each row shows
+        self.read_more = None  # called to read the next page when the cursor nears the end (set by the view)
+        self._updating = False  # rows being put in: a cursor moved meanwhile reads nothing
 
     def cells(self, row, now: datetime) -> dict:
         raise NotImplementedError
@@ -87,36 +99,73 @@ class MemoryTable(_DiffTable):
     def selected(self):
         return self.row(self.selected_key)
 
+    def part(self, key: str, field: str) -> str:
+        """What row ``key`` shows in ``field`` (``content``: the text as cut)."""
+        if field == self.TEXT:
+            return _memory_text(*self._full[key], self.text_width).plain
+        return self._parts[key][field].plain
+
+    # -- one line a row ------------------------------------------------------------------------
+
+    def _add_columns(self) -> None:
+        self.add_column(self.header(), key="line")
+
+    def header(self) -> Text:
+        return Text("".join(label.ljust(self.widths[key] + self.GAP) for key, label in self.FIELDS) + "MEMORY")
+
+    def _line(self, key: str) -> Text:
+        line = Text(no_wrap=True, end="")
+        for field, _ in self.FIELDS:
+            part = self._parts[key][field]
+            line.append_text(part)
+            line.append(" " * (self.widths[field] + self.GAP - part.cell_len))
+        line.append_text(_memory_text(*self._full[key], self.text_width))
+        return line
+
+    def _show(self, key: str) -> bool:
+        return self.upsert(key, {"line": self._line(key)})
+
     def reset(self, columns=None) -> None:
         super().reset(columns)
         self.next, self.exhausted, self.loaded = None, False, False
+        self.widths = {key: len(label) for key, label in self.FIELDS}
+        self._parts.clear()
         self._full.clear()
-        self._widest.clear()
         self._rows.clear()
 
     def drop(self, key: str) -> None:
         super().drop(key)
+        self._parts.pop(key, None)
         self._full.pop(key, None)
         self._rows.pop(key, None)
 
     def wants_more(self) -> bool:
         return not self.exhausted and self.row_count - self.cursor_row <= self.MORE_WITHIN
 
+    def watch_cursor_coordinate(self, old_coordinate, new_coordinate) -> None:
+        """The next page is read here, as the cursor moves near the end, not on the RowHighlighted
+        message that follows: the rows then arrive in the same screen update as the move, not one later."""
+        super().watch_cursor_coordinate(old_coordinate, new_coordinate)
+        if (old_coordinate != new_coordinate and self.loaded and not self._updating and self.read_more is not None
+                and self.wants_more()):
+            self.read_more()
+
     def _put_all(self, rows, now: datetime) -> None:
-        """Show ``rows`` (added at the end, or updated where they are), their text cut to the room left."""
-        prepared = []
+        """Show ``rows`` (added at the end, or updated where they are), laid out to the room there is."""
+        keys = []
         for row in rows:
             key, cells = self.key_of(row), self.cells(row, now)
             self._rows[key] = row
-            self._full[key] = cells[self.TEXT]  # (sender, content, dimmed): made into Text at the room there is
-            for column, value in cells.items():
-                if column != self.TEXT:
-                    self._widest[column] = max(self._widest.get(column, 0), _width(value))
-            prepared.append((key, cells))
-        self._fit()  # the room first: cutting every row again afterwards would update each row twice
-        for key, cells in prepared:
-            cells[self.TEXT] = _memory_text(*self._full[key], self.text_width)
-            self.upsert(key, cells)
+            self._full[key] = cells.pop(self.TEXT)  # (sender, content, dimmed): made into Text at the room there is
+            self._parts[key] = cells
+            keys.append(key)
+        self._updating = True
+        try:
+            self._layout(keys)
+            for key in keys:
+                self._show(key)
+        finally:
+            self._updating = False
 
     def show_page(self, page: Page, now: datetime) -> None:
         """Add ``page`` at the end (a row already shown is updated where it is)."""
@@ -132,33 +181,60 @@ class MemoryTable(_DiffTable):
         self._put_all(rows, now)
         order = {key: i for i, key in enumerate(keys)}
         if [row.key.value for row in self.ordered_rows] != keys:
-            # The id column holds the row's key (its id): DataTable.sort moves rows, never re-adds them.
-            self.sort("id", key=lambda cell: order.get(getattr(cell, "plain", str(cell)), len(order)))
+            # DataTable.sort moves rows, never re-adds them; a row's line is the object shown (identity).
+            place = {id(self._cells[key][0]): i for key, i in order.items()}
+            self.sort("line", key=lambda line: place.get(id(line), len(place)))
         self.next, self.exhausted, self.loaded = next_cursor, next_cursor is None, True
         if selected in order:
-            self.move_cursor(row=self.get_row_index(selected), animate=False)
+            self._updating = True
+            try:
+                self.move_cursor(row=self.get_row_index(selected), animate=False)
+            finally:
+                self._updating = False
 
     def on_resize(self) -> None:
-        self._fit()
+        self._updating = True
+        try:
+            self._layout()
+        finally:
+            self._updating = False
 
-    def _fit(self) -> None:
-        """Cut every text again when the room for it changed (a resize, a wider cell elsewhere). Before
-        the table is laid out, the room is reckoned from the screen's width (the tables span it, inside
-        a border and beside a scrollbar), so the first page is rarely cut twice."""
+    def _layout(self, adding: list[str] = ()) -> None:
+        """Fit the columns to their widest field and the text to the room left, before ``adding`` is
+        shown. A column grown wider changes the header: the table is built again (rows, order, cursor
+        kept). A changed room cuts every text again. Before the table is laid out, the room is reckoned
+        from the screen's width (the tables span it, inside a border, beside a scrollbar), so a first
+        page is not cut twice."""
+        widths = dict(self.widths)
+        for key in adding:
+            for field, part in self._parts[key].items():
+                widths[field] = max(widths[field], part.cell_len)
         width = self.scrollable_content_region.width
         if width <= 0:
             width = self.app.size.width - 2 - self.styles.scrollbar_size_vertical
-        pad = 2 * self.cell_padding
-        others = sum(max(self._widest.get(column, 0), len(label)) + pad
-                     for column, label in self.columns_in_use if column != self.TEXT)
-        room = max(self.TEXT_MIN, width - others - pad)
-        if room == self.text_width:
+        used = sum(w + self.GAP for w in widths.values()) + 2 * self.cell_padding
+        room = max(self.TEXT_MIN, width - used)
+        if widths == self.widths and room == self.text_width:
             return
-        self.text_width = room
-        columns = [c for c, _ in self.columns_in_use]
-        for key, full in self._full.items():
-            if key in self._cells:
-                self.upsert(key, {**dict(zip(columns, self._cells[key])), self.TEXT: _memory_text(*full, room)})
+        rebuild = widths != self.widths
+        self.widths, self.text_width = widths, room
+        if rebuild:
+            self._rebuild()
+        else:
+            for key in self._cells:
+                self._show(key)
+
+    def _rebuild(self) -> None:
+        """Every row laid out again under a new header, in the same order, the cursor on the same row."""
+        order = [row.key.value for row in self.ordered_rows]
+        selected = self.selected_key
+        self.clear(columns=True)
+        self._cells.clear()
+        self._add_columns()
+        for key in order:
+            self._show(key)
+        if selected in self._cells:
+            self.move_cursor(row=self.get_row_index(selected), animate=False)
 
 
 def _memory_text(sender: str, content: str, dim: bool = False, width: int | None = None) -> Text:
@@ -175,9 +251,8 @@ TERMS = ("recency", "frequency", "confidence", "importance")
 
 
 class PendingTable(MemoryTable):
-    # The four terms share a column (fewer cells: a DataTable's cost is per cell), under their names.
-    COLUMNS = (("id", "ID"), ("score", "SCORE"), ("gap", "VS THRESHOLD"), ("terms", "REC  FREQ CONF IMP"),
-               ("stored", "STORED"), ("expires", "EXPIRES"), ("content", "MEMORY"))
+    FIELDS = (("id", "ID"), ("score", "SCORE"), ("gap", "VS THRESHOLD"), ("terms", "REC  FREQ CONF IMP"),
+              ("stored", "STORED"), ("expires", "EXPIRES"))
 
     def cells(self, row: PendingRow, now: datetime) -> dict:
         if row.keep:
@@ -198,8 +273,8 @@ class PendingTable(MemoryTable):
 
 
 class LongTermTable(MemoryTable):
-    COLUMNS = (("id", "ID"), ("retention", "RETENTION"), ("recalls", "RECALLS"), ("retires", "RETIRES"),
-               ("importance", "IMP"), ("content", "MEMORY"))
+    FIELDS = (("id", "ID"), ("retention", "RETENTION"), ("recalls", "RECALLS"), ("retires", "RETIRES"),
+              ("importance", "IMP"))
 
     def cells(self, row: LongTermRow, now: datetime) -> dict:
         if row.status in ("merged", "replaced"):
@@ -219,7 +294,7 @@ class LongTermTable(MemoryTable):
 
 
 class ResultsTable(MemoryTable):
-    COLUMNS = (("tier", "TIER"), ("id", "ID"), ("importance", "IMP"), ("note", "NOTE"), ("content", "MEMORY"))
+    FIELDS = (("tier", "TIER"), ("id", "ID"), ("importance", "IMP"), ("note", "NOTE"))
 
     def key_of(self, row: SearchHit) -> str:
         return f"{row.tier}:{row.id}"
@@ -323,9 +398,10 @@ class MemoryScreen(Screen):
     # -- lifecycle ---------------------------------------------------------------------------
 
     def on_mount(self) -> None:
-        self.table("pending").border_title = "pending"
-        self.table("long-term").border_title = "long-term"
-        self.table("results").border_title = "search"
+        for mode, title in self.MODES.items():
+            self.table(mode).border_title = title
+        for mode in ("pending", "long-term"):
+            self.table(mode).read_more = lambda mode=mode: self.more(mode)
         self._unsubscribe = self.engine.subscribe(self._on_engine_event)
         self.load("pending")
         self._show_mode()
@@ -474,13 +550,10 @@ class MemoryScreen(Screen):
     # -- events from the tables and the search box ---------------------------------------------------
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        table = event.data_table
         if self._armed is not None:  # a first f asked about another row: moving away takes it back
             selected = self._selected()
             if selected is None or f"{selected[0]}:{selected[1].id}" != self._armed:
                 self._armed = None
-        if isinstance(table, MemoryTable) and table.id != "results" and table.loaded and table.wants_more():
-            self.more(table.id)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
