@@ -473,3 +473,18 @@ async def test_a_view_kept_installed_and_shown_again_reads_what_changed_meanwhil
         finally:
             if app.is_running:
                 app.exit()
+
+
+async def test_at_80_columns_each_row_fits_and_the_terms_come_back_when_there_is_room(eng, store, clock):
+    some_pending(eng, clock)
+    async with memory_view(eng, size=(80, 24)) as (pilot, view):
+        table = view.table("pending")
+        assert table.narrow and "REC" not in table.header().plain  # the story still has the terms
+        room = table.scrollable_content_region.width - 2 * table.cell_padding
+        assert all(table.get_row(key)[0].cell_len <= room for key in keys(table))
+        assert "VS 0.6" in table.header().plain  # how far from the threshold, the threshold in the header
+        await pilot.resize_terminal(140, 30)
+        await pilot.pause()
+        assert not table.narrow and "REC  FREQ CONF IMP" in table.header().plain
+        room = table.scrollable_content_region.width - 2 * table.cell_padding
+        assert all(table.get_row(key)[0].cell_len <= room for key in keys(table))

@@ -32,6 +32,7 @@ from textual.widgets import ContentSwitcher, DataTable, Footer, Input, Static
 from memtui.engine import Engine, EngineError, Event
 from memtui.engine.browse import Cursor, LongTermRow, MemoryChange, Page, PendingRow, SearchHit
 from memtui.engine.memory import MemoryInputError
+from memtui.engine.report import fmt_number
 from memtui.engine.story import MemoryStory, describe
 from memtui.tui.format import fmt_delta
 from memtui.tui.screens import HelpScreen
@@ -67,6 +68,8 @@ class MemoryTable(_DiffTable):
     only when their order changed, so the cursor stays on the memory it was on."""
 
     FIELDS: tuple[tuple[str, str], ...] = ()  # (key, label) of the columns before the memory's text
+    NARROW_DROPS: tuple[str, ...] = ()  # fields left out in a table narrower than WIDE_AT (the story has them)
+    WIDE_AT = 100
     COLUMNS = (("line", ""),)
     TEXT = "content"
     GAP = 2  # spaces between two columns
@@ -79,7 +82,8 @@ class MemoryTable(_DiffTable):
         self.exhausted = False
         self.loaded = False  # read at least once since the last reset
         self.text_width = 0  # the room for the text: reckoned at the first page (_layout)
-        self.widths = {key: len(label) for key, label in self.FIELDS}
+        self.widths = {key: 0 for key, _ in self.FIELDS}  # each field's widest, label included
+        self.narrow = False
         self._parts: dict[str, dict[str, Text]] = {}  # each row's fields
         self._full: dict[str, tuple[str, str, bool]] = {}  # each row's (sender, whole text, dimmed)
         self._rows: dict[str, object] = {}  # the dataclass each row shows
@@ -110,12 +114,21 @@ class MemoryTable(_DiffTable):
     def _add_columns(self) -> None:
         self.add_column(self.header(), key="line")
 
+    @property
+    def fields(self) -> list[tuple[str, str]]:
+        """(key, label) of the fields shown at this width."""
+        return [(key, self.label(key, label)) for key, label in self.FIELDS
+                if not (self.narrow and key in self.NARROW_DROPS)]
+
+    def label(self, key: str, label: str) -> str:
+        return label
+
     def header(self) -> Text:
-        return Text("".join(label.ljust(self.widths[key] + self.GAP) for key, label in self.FIELDS) + "MEMORY")
+        return Text("".join(label.ljust(self.widths[key] + self.GAP) for key, label in self.fields) + "MEMORY")
 
     def _line(self, key: str) -> Text:
         line = Text(no_wrap=True, end="")
-        for field, _ in self.FIELDS:
+        for field, _ in self.fields:
             part = self._parts[key][field]
             line.append_text(part)
             line.append(" " * (self.widths[field] + self.GAP - part.cell_len))
@@ -128,7 +141,7 @@ class MemoryTable(_DiffTable):
     def reset(self, columns=None) -> None:
         super().reset(columns)
         self.next, self.exhausted, self.loaded = None, False, False
-        self.widths = {key: len(label) for key, label in self.FIELDS}
+        self.widths = {key: 0 for key, _ in self.FIELDS}
         self._parts.clear()
         self._full.clear()
         self._rows.clear()
@@ -205,18 +218,22 @@ class MemoryTable(_DiffTable):
         kept). A changed room cuts every text again. Before the table is laid out, the room is reckoned
         from the screen's width (the tables span it, inside a border, beside a scrollbar), so a first
         page is not cut twice."""
-        widths = dict(self.widths)
-        for key in adding:
-            for field, part in self._parts[key].items():
-                widths[field] = max(widths[field], part.cell_len)
         width = self.scrollable_content_region.width
         if width <= 0:
             width = self.app.size.width - 2 - self.styles.scrollbar_size_vertical
-        used = sum(w + self.GAP for w in widths.values()) + 2 * self.cell_padding
+        narrow = width < self.WIDE_AT
+        was, self.narrow = self.narrow, narrow
+        widths = dict(self.widths)
+        for field, label in self.fields:
+            widths[field] = max(widths[field], len(label))
+        for key in adding:
+            for field, part in self._parts[key].items():
+                widths[field] = max(widths[field], part.cell_len)
+        used = sum(widths[field] + self.GAP for field, _ in self.fields) + 2 * self.cell_padding
         room = max(self.TEXT_MIN, width - used)
-        if widths == self.widths and room == self.text_width:
+        if widths == self.widths and room == self.text_width and narrow == was:
             return
-        rebuild = widths != self.widths
+        rebuild = widths != self.widths or narrow != was
         self.widths, self.text_width = widths, room
         if rebuild:
             self._rebuild()
@@ -251,10 +268,18 @@ TERMS = ("recency", "frequency", "confidence", "importance")
 
 
 class PendingTable(MemoryTable):
-    FIELDS = (("id", "ID"), ("score", "SCORE"), ("gap", "VS THRESHOLD"), ("terms", "REC  FREQ CONF IMP"),
+    FIELDS = (("id", "ID"), ("score", "SCORE"), ("gap", "VS"), ("terms", "REC  FREQ CONF IMP"),
               ("stored", "STORED"), ("expires", "EXPIRES"))
+    NARROW_DROPS = ("terms",)
+    threshold: float | None = None
+
+    def label(self, key: str, label: str) -> str:
+        if key == "gap":  # how far from the threshold: the threshold itself in the header
+            return "VS THRESHOLD" if self.threshold is None else f"VS {fmt_number(self.threshold)}"
+        return label
 
     def cells(self, row: PendingRow, now: datetime) -> dict:
+        self.threshold = row.threshold
         if row.keep:
             gap = Text("kept", style="bold green")
         else:
@@ -364,7 +389,7 @@ class MemoryScreen(Screen):
         ("m", "back", "Jobs", "Back to the jobs view"),
         ("question_mark", "help", "Help", "Help: every key of this view"),
     ]
-    BINDINGS = [Binding(key, action, label, show=key not in ("enter", "m", "3"))
+    BINDINGS = [Binding(key, action, label, show=key not in ("enter", "m", "1", "2", "3"))  # 1-3: the tabs line
                 for key, action, label, _ in KEYS] + [
         # The jobs view's keys act on jobs this view does not show: here they only say so.
         Binding(key, "jobs_key", show=False) for key in ("space", "e", "d", "t")]
