@@ -824,6 +824,8 @@ async def test_a_burst_of_engine_events_collapses_into_few_refreshes(eng):
         worker.join()
         assert len(delivered) == 1000
         await pilot.pause()
+        # an update within MemtuiApp.UPDATE_GAP_S of the last waits on a timer: let it be drawn
+        await until(pilot, lambda: app._update_timer is None, what="the last update to be drawn")
         settled = len(refreshes)
         await pilot.pause(0.1)
         assert len(refreshes) == settled  # the queue is drained: no backlog of refreshes

@@ -23,6 +23,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import time
 from datetime import datetime
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
@@ -103,6 +104,8 @@ class MemtuiApp(App):
         self.live: list[EngineInfo] = []  # the engines serving the database, while attached
         self._asked: dict[str, float] = {}  # job -> when this dashboard asked another engine to run it
         self._offered: bool | None = None  # whether the footer offers s (start an engine here) now
+        self._updated_at = 0.0  # when the last engine update was drawn (time.monotonic)
+        self._update_timer = None  # an engine update waiting for UPDATE_GAP_S to pass
 
     # -- layout ------------------------------------------------------------------
 
@@ -149,10 +152,26 @@ class MemtuiApp(App):
         if event.kind == "run_finished" and event.run is not None and event.run.reason == "manual":
             self.post_message(RunNotice(event.run))
 
+    # A run's start and end come a few ms apart: drawn at once, each refresh (~15 ms of reads) then
+    # the screen update (~30 ms for both tables) held the screen ~100 ms with no frame (bench/ui.py).
+    # An update within UPDATE_GAP_S of the last waits for the rest of it, so a frame goes out between.
+    UPDATE_GAP_S = 0.05
+
     def on_engine_update(self, _: EngineUpdate) -> None:
+        if not self.is_running or self._update_timer is not None:
+            return  # leaving; or an update is already due, which reads everything anew
+        wait = self._updated_at + self.UPDATE_GAP_S - time.monotonic()
+        if wait > 0:
+            self._update_timer = self.set_timer(wait, self._engine_update)
+        else:
+            self._engine_update()
+
+    def _engine_update(self) -> None:
+        self._update_timer = None
         if self.is_running:  # nothing to draw on once the app is leaving
             self.refresh_all()
             self._tell_asked_runs()
+        self._updated_at = time.monotonic()
 
     def _tell_asked_runs(self) -> None:
         """While attached: say how a run this dashboard asked another engine for went, once it ended."""

@@ -55,6 +55,7 @@ class _DiffTable(DataTable):
         # cell -> (its value, where it was drawn, its lines): see _render_cell. Made first: DataTable's
         # __init__ already clears its caches (_clear_caches), this one with them.
         self._drawn: LRUCache[tuple, tuple[object, tuple[int, int], list]] = LRUCache(1000)
+        self._styles_seen: dict[tuple, Style] = {}  # see rich_style
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self._cells: dict[str, tuple] = {}
         self.columns_in_use = self.COLUMNS
@@ -99,16 +100,23 @@ class _DiffTable(DataTable):
         at the same width and in the same style, reuses its lines; moved to another row (a new run
         on top moves every row down), it only gets the new row and column in its styles' meta,
         which is what a click on it is read by."""
-        if row_index < 0 or column_index < 0:  # the header, row labels
+        if column_index < 0:  # row labels (none here)
             return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
-        row_key = self._row_locations.get_key(row_index)
-        column_key = self._column_locations.get_key(column_index)
-        row = self.rows.get(row_key) if row_key is not None else None
-        if row is None or column_key is None or row.auto_height:
+        try:
+            column_key = self._column_locations.get_key(column_index)
+            if row_index < 0:  # the header: its labels
+                row_key, height = self._header_row_key, self.header_height
+                value = self.columns[column_key].label
+            else:
+                row_key = self._row_locations.get_key(row_index)
+                row = self.rows[row_key]
+                if row.auto_height:
+                    return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+                height, value = row.height, self._data[row_key][column_key]
+            key = (row_key, column_key, base_style, width, cursor, hover, self._show_hover_cursor, self.show_cursor,
+                   self._pseudo_class_state, height, row_index < self.fixed_rows or column_index < self.fixed_columns)
+        except (AttributeError, KeyError):  # DataTable's insides, private: another Textual may differ
             return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
-        value = self._data[row_key].get(column_key)
-        key = (row_key, column_key, base_style, width, cursor, hover, self._show_hover_cursor, self.show_cursor,
-               self._pseudo_class_state, row.height, row_index < self.fixed_rows or column_index < self.fixed_columns)
         place = (row_index, column_index)
         drawn = self._drawn.get(key)
         if drawn is not None and drawn[0] is value:
@@ -119,15 +127,39 @@ class _DiffTable(DataTable):
                      for line in drawn[2]]
         else:
             lines = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        if drawn is not None:
+            self._drawn.discard(key)  # LRUCache.set keeps the entry a key already has
         self._drawn[key] = (value, place, lines)
         return lines
+
+    # Each line drawn asks for the table's style and its row's (zebra) style, both computed again
+    # through the CSS and every ancestor (~0.1 ms each, three times a line). They change only with
+    # the CSS (notify_style_update) or a pseudo-class (focus, hover): kept per pseudo-class state.
+    @property
+    def rich_style(self) -> Style:
+        key = ("table", self._pseudo_class_state)
+        style = self._styles_seen.get(key)
+        if style is None:
+            style = self._styles_seen[key] = super().rich_style
+        return style
+
+    def _get_row_style(self, row_index: int, base_style: Style) -> Style:
+        if row_index >= 0 and self.zebra_stripes and row_index >= self.fixed_rows:
+            key = ("row", row_index % 2, self._pseudo_class_state)
+            style = self._styles_seen.get(key)
+            if style is None:
+                style = self._styles_seen[key] = super()._get_row_style(row_index, base_style)
+            return style
+        return super()._get_row_style(row_index, base_style)
 
     def _clear_caches(self) -> None:
         super()._clear_caches()
         self._drawn.clear()
+        self._styles_seen.clear()
 
     def notify_style_update(self) -> None:
         self._drawn.clear()  # the theme or CSS changed: every cell's style may have
+        self._styles_seen.clear()
         super().notify_style_update()
 
     def _add_columns(self) -> None:
