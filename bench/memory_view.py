@@ -295,7 +295,7 @@ async def measure(engine, repeat: int, seed: int, pages: int) -> dict:
                     search.value = query
                     search.focus()
                     await pilot.pause()
-                    painted.arm(lambda q=query: view().query_text == q and view().mode == "results")
+                    painted.arm(lambda q=query: view().query_text == q and not view().searching)
                     await pilot.press("enter")
                     ms = await painted.wait(f"the search for {query!r}")
                     hits = view().table("results").row_count
@@ -310,7 +310,7 @@ async def measure(engine, repeat: int, seed: int, pages: int) -> dict:
                     search.value = query
                     search.focus()
                     await pilot.pause()
-                    painted.arm(lambda q=query: view().query_text == q and view().mode == "results")
+                    painted.arm(lambda q=query: view().query_text == q and not view().searching)
                     await pilot.press("enter")
                     ms = await painted.wait(f"the search for {query!r}")
                     out["search"][label].append({"query": query, "ms": ms, "cpu_ms": painted.cpu_ms,

@@ -302,6 +302,11 @@ class MemoryViewMixin:
         return [SearchHit(h.id, h.tier, h.content, h.sender, h.kind, h.importance, h.last_used, h.decayed,
                           h.superseded) for h in hits]
 
+    def release_thread(self) -> None:
+        """Close the calling thread's database connection: a thread the view searched in is done (the
+        store keeps one connection per thread)."""
+        self.store.close()
+
     # -- changes ------------------------------------------------------------------------------
 
     def pin(self, memory_id: int, pinned: bool = True, source: str = "api") -> MemoryChange:

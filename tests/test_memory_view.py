@@ -65,6 +65,15 @@ async def memory_view(engine, size=SIZE):
                 app.exit()
 
 
+async def searched(pilot, view) -> None:
+    """Wait for the search thread's answer to be shown: short pilot pauses, bounded (never a fixed sleep)."""
+    for _ in range(200):
+        if not view.searching:
+            return
+        await pilot.pause(0.02)
+    assert not view.searching, "the search did not come back"
+
+
 def keys(table: MemoryTable) -> list[str]:
     return [row.key.value for row in table.ordered_rows]
 
@@ -403,7 +412,7 @@ async def test_search_ranks_as_recall_does_reinforces_nothing_and_enter_tells_th
         await pilot.press("slash")
         await pilot.press(*"AISLE")
         await pilot.press("enter")
-        await pilot.pause()
+        await searched(pilot, view)
         table = view.table("results")
         assert view.mode == "results" and table.has_focus
         assert keys(table) == expected

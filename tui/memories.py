@@ -19,6 +19,7 @@ more by key as the cursor nears the end (``wants_more``), never the whole table.
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 from rich.text import Text
@@ -40,6 +41,14 @@ from memtui.tui.widgets import _DiffTable
 
 # The jobs whose runs move memories: when one finishes, the view reads what it shows again.
 MEMORY_JOBS = ("promote", "decay", "dedupe")
+
+
+class SearchDone(Message):
+    """A search made in the view's search thread came back (``hits`` None: ``problem`` says why)."""
+
+    def __init__(self, token: int, query: str, hits: list[SearchHit] | None, problem: str | None):
+        super().__init__()
+        self.token, self.query, self.hits, self.problem = token, query, hits, problem
 
 
 class MemoriesChanged(Message):
@@ -408,6 +417,8 @@ class MemoryScreen(Screen):
         self._stale: set[str] = set()  # modes to read again when shown (a change happened while hidden)
         self._opened = False  # shown once: showing it again (an installed screen, pushed anew) reads again
         self._over = False  # a story or the help is open over it: closing that reads nothing again
+        self._searcher: ThreadPoolExecutor | None = None  # the search's own thread, made at the first search
+        self._search_token = self._search_shown = 0  # the last search asked for, and the last shown
 
     def compose(self) -> ComposeResult:
         yield Static(id="memory-tabs")
@@ -436,6 +447,10 @@ class MemoryScreen(Screen):
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
+        if self._searcher is not None:  # its thread's database connection closed, then the thread ends
+            self._searcher.submit(self.engine.release_thread)
+            self._searcher.shutdown(wait=False)
+            self._searcher = None
 
     def _on_engine_event(self, event: Event) -> None:
         """On engine threads: only post a message from here."""
@@ -598,15 +613,45 @@ class MemoryScreen(Screen):
         self.current.focus()
 
     def run_search(self, query: str) -> None:
-        table = self.table("results")
-        hits = self._read("the search results", lambda: self.engine.search_memories(query, self.HITS, retired=self.retired))
+        """Search in the view's own thread: a word a quarter of a million memories hold takes recall's
+        ranking a second or more (bench/memory_view.py), and the screen must not freeze meanwhile. The
+        hits come back as a SearchDone message; one of a search since superseded is dropped."""
+        self._search_token += 1
+        token, retired = self._search_token, self.retired
         self.query_text = query
+        self.table("results").border_subtitle = "searching…"
+        if self._searcher is None:
+            self._searcher = ThreadPoolExecutor(1, thread_name_prefix="memtui-search")
+
+        def search() -> None:
+            try:
+                hits, problem = self.engine.search_memories(query, self.HITS, retired=retired), None
+            except EngineError as exc:
+                hits, problem = None, str(exc)
+            except Exception as exc:  # the store unusable right now
+                hits, problem = None, f"could not search now: {' '.join(str(exc).split())[:200]}"
+            self.post_message(SearchDone(token, query, hits, problem))
+
+        self._searcher.submit(search)
+
+    def on_search_done(self, done: SearchDone) -> None:
+        if done.token != self._search_token or not self.is_attached:
+            return  # another search was asked for since
+        self._search_shown = done.token
+        table = self.table("results")
         table.reset()
-        if hits is not None:
-            table.show_page(Page(tuple(hits), None), self.engine.clock())
-            if not hits:
-                self.notify(f"nothing holds every word of {query!r}", markup=False)
+        if done.problem is not None:
+            self.notify(done.problem, severity="error", markup=False)
+        else:
+            table.show_page(Page(tuple(done.hits), None), self.engine.clock())
+            if not done.hits:
+                self.notify(f"nothing holds every word of {done.query!r}", markup=False)
         self._subtitle("results")
+
+    @property
+    def searching(self) -> bool:
+        """A search asked for has not come back yet."""
+        return self._search_token != self._search_shown
 
     # -- actions -------------------------------------------------------------------------------
 
