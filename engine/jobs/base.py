@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone, tzinfo
 from typing import Any, Callable
 
-from peewee import OP, SQL, Expression, Node, Value, fn
+from peewee import OP, SQL, Expression, Node, Select, Value, fn
 
 from memtui.engine.clock import Clock
 from memtui.models import Store
@@ -173,6 +173,8 @@ def _in_ids(query, ids: IdList, store: Store):
     source = getattr(query, "_insert", None)
     if isinstance(source, Node) and getattr(source, "_where", None) is not None:
         _in_ids(source, ids, store)
+    for cte in getattr(query, "_cte_list", None) or ():  # the write a WITH makes (write_with_history)
+        _in_ids(cte._query, ids, store)
     return query
 
 
@@ -231,6 +233,36 @@ def history_of(ctx: JobContext, model, where, action: str, reason: str, now_ts: 
         model.demo).where(where))
     return History.insert_from(rows, [History.memory_id, History.tier, History.action, History.old_text,
                                       History.reason, History.run_id, History.at, History.demo])
+
+
+def write_with_history(ctx: JobContext, model, where: Callable[[IdList], Any], write: Callable[[Any], Any],
+                       action: str, reason: str, now_ts: float) -> tuple[Statement, ...]:
+    """The statements, for ``in_batches``, that write the rows of memory table ``model`` matching
+    ``where(chunk)`` — ``write(condition)`` is that model's UPDATE or DELETE — and record a memory_history
+    row (``action``, ``reason``, this run) for each row written, in the chunk's transaction; the rowcount
+    of the last one is the number of rows written.
+
+    On PostgreSQL that is one statement, ``WITH written AS (UPDATE … RETURNING …) INSERT INTO
+    memory_history SELECT … FROM written``: the history is made of exactly the rows the write changed (a
+    row another transaction changed meanwhile is tested again by the write, and left alone it gets no
+    history row), with no row locks taken beforehand — locking 1,000 rows first wrote each row once more,
+    a third of what decay's soft deletes cost. Elsewhere (SQLite, where a write transaction holds the whole
+    file, so nothing changes between two statements) the history's INSERT … SELECT, then the write."""
+    if ctx.store.kind != "postgresql":
+        return (lambda chunk: history_of(ctx, model, where(chunk), action, reason, now_ts),
+                lambda chunk: write(where(chunk)))
+    History = ctx.store.m.MemoryHistory
+    tier = "pending" if model is ctx.store.m.PendingMemory else "long_term"
+
+    def statement(chunk):
+        written = write(where(chunk)).returning(model.id, model.content, model.demo).cte("written")
+        # A bare Select: the WITH belongs at the top of the INSERT (PostgreSQL wants a writing WITH there).
+        rows = Select((written,), (written.c.id, Value(tier), Value(action), written.c.content, Value(reason),
+                                   Value(ctx.run_id), Value(now_ts), written.c.demo))
+        return History.insert_from(rows, [History.memory_id, History.tier, History.action, History.old_text,
+                                          History.reason, History.run_id, History.at, History.demo]
+                                   ).with_cte(written).returning()
+    return (statement,)
 
 
 def count_rows(model, where=None) -> int:

@@ -36,7 +36,7 @@ import math
 from dataclasses import dataclass
 
 from memtui.engine.config import setting
-from memtui.engine.jobs.base import JobContext, JobKind, history_of, in_batches, raw_ids
+from memtui.engine.jobs.base import JobContext, JobKind, in_batches, raw_ids, write_with_history
 
 HORIZON_KEY = "decay.horizon_s"  # read by the retire_at trigger (models/migrations/0004_incremental.py)
 RECOMPUTE_BATCH = 20_000  # rows per transaction when a new horizon is written into every row
@@ -118,19 +118,18 @@ def run(ctx: JobContext) -> dict:
     # The conditions are repeated in the writes: a memory recalled or pinned meanwhile is left alone.
     # retire_at = NULL is what the trigger would compute for a soft-deleted row; writing it here spares
     # SQLite's trigger a second write of each row.
-    soft = in_batches(ctx, listed, cfg.batch_size,
-                      lambda chunk: history_of(ctx, LongTerm, fading & LongTerm.id.in_(chunk), "soft_delete",
-                                               f"retention below {cfg.floor:g}", now_ts),
-                      lambda chunk: LongTerm.update(deleted_at=now_ts, retire_at=None).where(
-                          fading & LongTerm.id.in_(chunk)))
+    soft = in_batches(ctx, listed, cfg.batch_size, *write_with_history(
+        ctx, LongTerm, lambda chunk: fading & LongTerm.id.in_(chunk),
+        lambda where: LongTerm.update(deleted_at=now_ts, retire_at=None).where(where),
+        "soft_delete", f"retention below {cfg.floor:g}", now_ts))
     grace_cutoff = now_ts - cfg.grace_days * 86400
     past_grace = LongTerm.deleted_at.is_null(False) & (LongTerm.deleted_at < grace_cutoff) & ~LongTerm.pinned
     expired = raw_ids(ctx, LongTerm.select(LongTerm.id).where(past_grace))
     # The whole condition again: one restored and soft-deleted anew meanwhile starts a new grace period.
-    hard = in_batches(ctx, expired, cfg.batch_size,
-                      lambda chunk: history_of(ctx, LongTerm, past_grace & LongTerm.id.in_(chunk), "hard_delete",
-                                               f"soft-deleted more than {cfg.grace_days:g} days ago", now_ts),
-                      lambda chunk: LongTerm.delete().where(past_grace & LongTerm.id.in_(chunk)))
+    hard = in_batches(ctx, expired, cfg.batch_size, *write_with_history(
+        ctx, LongTerm, lambda chunk: past_grace & LongTerm.id.in_(chunk),
+        lambda where: LongTerm.delete().where(where),
+        "hard_delete", f"soft-deleted more than {cfg.grace_days:g} days ago", now_ts))
     if full:
         with ctx.store.atomic():
             ctx.save_checkpoint({"full_at": now_ts, "recompute_due": False})

@@ -63,7 +63,8 @@ from dataclasses import dataclass
 from peewee import Value, fn
 
 from memtui.engine.config import setting
-from memtui.engine.jobs.base import JobContext, JobKind, count_rows, history_of, in_batches, raw_ids, raw_rows
+from memtui.engine.jobs.base import (JobContext, JobKind, count_rows, in_batches, raw_ids, raw_rows,
+                                     write_with_history)
 
 
 @dataclass(frozen=True)
@@ -269,10 +270,9 @@ def run(ctx: JobContext) -> dict:
     stale = raw_ids(ctx, Pending.select(Pending.id).where(
         (Pending.created_at < now_ts - cfg.ttl_days * 86400) & ~Pending.remember))
     expiring = expires(ctx, cfg, now_ts)
-    expired = in_batches(ctx, stale, cfg.batch_size,
-                         lambda chunk: history_of(ctx, Pending, expiring & Pending.id.in_(chunk), "expire",
-                                                  f"not promoted within {cfg.ttl_days:g} days", now_ts),
-                         lambda chunk: Pending.delete().where(expiring & Pending.id.in_(chunk)))
+    expired = in_batches(ctx, stale, cfg.batch_size, *write_with_history(
+        ctx, Pending, lambda chunk: expiring & Pending.id.in_(chunk), lambda where: Pending.delete().where(where),
+        "expire", f"not promoted within {cfg.ttl_days:g} days", now_ts))
     if full_because:
         with ctx.store.atomic():
             ctx.save_checkpoint({"now": now_ts, "full_at": now_ts, "scored_with": scoring_settings(cfg),
