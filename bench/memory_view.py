@@ -173,6 +173,7 @@ class Painted:
     def __init__(self, app):
         self.ready = None
         self.t0 = self.t = self.cpu0 = self.cpu = 0.0
+        self.shown = asyncio.Event()
         original = app._display
 
         def display(screen, renderable) -> None:
@@ -181,20 +182,23 @@ class Painted:
             original(screen, renderable)
             if self.ready is not None and renderable is not None and self.ready():
                 self.t, self.cpu, self.ready = time.perf_counter(), time.process_time(), None
+                self.shown.set()
 
         app._display = display
 
     def arm(self, ready) -> None:
         self.ready, self.t0, self.cpu0, self.t = ready, time.perf_counter(), time.process_time(), 0.0
+        self.shown.clear()
 
     async def wait(self, what: str) -> float:
         """Milliseconds from ``arm`` to the update (``cpu_ms``: this process's CPU time meanwhile, which
-        other processes on the machine do not inflate; the engine is not started, so it is the view's)."""
-        deadline = time.perf_counter() + WAIT_S
-        while self.ready is not None:
-            if time.perf_counter() > deadline:
-                raise RuntimeError(f"{what}: not on screen after {WAIT_S:g} s")
-            await asyncio.sleep(0.001)
+        other processes on the machine do not inflate; the engine is not started, so it is the view's and
+        its search thread's). Waited for on an event: polling would wake the event loop and take the GIL
+        from the search thread."""
+        try:
+            await asyncio.wait_for(self.shown.wait(), WAIT_S)
+        except asyncio.TimeoutError:
+            raise RuntimeError(f"{what}: not on screen after {WAIT_S:g} s") from None
         self.cpu_ms = (self.cpu - self.cpu0) * 1000
         return (self.t - self.t0) * 1000
 

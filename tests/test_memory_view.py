@@ -9,6 +9,7 @@ own, and every change is applied by the call that makes it.
 from __future__ import annotations
 
 import logging
+import threading
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
@@ -497,3 +498,28 @@ async def test_at_80_columns_each_row_fits_and_the_terms_come_back_when_there_is
         assert not table.narrow and "REC  FREQ CONF IMP" in table.header().plain
         room = table.scrollable_content_region.width - 2 * table.cell_padding
         assert all(table.get_row(key)[0].cell_len <= room for key in keys(table))
+
+
+async def test_a_slow_search_finishes_in_the_background_and_only_the_last_one_asked_is_shown(
+        eng, store, clock, monkeypatch):
+    monkeypatch.setattr(MemoryScreen, "SEARCH_WAIT_S", 0.0)  # every search goes on in the search thread
+    for text in ("alice prefers aisle seats", "bob likes window seats", "carol takes the train"):
+        eng.remember(text)
+    release = threading.Event()
+    real = eng.search_memories
+
+    def slow_for_aisle(query, *args, **kwargs):
+        if query == "aisle":
+            release.wait(10)  # held until the second search has been asked for
+        return real(query, *args, **kwargs)
+
+    monkeypatch.setattr(eng, "search_memories", slow_for_aisle)
+    async with memory_view(eng) as (pilot, view):
+        view.run_search("aisle")
+        await pilot.pause()
+        assert view.searching and "searching" in str(view.table("results").border_subtitle)
+        view.run_search("train")
+        release.set()
+        await searched(pilot, view)
+        assert keys(view.table("results")) == [f"pending:{hit.id}" for hit in real("train")]
+        assert view.query_text == "train"

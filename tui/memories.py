@@ -404,6 +404,7 @@ class MemoryScreen(Screen):
         Binding(key, "jobs_key", show=False) for key in ("space", "e", "d", "t")]
     PAGE = 60  # two screens' worth: a DataTable measures every cell it is given, shown or not
     HITS = 100  # the best search hits, shown at once
+    SEARCH_WAIT_S = 0.05  # a search longer than this finishes in the background
     MODES = {"pending": "pending", "long-term": "long-term", "results": "search"}
 
     def __init__(self, engine: Engine):
@@ -615,24 +616,31 @@ class MemoryScreen(Screen):
     def run_search(self, query: str) -> None:
         """Search in the view's own thread: a word a quarter of a million memories hold takes recall's
         ranking a second or more (bench/memory_view.py), and the screen must not freeze meanwhile. The
-        hits come back as a SearchDone message; one of a search since superseded is dropped."""
+        screen waits for it up to ``SEARCH_WAIT_S`` (most searches: the hits are then drawn in the same
+        update as the key, with no "searching…" drawn first); after that the hits come back as a
+        SearchDone message, and those of a search since superseded are dropped."""
         self._search_token += 1
         token, retired = self._search_token, self.retired
         self.query_text = query
-        self.table("results").border_subtitle = "searching…"
         if self._searcher is None:
             self._searcher = ThreadPoolExecutor(1, thread_name_prefix="memtui-search")
 
-        def search() -> None:
+        def search() -> tuple[list[SearchHit] | None, str | None]:
             try:
-                hits, problem = self.engine.search_memories(query, self.HITS, retired=retired), None
+                return self.engine.search_memories(query, self.HITS, retired=retired), None
             except EngineError as exc:
-                hits, problem = None, str(exc)
+                return None, str(exc)
             except Exception as exc:  # the store unusable right now
-                hits, problem = None, f"could not search now: {' '.join(str(exc).split())[:200]}"
-            self.post_message(SearchDone(token, query, hits, problem))
+                return None, f"could not search now: {' '.join(str(exc).split())[:200]}"
 
-        self._searcher.submit(search)
+        future = self._searcher.submit(search)
+        try:
+            hits, problem = future.result(timeout=self.SEARCH_WAIT_S)  # the GIL is the search's meanwhile
+        except TimeoutError:
+            self.table("results").border_subtitle = "searching…"
+            future.add_done_callback(lambda done: self.post_message(SearchDone(token, query, *done.result())))
+            return
+        self.on_search_done(SearchDone(token, query, hits, problem))
 
     def on_search_done(self, done: SearchDone) -> None:
         if done.token != self._search_token or not self.is_attached:
