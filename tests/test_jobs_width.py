@@ -252,3 +252,15 @@ async def test_a_click_finds_its_row_after_new_runs_moved_every_row_down(story, 
         assert history.cursor_row == 3
         assert history.coordinate_to_cell_key(history.cursor_coordinate).row_key.value == str(ids[-2])
         app.exit()
+
+
+async def test_a_scrollbar_takes_its_room_from_the_schedule(story):
+    """24 lines leave the jobs table fewer rows than jobs: its scrollbar takes two columns, which
+    come off the schedule rather than off the last column's edge."""
+    app = MemtuiApp(story, db_label="demo.db")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        table = jobs_table(app)
+        assert table.scrollable_content_region.width < table.size.width  # the scrollbar is there
+        assert_fitted(table)
+        app.exit()

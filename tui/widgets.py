@@ -11,6 +11,7 @@ updates, and a history of thousands of rows stays cheap.
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 
 from rich.cells import cell_len
 from rich.segment import Segment
@@ -43,6 +44,12 @@ def status_text(status: str | None, frame: int = 0) -> Text:
         return Text("-", style="dim")
     label = f"{SPINNER[frame % len(SPINNER)]} running" if status == "running" else status
     return Text(label, style=STATUS_STYLES.get(status, ""))
+
+
+@lru_cache(maxsize=4096)
+def _place_style(row: int, column: int) -> Style:
+    """The meta a DataTable cell's styles carry: which cell a click on it is."""
+    return Style.from_meta({"row": row, "column": column})
 
 
 class _DiffTable(DataTable):
@@ -122,7 +129,7 @@ class _DiffTable(DataTable):
         if drawn is not None and drawn[0] is value:
             if drawn[1] == place:
                 return drawn[2]
-            meta = Style.from_meta({"row": row_index, "column": column_index})
+            meta = _place_style(row_index, column_index)
             lines = [[Segment(text, style + meta if style else meta, control) for text, style, control in line]
                      for line in drawn[2]]
         else:
@@ -302,7 +309,8 @@ class JobsTable(_DiffTable):
 
         base = sum(need[c] for c, _ in self.NARROW if c != "schedule")
         shown: set[str] = set()
-        text_room = min(whole, self.SCHEDULE_MIN)
+        # SCHEDULE_MIN unless even that leaves no room (a narrow terminal, a scrollbar): then what is left
+        text_room = min(whole, self.SCHEDULE_MIN, max(len(labels["schedule"]), room - base - pad))
         for claim in self.CLAIMS:
             others = base + sum(cost[c] for c in shown)
             if claim == "schedule":
