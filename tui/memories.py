@@ -12,10 +12,17 @@ Three modes over one screen, switched with ``1``, ``2`` and ``3``:
 - search: what ``/`` found, ranked as ``recall`` ranks (nothing is reinforced).
 
 ``enter`` opens a memory's story (what ``memtui why`` says); ``p`` pins or
-unpins, ``f`` forgets, ``k`` keeps (promote at the next run). Every read and
-change goes through the engine's API (engine/browse.py), which hands back plain
-dataclasses; the tables are diffed by row key like the jobs view's, and read
-more by key as the cursor nears the end (``wants_more``), never the whole table.
+unpins, ``f`` forgets (a pending memory only at the second press: it is deleted),
+``k`` keeps (promote at the next run); each is audited with source ``ui``.
+``escape`` or ``m`` goes back to the jobs.
+
+Every read and change goes through the engine's API (engine/browse.py), which
+hands back plain dataclasses; the tables are diffed by row key like the jobs
+view's (one cell a row: see MemoryTable), read more by key as the cursor nears
+the end (``wants_more``), never the whole table, and read again when a memory
+job finishes or anyone changes a memory. A search runs in the view's own thread,
+so a word that a quarter of a million memories hold does not freeze the screen
+while recall's ranking orders them.
 """
 from __future__ import annotations
 
