@@ -489,3 +489,25 @@ def test_memtui_cancel_asks_the_headless_engine_and_says_how_the_run_ended(tmp_p
     finally:
         proc.terminate()
         proc.wait(WAIT)
+
+
+@pytest.mark.anyio
+@pytest.mark.both_backends
+async def test_costly_promotion_figures_are_read_off_the_screen_thread_after_each_promote_run(engine_on, kinds,
+                                                                                             store, clock):
+    """Counting a big store's memories takes a second at 10 million rows: once a read is slower than
+    STATS_INLINE_MS the panel's figures come from a worker thread (here: every read counts as slow)."""
+    from tests.factories import add_pending
+
+    engine = engine_on("host-d:505:dddd")
+    app = MemtuiApp(engine, db_label="memtui.db")
+    app.STATS_INLINE_MS = -1.0
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.pause()
+        assert (app.stats.runs, app.stats.pending) == (0, 0)  # the first read, inline
+        for i in range(3):
+            add_pending(store, clock(), content=f"remember {i}", importance=10, confidence=1)
+        engine.run_job("promote")  # its run_finished event: the app asks for the figures again
+        await until(pilot, lambda: app.stats.runs == 1, "the worker's figures")
+        assert app.stats.total_promoted == 3 and app.stats.long_term == 3 and app._stats_ms >= 0
+        app.exit()

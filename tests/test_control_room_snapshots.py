@@ -55,6 +55,10 @@ async def _search_long(pilot) -> None:
     for field in pilot.app.screen.query(Input):
         field.cursor_blink = False  # a blinking cursor would make the screenshot depend on timing
     await pilot.press(*"long-term 1", "enter")
+    for _ in range(200):  # a search slower than the screen's 50 ms wait finishes on the view's thread
+        if not pilot.app.screen.searching:
+            break
+        await pilot.pause(0.05)
     await pilot.pause()
 
 

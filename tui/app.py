@@ -52,6 +52,14 @@ class EngineUpdate(Message):
         return isinstance(message, EngineUpdate)
 
 
+class StatsRead(Message):
+    """The promotion figures, read on a worker thread (their counts scan the memory tables)."""
+
+    def __init__(self, stats, took_ms: float):
+        super().__init__()
+        self.stats, self.took_ms = stats, took_ms
+
+
 class RunNotice(Message):
     """A run started from the keyboard finished; tell the person how it went."""
 
@@ -104,6 +112,9 @@ class MemtuiApp(App):
         self.live: list[EngineInfo] = []  # the engines serving the database, while attached
         self._asked: dict[str, float] = {}  # job -> when this dashboard asked another engine to run it
         self._offered: bool | None = None  # whether the footer offers s (start an engine here) now
+        self._stats_asked: tuple[int | None, float] | None = None  # (promote runs, monotonic) of the last read
+        self._stats_reading = False
+        self._stats_ms = 0.0  # how long the last read of the figures took
         self._updated_at = 0.0  # when the last engine update was drawn (time.monotonic)
         self._update_timer = None  # an engine update waiting for UPDATE_GAP_S to pass
 
@@ -217,10 +228,47 @@ class MemtuiApp(App):
             self.live = self.engine.live_engines()
         self.jobs_table.show(self.jobs, now, self.frame)
         self._refresh_history(now)
-        self.stats = self.engine.promotion_stats()
-        self.query_one("#stats", StatsPanel).show(self.stats, now, self.paused)
+        self._refresh_stats(now)
         self._refresh_status()
         self._refresh_details(now)
+
+    STATS_EVERY_S = 5.0
+    STATS_INLINE_MS = 20.0
+
+    def _refresh_stats(self, now: datetime) -> None:
+        """The promotion panel's figures. Their counts scan the memory tables: a few milliseconds on
+        most stores, read here on every update; once a read takes longer than STATS_INLINE_MS (a second
+        at 10 million rows), on a worker thread instead, when promote has run since or every
+        STATS_EVERY_S, so that no frame ever waits for them."""
+        runs = next((j.runs for j in self.jobs if j.name == "promote"), None)
+        if self.stats is None or self._stats_ms < self.STATS_INLINE_MS:
+            self._stats_asked = (runs, time.monotonic())
+            t0 = time.perf_counter()
+            self.stats = self.engine.promotion_stats()
+            self._stats_ms = (time.perf_counter() - t0) * 1000
+        elif not self._stats_reading and (runs != self._stats_asked[0]
+                                          or time.monotonic() - self._stats_asked[1] >= self.STATS_EVERY_S):
+            self._stats_asked = (runs, time.monotonic())
+            self._stats_reading = True
+            self.run_worker(self._read_stats, thread=True, group="stats")
+        self.query_one("#stats", StatsPanel).show(self.stats, now, self.paused)
+
+    def _read_stats(self) -> None:
+        try:
+            t0 = time.perf_counter()
+            stats = self.engine.promotion_stats()
+            self.post_message(StatsRead(stats, (time.perf_counter() - t0) * 1000))
+        except Exception:  # the store unusable meanwhile: the status line says why; keep the last figures
+            self.post_message(StatsRead(None, self._stats_ms))
+        finally:
+            self.engine.store.db.close()  # this worker thread's connection
+
+    def on_stats_read(self, message: StatsRead) -> None:
+        self._stats_reading = False
+        self._stats_ms = message.took_ms  # cheap again (rows deleted): back to reading inline
+        if message.stats is not None and self.is_running:
+            self.stats = message.stats
+            self.query_one("#stats", StatsPanel).show(self.stats, self.engine.clock(), self.paused, self.held)
 
     def _refresh_details(self, now: datetime) -> None:
         screen = self.screen
