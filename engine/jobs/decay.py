@@ -112,8 +112,9 @@ def run(ctx: JobContext) -> dict:
     fading = LongTerm.deleted_at.is_null() & LongTerm.superseded_by.is_null() & ~LongTerm.pinned & due
     old_enough = LongTerm.created_at < now_ts - cfg.min_age_days * 86400
     # Incremental: listed by retire_at alone (NULL while pinned or soft-deleted, so it implies the rest).
-    # With "deleted_at IS NULL" beside it SQLite takes that for an equality on the deleted_at index and
-    # walks every live memory instead of the range (2.4 s against 4 ms at 10M rows, bench/incremental.py).
+    # With "deleted_at IS NULL" beside it SQLite took that for an equality on the deleted_at index and walked
+    # every live memory instead of the range (2.4 s against 4 ms at 10M rows, bench/incremental.py), until
+    # migration 0007 left the live memories out of that index; the range alone is still all it needs.
     listed = raw_ids(ctx, LongTerm.select(LongTerm.id).where((fading if full else due) & old_enough))
     # The conditions are repeated in the writes: a memory recalled or pinned meanwhile is left alone.
     # retire_at = NULL is what the trigger would compute for a soft-deleted row; writing it here spares
