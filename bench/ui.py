@@ -99,12 +99,13 @@ def stats_ms(values_s: list[float]) -> dict:
 
 
 class Samples:
-    """Fixed-width rows of floats in one flat array('d'): the benchmark's own bookkeeping stays a few
-    hundred KB over a long run (a list of tuples would add MBs to the RSS being measured)."""
+    """Fixed-width rows of floats in one flat array (doubles; 4-byte floats for the series sampled
+    50 times a second): the benchmark's own bookkeeping stays well under a MB over a long run (a list
+    of tuples would add MBs to the RSS being measured)."""
 
-    def __init__(self, width: int):
+    def __init__(self, width: int, typecode: str = "d"):
         self.width = width
-        self.data = array.array("d")
+        self.data = array.array(typecode)
 
     def append(self, row) -> None:
         self.data.extend(row)
@@ -155,7 +156,8 @@ class FrameWatch:
 
     def __init__(self, clock: dict):
         self.clock = clock
-        self.frames = Samples(2)  # (time the frame ended since t0, its duration)
+        # (time the frame ended since t0, its duration); 4-byte floats (30 µs at 600 s) for ~50 a second
+        self.frames = Samples(2, "f")
         self._depth = 0
         self._wrote = False
 
@@ -279,7 +281,7 @@ async def _phase_async(db: Path, seconds: float, scroll: bool, deep_rows: int, f
     event_counts: dict[str, int] = {}
     refresh = Samples(2)      # (start since t0, duration)
     widths = Samples(3)       # history column-width pass: (start, duration, rows in table)
-    lag = Samples(2)          # (probe start, how late it woke)
+    lag = Samples(2, "f")     # (probe start, how late it woke); 50 a second: 4-byte floats
     gc_pauses = Samples(4)    # (start, generation, wall, thread CPU)
     refresh_cpu = Samples(2)  # (start since t0, main-thread CPU time of the call)
     refresh_add = Samples(2)  # the same, only the calls that added a run to the history table

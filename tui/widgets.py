@@ -6,7 +6,9 @@ tui/format.py), the same words the command line and the log file use.
 Each widget takes plain engine dataclasses and renders them; none touches the
 database. Tables are diffed by row key and changed with ``update_cell`` —
 never cleared on a tick — so a job firing every second costs a few cell
-updates, and a history of thousands of rows stays cheap.
+updates, and a history of thousands of rows stays cheap. Only the cells that
+changed are rendered again, and DataTable's render caches hold two screens, not
+thousands of dead renders for the garbage collector to walk (``_DiffTable``).
 """
 from __future__ import annotations
 
@@ -144,7 +146,7 @@ class _DiffTable(DataTable):
     # the CSS (notify_style_update) or a pseudo-class (focus, hover): kept per pseudo-class state.
     @property
     def rich_style(self) -> Style:
-        key = ("table", self._pseudo_class_state)
+        key = ("table", getattr(self, "_pseudo_class_state", None))
         style = self._styles_seen.get(key)
         if style is None:
             style = self._styles_seen[key] = super().rich_style
@@ -152,7 +154,7 @@ class _DiffTable(DataTable):
 
     def _get_row_style(self, row_index: int, base_style: Style) -> Style:
         if row_index >= 0 and self.zebra_stripes and row_index >= self.fixed_rows:
-            key = ("row", row_index % 2, self._pseudo_class_state)
+            key = ("row", row_index % 2, getattr(self, "_pseudo_class_state", None))
             style = self._styles_seen.get(key)
             if style is None:
                 style = self._styles_seen[key] = super()._get_row_style(row_index, base_style)
@@ -217,18 +219,18 @@ class JobsTable(_DiffTable):
     """One row per job, keyed by job name: schedule, countdown, last status, counters.
 
     The columns are fitted to the width the table has, from what the cells hold now (``_fit``).
-    JOB, SCHEDULE (at least SCHEDULE_MIN characters), LEFT, LAST, STATUS and RUNS/ERR are always
-    there; then, each while it fits, in this order: NEXT (the absolute time), the schedule whole
+    JOB, SCHEDULE (SCHEDULE_MIN characters; fewer only when even that leaves no room), LEFT, LAST,
+    STATUS and RUNS/ERR are always there; then, each while it fits, in this order: NEXT (the absolute time), the schedule whole
     (up to SCHEDULE_MAX), TOOK, and runs and errors in columns of their own; room still left lets
     a schedule longer than SCHEDULE_MAX show whole. A schedule's words come before the duration
     and the split counts (the details show all three), so 100 columns show NEXT and most of
     "at 03:00 on the first day of every month" rather than "at 03:00 on the f…" and TOOK.
 
     A schedule is cut only when the row has no room for it, with "…", at a word's end when that
-    keeps most of the room. Both layouts keep "ago" to one unit. A DataTable column never narrows
-    by itself: the widest text each column has held since the last rebuild is what it draws.
-    When that no longer fits, or another set of columns fits, the table is rebuilt (nine rows:
-    as cheap as one cell update, which re-renders every row anyway)."""
+    keeps most of the room. LAST keeps "ago" to one unit. A DataTable column never narrows by
+    itself: the widest text each column has held since the last rebuild is what it draws. When
+    that no longer fits, or another set of columns fits, the table is rebuilt (nine rows: cheap,
+    and rare: a tick with nothing new rebuilds nothing)."""
 
     COLUMNS = (
         ("name", "JOB"), ("schedule", "SCHEDULE"), ("next", "NEXT"), ("left", "LEFT"),
@@ -403,7 +405,9 @@ class HistoryTable(_DiffTable):
         ("duration", "TOOK"), ("result", "RESULT"),
     )
     PAGE = 200
-    MAX_ROWS = 2000  # a job firing every second would otherwise grow the table for ever
+    # Newest rows kept while the cursor is near the top: a job firing every second would otherwise
+    # grow the table, and the memory (~6 KB a row) and each full garbage collection with it, for ever
+    MAX_ROWS = 2 * PAGE
     RESULT_MIN, RESULT_BEFORE_LAYOUT = 12, 80
 
     def __init__(self, **kwargs):
@@ -414,7 +418,7 @@ class HistoryTable(_DiffTable):
         self.result_width = self.RESULT_BEFORE_LAYOUT
         self._full: dict[str, str] = {}  # each row's whole result text, to cut again when the room changes
         self._widest: dict[str, int] = {}  # per column, the widest cell (a DataTable column never narrows)
-        self._seen: dict[str, tuple[RunInfo, str]] = {}  # each row's run and STARTED text as last shown
+        self._seen: dict[str, tuple] = {}  # each row's run as last shown (see merge)
 
     def start(self, job: str | None) -> None:
         self.job = job
@@ -439,10 +443,13 @@ class HistoryTable(_DiffTable):
         added = False
         for run in runs:
             key = str(run.id)
-            started = fmt_short_time(run.started, now)
-            if self._seen.get(key) == (run, started):
+            # what the row shows changes with these (a finished run's result no longer does); atoms
+            # only, so the garbage collector stops tracking the tuple
+            seen = (run.status, run.finished, run.duration_ms, run.error, run.reason,
+                    fmt_short_time(run.started, now))
+            if self._seen.get(key) == seen:
                 continue  # shown as it is: each refresh re-reads the newest 50, almost all unchanged
-            self._seen[key] = (run, started)
+            self._seen[key] = seen
             cells = self.cells(run, now)
             self._full[key] = str(cells["result"])
             for column, value in cells.items():
