@@ -156,8 +156,10 @@ class FrameWatch:
 
     def __init__(self, clock: dict):
         self.clock = clock
-        # (time the frame ended since t0, its duration); 4-byte floats (30 µs at 600 s) for ~50 a second
-        self.frames = Samples(2, "f")
+        # (time the frame ended since t0, its wall time, its main-thread CPU time): 4-byte floats (30 µs
+        # at 600 s) for ~50 a second. Wall above CPU is time the thread waited: for the GIL (the engine's
+        # threads run the job in this process) or for a core (other processes).
+        self.frames = Samples(3, "f")
         self._depth = 0
         self._wrote = False
 
@@ -184,33 +186,39 @@ class FrameWatch:
             if watch._depth:
                 return method(screen, *args, **kwargs)
             watch._depth, watch._wrote = 1, False
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.thread_time()
             try:
                 return method(screen, *args, **kwargs)
             finally:
                 watch._depth = 0
                 if watch._wrote:
                     t1 = time.perf_counter()
-                    watch.frames.append((t1 - watch.clock["t0"], t1 - t0))
+                    watch.frames.append((t1 - watch.clock["t0"], t1 - t0, time.thread_time() - c0))
 
         return timed
 
 
-def frame_figures(frames: list[tuple[float, float]], start: float, end: float, gc_pauses, refresh) -> dict:
-    """Frame times and the gaps between frames written in [start, end), with the longest gaps and what
-    ran inside each (gc pauses and refresh_all() calls overlapping it)."""
-    inside = [(t, d) for t, d in frames if start <= t < end]
+def frame_figures(frames: list[tuple], start: float, end: float, gc_pauses, refresh) -> dict:
+    """Frame times (wall and CPU) and the gaps between frames written in [start, end), with the longest
+    gaps and what ran inside each (gc pauses and refresh_all() calls overlapping it)."""
+    inside = [(f[0], f[1]) for f in frames if start <= f[0] < end]
+    cpu = sorted(f[2] * 1000 for f in frames if start <= f[0] < end and len(f) > 2)
     times = [t for t, _ in inside]
     gaps = [(b - a, a, b) for a, b in zip(times, times[1:])]
+    ending = {f[0]: f for f in frames}  # each frame by when it ended
     worst = []
     for gap, a, b in sorted(gaps, reverse=True)[:5]:
         gc_in = [(gen, w) for t, gen, w, _ in gc_pauses if t < b and t + w > a]
         refresh_in = [w for t, w in refresh if t < b and t + w > a]
+        last = ending.get(b, (b, 0.0, 0.0))
         worst.append({"gap_ms": gap * 1000, "at_s": a, "gc": [(int(g), w * 1000) for g, w in gc_in],
-                      "refresh_ms": [w * 1000 for w in refresh_in]})
+                      "refresh_ms": [w * 1000 for w in refresh_in],
+                      "frame_ms": (last[1] * 1000, last[2] * 1000 if len(last) > 2 else None)})
     gap_ms = sorted(g * 1000 for g, _, _ in gaps)
     span = (times[-1] - times[0]) if len(times) > 1 else 0.0
     return {"frames": len(inside), "fps": (len(inside) - 1) / span if span else None,
+            "cpu": {"p50": percentile(cpu, 50) if cpu else None, "p99": percentile(cpu, 99) if cpu else None,
+                    "max": cpu[-1] if cpu else None},
             "time": stats_ms([d for _, d in inside]) | {"p99": percentile(sorted(d * 1000 for _, d in inside), 99)
                                                         if inside else None},
             "gap": {"max": gap_ms[-1] if gap_ms else None, "p99": percentile(gap_ms, 99) if gap_ms else None,
@@ -691,7 +699,9 @@ def _goals(r: dict) -> list[str]:
         f" gap p50 {_f(fr['gap']['p50'], '{:.1f}')}, p99 {_f(fr['gap']['p99'], '{:.1f}')} ms)",
         f"  p99 frame time              {_f(p99, '{:8.1f}')} ms   goal <= {FRAME_GOAL_MS:.1f} ms (60 Hz)"
         f"  {_goal(None if p99 is None else p99 <= FRAME_GOAL_MS)}"
-        f"   (p50 {_f(fr['time']['p50'], '{:.1f}')}, max {_f(fr['time']['max'], '{:.1f}')} ms)",
+        f"   (p50 {_f(fr['time']['p50'], '{:.1f}')}, max {_f(fr['time']['max'], '{:.1f}')} ms; main-thread CPU"
+        f" p50 {_f(fr.get('cpu', {}).get('p50'), '{:.1f}')}, p99 {_f(fr.get('cpu', {}).get('p99'), '{:.1f}')},"
+        f" max {_f(fr.get('cpu', {}).get('max'), '{:.1f}')} ms)",
         f"  gc pause, max               {_f(g['all'], '{:8.1f}')} ms   goal <= {GAP_GOAL_MS:.0f} ms"
         f"        {_goal(None if g['all'] is None else g['all'] <= GAP_GOAL_MS)}"
         f"   ({g['gen2_count']} full collections, the longest {_f(g['gen2'], '{:.1f}')} ms)",
@@ -706,9 +716,11 @@ def _goals(r: dict) -> list[str]:
     else:
         lines.append(f"  RSS: the run is shorter than a minute (end {mem['end']['rss_mb']:.1f} MB); growth not measured")
     for w in fr["worst"]:
-        inside = ", ".join([f"gc gen{gen} {ms:.0f} ms" for gen, ms in w["gc"]]
+        inside = ", ".join([f"gc gen{gen} {ms:.0f} ms" for gen, ms in w["gc"] if gen == 2 or ms >= 5]
                            + [f"refresh_all {ms:.0f} ms" for ms in w["refresh_ms"]]) or "no gc, no refresh_all"
-        lines.append(f"    gap {w['gap_ms']:6.1f} ms at {w['at_s']:6.1f} s: {inside}")
+        wall, cpu = w.get("frame_ms", (None, None))
+        lines.append(f"    gap {w['gap_ms']:6.1f} ms at {w['at_s']:6.1f} s: {inside}; the frame ending it"
+                     f" {_f(wall, '{:.0f}')} ms ({_f(cpu, '{:.0f}')} ms CPU)")
     return lines
 
 
