@@ -612,7 +612,7 @@ class StatusLine(Static):
         self.set_class(problem is not None, "-problem")
         if problem is not None:
             text.append(f" ■ jobs held: {problem} ", style="bold white on red")
-            self.update(text)
+            self._put(text, held=True)
             return
         if stopping is not None:
             text.append(f" ■ {stopping} ", style="bold yellow")
@@ -629,7 +629,21 @@ class StatusLine(Static):
         text.append(f" {db_path} ", style="dim")
         text.append(" model: ", style="dim")
         text.append(model)
-        self.update(text)
+        self._put(text, held=False)
+
+    _shown: tuple | None = None
+    _held = False
+
+    def _put(self, text: Text, held: bool) -> None:
+        """Draw ``text`` only when it differs from what is shown (it is asked for on every update and
+        every other tick), and lay the screen out again only when its height can change: a held
+        store's reason may take several lines."""
+        shown = (text.plain, tuple(text.spans))
+        if shown == self._shown:
+            return
+        relayout = held or self._held
+        self._shown, self._held = shown, held
+        self.update(text, layout=relayout)
 
 
 def details_text(job: JobInfo, runs: list[RunInfo], now: datetime) -> Text:
