@@ -3,19 +3,21 @@
 What it measures, with the real clock and the promote job retimed to fire every
 second, the app running headless (``App.run_test(size=(120, 40))``):
 
-1. update latency — the time each ``MemtuiApp.refresh_all()`` call takes (the
-   bound method is wrapped on the instance; wall time, and the main thread's
-   CPU time, which other processes and threads competing for the CPUs or the
-   GIL do not inflate), and the time from an engine ``run_finished`` event
-   (stamped in an engine subscriber) to the end of the first ``refresh_all()``
-   after which the history table shows that run with its final status.
+1. update latency — the time each ``MemtuiApp.show_view()`` call takes on
+   the screen thread (the bound method is wrapped on the instance; wall time,
+   and the main thread's CPU time, which other processes and threads competing
+   for the CPUs or the GIL do not inflate), the time each ``read_view()`` takes
+   on the reader thread (engine updates are read there, off the screen thread),
+   and the time from an engine ``run_finished`` event (stamped in an engine
+   subscriber) to the end of the first ``show_view()`` after which the history
+   table shows that run with its final status.
    Measured over a database holding ``--rows`` promote runs and, as the
    baseline, over a fresh (empty) database; the two are compared minute by
    minute over the same windows (the first ``--baseline-minutes`` of each; from
    the second minute on the empty run also has the 50 runs each refresh
    re-reads). Also shown: the DataTable column-width pass Textual runs on idle
    after a cell update (``HistoryTable._update_column_widths``), which
-   ``refresh_all()`` does not include, the lag of the event loop (a 20 ms
+   ``show_view()`` does not include, the lag of the event loop (a 20 ms
    sleep, how late it wakes) and the garbage collector's pauses.
 2. memory — the process RSS after 1 minute and after ``--minutes``, the job
    firing every second the whole time.
@@ -200,7 +202,7 @@ class FrameWatch:
 
 def frame_figures(frames: list[tuple], start: float, end: float, gc_pauses, refresh) -> dict:
     """Frame times (wall and CPU) and the gaps between frames written in [start, end), with the longest
-    gaps and what ran inside each (gc pauses and refresh_all() calls overlapping it)."""
+    gaps and what ran inside each (gc pauses and show_view() calls overlapping it)."""
     inside = [(f[0], f[1]) for f in frames if start <= f[0] < end]
     cpu = sorted(f[2] * 1000 for f in frames if start <= f[0] < end and len(f) > 2)
     times = [t for t, _ in inside]
@@ -287,7 +289,9 @@ async def _phase_async(db: Path, seconds: float, scroll: bool, deep_rows: int, f
     pending: dict[int, tuple[float, str]] = {}   # run id -> (event stamp, final status)
     latencies = Samples(2)                        # (event time since start, event -> displayed)
     event_counts: dict[str, int] = {}
-    refresh = Samples(2)      # (start since t0, duration)
+    refresh = Samples(2)      # show_view() on the screen thread: (start since t0, duration)
+    reads = Samples(2)        # read_view() on whichever thread: (start since t0, duration)
+    read_cpu = Samples(2)     # (start since t0, that thread's CPU time of the call)
     widths = Samples(3)       # history column-width pass: (start, duration, rows in table)
     lag = Samples(2, "f")     # (probe start, how late it woke); 50 a second: 4-byte floats
     gc_pauses = Samples(4)    # (start, generation, wall, thread CPU)
@@ -312,13 +316,23 @@ async def _phase_async(db: Path, seconds: float, scroll: bool, deep_rows: int, f
             if event.kind == "run_finished" and event.job == JOB and event.run is not None:
                 pending[event.run.id] = (now, event.run.status)
 
-    original_refresh = app.refresh_all
+    original_read = app.read_view
 
-    def timed_refresh() -> None:
+    def timed_read(ask):
+        t0, c0 = time.perf_counter(), time.thread_time()
+        try:
+            return original_read(ask)
+        finally:
+            read_cpu.append((t0 - clock["t0"], time.thread_time() - c0))
+            reads.append((t0 - clock["t0"], time.perf_counter() - t0))
+
+    original_refresh = app.show_view
+
+    def timed_refresh(view) -> None:
         rows_before = state["table"].row_count if state["table"] is not None else None
         t0, c0 = time.perf_counter(), time.thread_time()
         try:
-            original_refresh()
+            original_refresh(view)
         finally:
             t1, c1 = time.perf_counter(), time.thread_time()
             refresh_cpu.append((t0 - clock["t0"], c1 - c0))
@@ -350,7 +364,9 @@ async def _phase_async(db: Path, seconds: float, scroll: bool, deep_rows: int, f
                         pending.pop(run_id, None)
                     latencies.append((stamp - clock["t0"], t1 - stamp))
 
-    app.refresh_all = timed_refresh  # on_mount, on_engine_update and the actions call self.refresh_all()
+    # refresh_all() (mount, keys) and the reader thread's views (engine updates) call self.read_view()
+    # and self.show_view(), looked up on the instance per call
+    app.read_view, app.show_view = timed_read, timed_refresh
     unsubscribe = engine.subscribe(on_event)
 
     async def probe() -> None:
@@ -381,13 +397,13 @@ async def _phase_async(db: Path, seconds: float, scroll: bool, deep_rows: int, f
             # so a frame is due all the time and any stall shows as a gap between frames (a one-line
             # repaint: cheap next to the tables' updates it waits behind).
             app.set_interval(1 / fps, app.query_one("#status").refresh)
-        first_refresh = len(refresh)
+        first_refresh, first_read = len(refresh), len(reads)
         rss_samples: list[tuple[float, float, int]] = []
         marks: dict = {}
 
         def own_bytes() -> int:  # the benchmark's own samples, which grow with the run
-            return sum(x.nbytes for x in (refresh, refresh_cpu, refresh_add, widths, latencies, lag, gc_pauses,
-                                          frames.frames))
+            return sum(x.nbytes for x in (refresh, refresh_cpu, refresh_add, reads, read_cpu, widths, latencies,
+                                          lag, gc_pauses, frames.frames))
 
         next_sample, next_log = 0.0, 60.0
         log(f"engine started, {JOB} every 1s; watching for {seconds:.0f}s")
@@ -426,9 +442,10 @@ async def _phase_async(db: Path, seconds: float, scroll: bool, deep_rows: int, f
         left = dict(pending)
     engine.close()
 
-    series = (refresh, refresh_cpu, refresh_add, widths, latencies, lag, gc_pauses, frames.frames)
+    series = (refresh, refresh_cpu, refresh_add, reads, read_cpu, widths, latencies, lag, gc_pauses, frames.frames)
     out.update(frames=list(frames.frames),
         refresh=refresh[first_refresh:], refresh_cpu=refresh_cpu[first_refresh:],
+        reads=reads[first_read:], read_cpu=read_cpu[first_read:],
         refresh_add=list(refresh_add), widths=list(widths), latency=list(latencies),
         lag=list(lag), gc=list(gc_pauses), events=event_counts, undisplayed=len(left), end_t=end_t,
         bench_bytes=sum(x.nbytes for x in series),
@@ -579,6 +596,8 @@ def summarize(base: dict, full: dict, minutes: float, baseline_minutes: float, r
             "refresh": stats_ms(window(phase["refresh"], start, end)),
             "refresh_cpu": stats_ms(window(phase["refresh_cpu"], start, end)),
             "refresh_add": stats_ms(window(phase["refresh_add"], start, end)),
+            "read": stats_ms(window(phase.get("reads", []), start, end)),
+            "read_cpu": stats_ms(window(phase.get("read_cpu", []), start, end)),
             "event_to_displayed": stats_ms(window(phase["latency"], start, end)),
             "widths": stats_ms([d for t, d, _ in phase["widths"] if start <= t < end]),
             "loop_lag": stats_ms(window(phase["lag"], start, end)),
@@ -717,7 +736,7 @@ def _goals(r: dict) -> list[str]:
         lines.append(f"  RSS: the run is shorter than a minute (end {mem['end']['rss_mb']:.1f} MB); growth not measured")
     for w in fr["worst"]:
         inside = ", ".join([f"gc gen{gen} {ms:.0f} ms" for gen, ms in w["gc"] if gen == 2 or ms >= 5]
-                           + [f"refresh_all {ms:.0f} ms" for ms in w["refresh_ms"]]) or "no gc, no refresh_all"
+                           + [f"show_view {ms:.0f} ms" for ms in w["refresh_ms"]]) or "no gc, no show_view"
         wall, cpu = w.get("frame_ms", (None, None))
         lines.append(f"    gap {w['gap_ms']:6.1f} ms at {w['at_s']:6.1f} s: {inside}; the frame ending it"
                      f" {_f(wall, '{:.0f}')} ms ({_f(cpu, '{:.0f}')} ms CPU)")
@@ -741,7 +760,7 @@ def format_report(r: dict) -> str:
         *_goals(r),
         "",
         "1. Update latency",
-        f"  initial refresh_all() on mount: empty {_f(r['mount']['empty_ms'])} ms ({r['mount']['empty_rows']} rows),"
+        f"  initial show_view() on mount: empty {_f(r['mount']['empty_ms'])} ms ({r['mount']['empty_rows']} rows),"
         f" full {_f(r['mount']['full_ms'])} ms ({r['mount']['full_rows']} rows loaded; selected job:"
         f" {r['mount']['selected']})",
     ]
@@ -749,13 +768,13 @@ def format_report(r: dict) -> str:
     for block in r["matched"]:
         start, end = block["window"]
         lines.append(f"  matched window {start:.0f}-{end:.0f} s after the engine started, both runs:")
-        for key, label in (("refresh", "refresh_all() wall"), ("refresh_cpu", "refresh_all() CPU"),
+        for key, label in (("refresh", "show_view() wall"), ("refresh_cpu", "show_view() CPU"),
                            ("event_to_displayed", "run_finished -> refresh done"),
                            ("widths", "idle column-width pass"), ("loop_lag", "event-loop lag (20 ms probe)"),
                            ("gc2", "gc pause, generation 2")):
             lines.append(_row(f"{label}, empty", block["empty"][key]))
             lines.append(_row(f"{label}, {rows_label}", block["full"][key]))
-        for key, label in (("refresh", "refresh_all() wall"), ("refresh_cpu", "refresh_all() CPU"),
+        for key, label in (("refresh", "show_view() wall"), ("refresh_cpu", "show_view() CPU"),
                            ("event_to_displayed", "run_finished -> refresh done")):
             q = block["ratio"][key]
             lines.append(f"    ratio {rows_label}/empty, {label:<29} p50 {_f(q['p50'], '{:.2f}x')}"
@@ -763,9 +782,11 @@ def format_report(r: dict) -> str:
     ev = r["events"]
     lines += [
         f"  whole main run ({ev['full_s']:.0f} s):",
-        _row("refresh_all() wall", r["whole"]["refresh"]),
-        _row("refresh_all() CPU (main thread)", r["whole"]["refresh_cpu"]),
-        _row("refresh_all() CPU, calls that added a run", r["whole"]["refresh_add"]),
+        _row("show_view() wall", r["whole"]["refresh"]),
+        _row("show_view() CPU (screen thread)", r["whole"]["refresh_cpu"]),
+        _row("show_view() CPU, calls that added a run", r["whole"]["refresh_add"]),
+        _row("read_view() wall (reader thread)", r["whole"]["read"]),
+        _row("read_view() CPU (its thread)", r["whole"]["read_cpu"]),
         _row("run_finished -> refresh done", r["whole"]["event_to_displayed"]),
         _row("idle column-width pass (history)", r["whole"]["widths"]),
         _row("event-loop lag (20 ms probe)", r["whole"]["loop_lag"]),
@@ -773,10 +794,10 @@ def format_report(r: dict) -> str:
         _row("gc pause, generation 2 (full), CPU", r["whole"]["gc2_cpu"]),
         _row("gc pause, generations 0-1", r["whole"]["gc01"]),
         f"    engine events: {', '.join(f'{k} {v}' for k, v in sorted(ev['full'].items()))};"
-        f" refresh_all() {r['whole']['refresh']['count'] / ev['full_s']:.2f}/s;"
+        f" show_view() {r['whole']['refresh']['count'] / ev['full_s']:.2f}/s;"
         f" {JOB} run_finished never seen displayed: {r['undisplayed']['full']};"
         f" event-loop stalls > 100 ms: {r['lag_spikes']['full']} (baseline run: {r['lag_spikes']['empty']})",
-        "  per minute (refresh_all p50/p95/max ms | event->displayed p50/p95 ms | history rows in the table):",
+        "  per minute (show_view p50/p95/max ms | event->displayed p50/p95 ms | history rows in the table):",
     ]
     for m in r["per_minute"]:
         a, b = m["refresh"], m["latency"]
@@ -821,8 +842,8 @@ def format_report(r: dict) -> str:
         lines.append(f"  per-run update cost vs rows held in the history table ({AFTER_SCROLL_S:.0f} s each):")
         for key in ("before", "after_5", "after_deep"):
             if key in s:
-                lines.append(_row(f"refresh_all() wall, {s[key]['rows']} rows", s[key]["refresh"]))
-                lines.append(_row(f"refresh_all() CPU, {s[key]['rows']} rows", s[key]["refresh_cpu"]))
+                lines.append(_row(f"show_view() wall, {s[key]['rows']} rows", s[key]["refresh"]))
+                lines.append(_row(f"show_view() CPU, {s[key]['rows']} rows", s[key]["refresh_cpu"]))
                 lines.append(_row(f"  of which adding a run, {s[key]['rows']} rows", s[key]["refresh_add"]))
                 lines.append(_row(f"idle width pass, {s[key]['rows']} rows", s[key]["widths"]))
                 lines.append(_row(f"gc pause gen 2 wall, {s[key]['rows']} rows", s[key]["gc2"]))

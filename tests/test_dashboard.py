@@ -29,7 +29,7 @@ from memtui.engine.config import Config, EngineSettings
 from memtui.engine.jobs import DEFAULT_JOBS
 from memtui.engine.report import run_line
 from memtui.tui import app as app_module
-from memtui.tui.app import LogFile, MemtuiApp, PrivateRotatingFileHandler
+from memtui.tui.app import LogFile, MemtuiApp, PrivateRotatingFileHandler, ViewRead
 from memtui.tui.screens import DetailsScreen, HelpScreen, RetimeScreen
 from memtui.tui.widgets import HistoryTable, JobsTable, PromotionChart, StatusLine
 from tests.kinds import Blocker, register
@@ -799,18 +799,22 @@ async def test_history_loads_older_pages_as_the_cursor_nears_the_end(eng, store,
 
 # -- 11. bursts -----------------------------------------------------------------------------
 
-async def test_a_burst_of_engine_events_collapses_into_few_refreshes(eng):
+async def test_a_burst_of_engine_events_collapses_into_few_reads_made_off_the_screen_thread(eng):
     app = make_app(eng)
     async with running(app, (100, 30)) as pilot:
         await pilot.pause()
-        refreshes = []
-        original = app.refresh_all
+        reads, shown = [], []
+        read_view, show_view = app.read_view, app.show_view
 
-        def counting_refresh_all():
-            refreshes.append(1)
-            original()
+        def counting_read(ask):
+            reads.append(threading.current_thread())
+            return read_view(ask)
 
-        app.refresh_all = counting_refresh_all  # on_engine_update looks it up on the instance per call
+        def counting_show(view):
+            shown.append(view.ask.seq)
+            show_view(view)
+
+        app.read_view, app.show_view = counting_read, counting_show  # looked up on the instance per call
         delivered = []
         eng.subscribe(lambda event: delivered.append(event.kind))
 
@@ -824,12 +828,15 @@ async def test_a_burst_of_engine_events_collapses_into_few_refreshes(eng):
         worker.join()
         assert len(delivered) == 1000
         await pilot.pause()
-        # an update within MemtuiApp.UPDATE_GAP_S of the last waits on a timer: let it be drawn
-        await until(pilot, lambda: app._update_timer is None, what="the last update to be drawn")
-        settled = len(refreshes)
+        # an update within MemtuiApp.UPDATE_GAP_S of the last waits on a timer; then the reader reads it
+        await until(pilot, lambda: app._update_timer is None and app._shown_seq == app._asked_seq,
+                    what="the last update to be drawn")
+        settled = len(reads)
         await pilot.pause(0.1)
-        assert len(refreshes) == settled  # the queue is drained: no backlog of refreshes
-        assert 1 <= len(refreshes) <= 200, f"{len(refreshes)} refreshes for 1000 events"
+        assert len(reads) == settled  # the queue is drained: no backlog of reads
+        assert 1 <= len(reads) <= 200, f"{len(reads)} reads for 1000 events"
+        assert all(thread is not threading.main_thread() for thread in reads)  # the screen thread never waited
+        assert shown == sorted(shown) and len(shown) <= len(reads)
 
         # still responsive: keys work and engine changes still show
         await pilot.press("down")
@@ -837,6 +844,24 @@ async def test_a_burst_of_engine_events_collapses_into_few_refreshes(eng):
         assert app.selected_job_name == "consolidate"
         eng.run_job("decay")
         await until(pilot, lambda: row(jobs_table(app), "decay")["runs"] == "1", what="a refresh after the burst")
+
+
+async def test_a_view_read_before_a_keys_own_refresh_is_not_drawn_over_it(eng):
+    """A key redraws at once from a read on the screen thread; a view the reader thread was asked
+    for before it holds older data and is dropped, so the screen never steps back."""
+    app = make_app(eng)
+    async with running(app, (100, 30)) as pilot:
+        await pilot.pause()
+        app._asked_seq += 1
+        stale = app.read_view(app._view_ask(app._asked_seq))
+        assert next(j for j in stale.jobs if j.name == "promote").enabled is True
+        await pilot.press("space")  # promote off, drawn at once
+        await pilot.pause()
+        after_key = row(jobs_table(app), "promote")
+        app.post_message(ViewRead(stale, None))
+        await pilot.pause()
+        assert eng.job("promote").enabled is False
+        assert row(jobs_table(app), "promote") == after_key
 
 
 # -- robustness -------------------------------------------------------------------------------
@@ -868,6 +893,39 @@ async def test_a_change_while_another_process_holds_the_write_lock_fails_briefly
         await pilot.press("space")  # the lock is gone: the same key works
         await pilot.pause()
         assert eng.job("promote").enabled is False
+
+
+async def test_a_new_run_in_the_history_scrolls_further_without_laying_the_screen_out(eng, monkeypatch):
+    """The history's size is the layout's, not its rows': a new run updates its scrollbar in place
+    instead of laying out and repainting the whole screen (~40 ms a run, bench/ui.py)."""
+    from textual.screen import Screen
+
+    app = make_app(eng)
+    async with running(app, (100, 30)) as pilot:
+        for _ in range(40):  # more runs than the table shows: it scrolls
+            eng.run_job("promote")
+        app.refresh_all()
+        await pilot.pause()
+        table = history_table(app)
+        assert table.show_vertical_scrollbar and table.row_count == 40
+        layouts = []
+        original = Screen._refresh_layout
+
+        def counting(screen, *args, **kwargs):
+            layouts.append(screen)
+            return original(screen, *args, **kwargs)
+
+        monkeypatch.setattr(Screen, "_refresh_layout", counting)
+        eng.run_job("promote")
+        app.refresh_all()
+        await pilot.pause()
+        await pilot.pause()
+        assert table.row_count == 41
+        assert table.vertical_scrollbar.window_virtual_size == table.virtual_size.height == 41 + table.header_height
+        assert layouts == []
+        table.move_cursor(row=40)  # it scrolls to the new last row
+        await pilot.pause()
+        assert table.cursor_row == 40 and table.scroll_y == table.max_scroll_y > 0
 
 
 async def test_the_history_table_keeps_a_bounded_number_of_rows(eng, store, monkeypatch):

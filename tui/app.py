@@ -24,6 +24,7 @@ import gc
 import logging
 import os
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
@@ -37,10 +38,12 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer
 
 from memtui.engine import Engine, EngineError, EngineInfo, Event, JobInfo, RunInfo
+from memtui.engine.memory import PromotionStats
 from memtui.engine.registry import host_and_pid
 from memtui.engine.report import describe_result, event_logger, fmt_duration
 from memtui.tui.format import fmt_delta
 from memtui.tui.memories import MemoryScreen
+from memtui.tui.reader import LatestReader
 from memtui.tui.screens import DetailsScreen, EnginesScreen, HelpScreen, RetimeRequest, RetimeScreen
 from memtui.tui.widgets import HistoryTable, JobsTable, StatsPanel, StatusLine
 
@@ -58,6 +61,44 @@ class StatsRead(Message):
     def __init__(self, stats, took_ms: float):
         super().__init__()
         self.stats, self.took_ms = stats, took_ms
+
+
+@dataclass(frozen=True)
+class ViewAsk:
+    """What one screen update reads, decided on the screen thread: the selected job's runs (a page
+    when the table is new, else the newest 50), the live engines (attached, or the engines panel
+    open), the open details' runs, the jobs asked of another engine, and the promotion figures
+    when they are cheap. ``seq`` orders views: one asked before the newest shown is dropped."""
+    seq: int
+    history_job: str | None
+    history_limit: int
+    live: bool
+    details_job: str | None
+    asked: tuple[str, ...]
+    stats: bool
+
+
+@dataclass
+class View:
+    """What ``MemtuiApp.read_view`` read for one ``ViewAsk``; drawn by ``show_view``."""
+    ask: ViewAsk
+    now: datetime
+    jobs: list[JobInfo]
+    paused: bool
+    live: list[EngineInfo] | None
+    history: list[RunInfo] | None
+    details: list[RunInfo] | None
+    asked: dict[str, list[RunInfo]]
+    stats: PromotionStats | None
+    stats_ms: float | None
+
+
+class ViewRead(Message):
+    """The reader thread read a view (or failed to: ``error``)."""
+
+    def __init__(self, view: View | None, error: Exception | None):
+        super().__init__()
+        self.view, self.error = view, error
 
 
 class RunNotice(Message):
@@ -117,6 +158,9 @@ class MemtuiApp(App):
         self._stats_ms = 0.0  # how long the last read of the figures took
         self._updated_at = 0.0  # when the last engine update was drawn (time.monotonic)
         self._update_timer = None  # an engine update waiting for UPDATE_GAP_S to pass
+        self._asked_seq = 0  # the newest view asked for (ViewAsk.seq)
+        self._shown_seq = 0  # the newest view drawn
+        self._reader: LatestReader[ViewAsk] | None = None
 
     # -- layout ------------------------------------------------------------------
 
@@ -142,6 +186,7 @@ class MemtuiApp(App):
         self.engine.limit_lock_wait(self.LOCK_WAIT_S)
         self.query_one("#jobs").border_title = "jobs"
         self.query_one("#stats").border_title = "promotion"
+        self._reader = LatestReader(self._read_in_background, self.engine.store.db.close)
         self._unsubscribe = self.engine.subscribe(self._on_engine_event)
         self.refresh_all()
         self.jobs_table.focus()
@@ -154,6 +199,8 @@ class MemtuiApp(App):
     def on_unmount(self) -> None:
         if self._unsubscribe:
             self._unsubscribe()
+        if self._reader is not None:
+            self._reader.stop()
 
     # -- engine → UI ---------------------------------------------------------------
 
@@ -163,9 +210,8 @@ class MemtuiApp(App):
         if event.kind == "run_finished" and event.run is not None and event.run.reason == "manual":
             self.post_message(RunNotice(event.run))
 
-    # A run's start and end come a few ms apart: drawn at once, each refresh (~15 ms of reads) then
-    # the screen update (~30 ms for both tables) held the screen ~100 ms with no frame (bench/ui.py).
-    # An update within UPDATE_GAP_S of the last waits for the rest of it, so a frame goes out between.
+    # A run's start and end come a few ms apart: each view drawn costs a frame (~25 ms for both
+    # tables), so an update within UPDATE_GAP_S of the last waits for the rest of it.
     UPDATE_GAP_S = 0.05
 
     def on_engine_update(self, _: EngineUpdate) -> None:
@@ -178,16 +224,40 @@ class MemtuiApp(App):
             self._engine_update()
 
     def _engine_update(self) -> None:
+        """Ask the reader thread for a fresh view: the reads (~10 ms, longer when a job in this
+        process holds the GIL) never hold a frame back; the view comes back as a ViewRead."""
         self._update_timer = None
-        if self.is_running:  # nothing to draw on once the app is leaving
-            self.refresh_all()
-            self._tell_asked_runs()
+        if not self.is_running:
+            return  # nothing to draw on once the app is leaving
+        if self.held:
+            self._show_held()
+        else:
+            self._asked_seq += 1
+            self._reader.ask(self._view_ask(self._asked_seq))
         self._updated_at = time.monotonic()
 
-    def _tell_asked_runs(self) -> None:
+    def _read_in_background(self, ask: ViewAsk) -> None:
+        """The reader thread: read, then post the view (post_message is thread-safe and never blocks)."""
+        try:
+            view = self.read_view(ask)
+        except Exception as exc:  # the store unusable meanwhile: the engine holds the jobs and says why
+            self.post_message(ViewRead(None, exc))
+        else:
+            self.post_message(ViewRead(view, None))
+
+    def on_view_read(self, message: ViewRead) -> None:
+        if message.view is not None:
+            self.show_view(message.view)
+        elif self.is_running:  # say why on the status line, as a read on this thread would have
+            self._refresh_status()
+
+    def _tell_asked_runs(self, recent: dict[str, list[RunInfo]]) -> None:
         """While attached: say how a run this dashboard asked another engine for went, once it ended."""
-        for job, since in list(self._asked.items()):
-            done = next((r for r in self.engine.history(job, 5) if r.reason == "manual"
+        for job, runs in recent.items():
+            since = self._asked.get(job)
+            if since is None:
+                continue
+            done = next((r for r in runs if r.reason == "manual"
                          and r.started.timestamp() >= since - 1 and r.status != "running"), None)
             if done is not None:
                 del self._asked[job]
@@ -215,43 +285,102 @@ class MemtuiApp(App):
         return self.engine.problem is not None
 
     def refresh_all(self) -> None:
+        """Read what the screen shows and draw it, now, on this thread: after a key, whose effect
+        the person expects on the next frame. Engine updates read on the reader thread instead."""
         if self.held:  # the database can't be read now: show why, keep the rest, stop the countdowns
-            self._refresh_status()
-            self.jobs_table.show(self.jobs, self.engine.clock(), self.frame, held=True)
-            if self.stats is not None:
-                self.query_one("#stats", StatsPanel).show(self.stats, self.engine.clock(), self.paused, held=True)
+            self._show_held()
             return
-        now = self.engine.clock()
-        self.jobs = self.engine.jobs()
-        self.paused = self.engine.paused
-        if self.engine.attached or isinstance(self.screen, EnginesScreen):
-            self.live = self.engine.live_engines()
-        self.jobs_table.show(self.jobs, now, self.frame)
-        self._refresh_history(now)
-        self._refresh_stats(now)
+        self._asked_seq += 1
+        self.show_view(self.read_view(self._view_ask(self._asked_seq)))
+
+    def _show_held(self) -> None:
         self._refresh_status()
-        self._refresh_details(now)
+        self.jobs_table.show(self.jobs, self.engine.clock(), self.frame, held=True)
+        if self.stats is not None:
+            self.query_one("#stats", StatsPanel).show(self.stats, self.engine.clock(), self.paused, held=True)
 
-    STATS_EVERY_S = 5.0
-    STATS_INLINE_MS = 20.0
-
-    def _refresh_stats(self, now: datetime) -> None:
-        """The promotion panel's figures. Their counts scan the memory tables: a few milliseconds on
-        most stores, read here on every update; once a read takes longer than STATS_INLINE_MS (a second
-        at 10 million rows), on a worker thread instead, when promote has run since or every
-        STATS_EVERY_S, so that no frame ever waits for them."""
+    def _view_ask(self, seq: int) -> ViewAsk:
+        """What the next read covers, from the screen's state now (read on the screen thread)."""
+        table = self.history_table
+        job = self.selected_job_name
+        screen = self.screen
         runs = next((j.runs for j in self.jobs if j.name == "promote"), None)
+        stats = False
         if self.stats is None or self._stats_ms < self.STATS_INLINE_MS:
+            stats = True  # cheap: read with the rest
             self._stats_asked = (runs, time.monotonic())
-            t0 = time.perf_counter()
-            self.stats = self.engine.promotion_stats()
-            self._stats_ms = (time.perf_counter() - t0) * 1000
         elif not self._stats_reading and (runs != self._stats_asked[0]
                                           or time.monotonic() - self._stats_asked[1] >= self.STATS_EVERY_S):
-            self._stats_asked = (runs, time.monotonic())
+            self._stats_asked = (runs, time.monotonic())  # slow: on a worker of its own, so no view waits for it
             self._stats_reading = True
             self.run_worker(self._read_stats, thread=True, group="stats")
-        self.query_one("#stats", StatsPanel).show(self.stats, now, self.paused)
+        return ViewAsk(
+            seq=seq, history_job=job,
+            history_limit=table.PAGE if job != table.job or table.row_count == 0 else 50,
+            live=self.engine.attached or isinstance(screen, EnginesScreen),
+            details_job=screen.job.name if isinstance(screen, DetailsScreen) else None,
+            asked=tuple(self._asked), stats=stats)
+
+    def read_view(self, ask: ViewAsk) -> View:
+        """Every read one screen update needs, and nothing else: safe on any thread (the engine's
+        reads take their own connection per thread), so the reader thread runs it too."""
+        engine = self.engine
+        jobs = engine.jobs()
+        names = {j.name for j in jobs}
+        stats, stats_ms = None, None
+        if ask.stats:
+            t0 = time.perf_counter()
+            stats = engine.promotion_stats()
+            stats_ms = (time.perf_counter() - t0) * 1000
+        return View(
+            ask=ask, now=engine.clock(), jobs=jobs, paused=engine.paused,
+            live=engine.live_engines() if ask.live else None,
+            history=engine.history(ask.history_job, ask.history_limit) if ask.history_job in names else None,
+            details=engine.history(ask.details_job, DetailsScreen.RUNS) if ask.details_job in names else None,
+            asked={job: engine.history(job, 5) for job in ask.asked if job in names},
+            stats=stats, stats_ms=stats_ms)
+
+    def show_view(self, view: View) -> None:
+        """Draw a view read here or on the reader thread. One asked before the newest view shown
+        is dropped: a key's own refresh already drew something newer."""
+        if view.ask.seq <= self._shown_seq or not self.is_running:
+            return
+        self._shown_seq = view.ask.seq
+        if self.held:
+            self._show_held()
+            return
+        now = view.now
+        self.jobs, self.paused = view.jobs, view.paused
+        if view.live is not None:
+            self.live = view.live
+        self.jobs_table.show(self.jobs, now, self.frame)
+        table = self.history_table
+        job = self.selected_job_name
+        if job != table.job:
+            table.start(job)
+        if job is not None and job == view.ask.history_job and view.history is not None:
+            table.merge(view.history, now)
+        elif job is not None:  # the selection moved while the view was read: read its runs now
+            self._refresh_history(now)
+        if view.stats is not None:
+            self.stats, self._stats_ms = view.stats, view.stats_ms
+        if self.stats is not None:
+            self.query_one("#stats", StatsPanel).show(self.stats, now, self.paused)
+        self._refresh_status()
+        screen = self.screen
+        if isinstance(screen, DetailsScreen) and view.details is not None and screen.job.name == view.ask.details_job:
+            job_info = next((j for j in self.jobs if j.name == screen.job.name), None)
+            if job_info is not None:
+                screen.show(job_info, view.details, now)
+        elif isinstance(screen, EnginesScreen) and view.live is not None:
+            screen.show(self.live, now)
+        self._tell_asked_runs(view.asked)
+
+    # The promotion figures count the memory tables: a few milliseconds on most stores, read with
+    # every view; once a read takes longer than STATS_INLINE_MS (a second at 10 million rows), on a
+    # worker of their own instead, when promote has run since or every STATS_EVERY_S.
+    STATS_EVERY_S = 5.0
+    STATS_INLINE_MS = 20.0
 
     def _read_stats(self) -> None:
         try:
@@ -265,19 +394,10 @@ class MemtuiApp(App):
 
     def on_stats_read(self, message: StatsRead) -> None:
         self._stats_reading = False
-        self._stats_ms = message.took_ms  # cheap again (rows deleted): back to reading inline
+        self._stats_ms = message.took_ms  # cheap again (rows deleted): back to reading with the view
         if message.stats is not None and self.is_running:
             self.stats = message.stats
             self.query_one("#stats", StatsPanel).show(self.stats, self.engine.clock(), self.paused, self.held)
-
-    def _refresh_details(self, now: datetime) -> None:
-        screen = self.screen
-        if isinstance(screen, DetailsScreen):
-            job = next((j for j in self.jobs if j.name == screen.job.name), None)
-            if job is not None:
-                screen.show(job, self.engine.history(job.name, DetailsScreen.RUNS), now)
-        elif isinstance(screen, EnginesScreen):
-            screen.show(self.live, now)
 
     def _refresh_status(self) -> None:
         offer = self.check_action("start_engine", ())

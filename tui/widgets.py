@@ -468,6 +468,26 @@ class HistoryTable(_DiffTable):
     def on_resize(self) -> None:
         self._fit_result()
 
+    # A new run makes the table one row longer. DataTable sets its virtual size, a reactive that
+    # lays the whole screen out again and repaints every widget (~40 ms of the screen thread, once a
+    # run: bench/ui.py). This table's size is the layout's (1fr), never its rows', so only its
+    # scrollbars follow the new length, here; a scrollbar that appears or goes still asks for layout.
+    _sizing = False
+
+    def _update_dimensions(self, new_rows) -> None:
+        self._sizing = True
+        try:
+            super()._update_dimensions(new_rows)
+        finally:
+            self._sizing = False
+
+    def refresh(self, *regions, repaint: bool = True, layout: bool = False, recompose: bool = False):
+        if layout and self._sizing and self.is_mounted and self.container_size:
+            bars = (self.show_vertical_scrollbar, self.show_horizontal_scrollbar)
+            self._scroll_update(self.virtual_size)
+            layout = bars != (self.show_vertical_scrollbar, self.show_horizontal_scrollbar)
+        return super().refresh(*regions, repaint=repaint, layout=layout, recompose=recompose)
+
     def _cut(self, text: str) -> Text:
         width = self.result_width
         return Text(text if len(text) <= width else text[:width - 1] + "…")  # Text: never read as markup
