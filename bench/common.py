@@ -99,8 +99,12 @@ def fsync_probe(directory: Path, count: int = 30) -> dict:
 
 # -- databases -----------------------------------------------------------------------
 
-PRAGMAS = ("PRAGMA journal_mode=wal", "PRAGMA synchronous=normal", "PRAGMA foreign_keys=1",
-           "PRAGMA busy_timeout=30000")
+def _store_pragmas() -> tuple[str, ...]:
+    from memtui.models.sqlite import PRAGMAS as STORE_PRAGMAS
+    return tuple(f"PRAGMA {name}={value}" for name, value in STORE_PRAGMAS.items())
+
+
+PRAGMAS = _store_pragmas()  # the same as memtui's, wal_autocheckpoint included
 
 
 def raw_connect(path: str | os.PathLike) -> sqlite3.Connection:

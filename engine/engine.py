@@ -67,6 +67,7 @@ log = logging.getLogger("memtui.engine")
 UTC = timezone.utc
 LISTEN_RETRY_S = 1.0  # after the change listener's connection was lost
 ATTACHED_POLL_S = 0.25  # how often an attached engine (a dashboard with no scheduler) reads the store
+CHECKPOINT_EVERY_S = 5.0  # how often a running engine copies the SQLite WAL back (models/sqlite.py)
 
 
 class Engine(ControlMixin, SchedulingMixin, LeaseMixin, RunnerMixin, RequestsMixin, MemoryViewMixin):
@@ -89,6 +90,7 @@ class Engine(ControlMixin, SchedulingMixin, LeaseMixin, RunnerMixin, RequestsMix
         self.problem: str | None = None  # why jobs are held (database gone, read-only, full)
         self._seen: dict[str, tuple] = {}
         self._stop = threading.Event()
+        self._checkpointed_at = float("-inf")  # time.monotonic() of the last WAL checkpoint (_checkpoint_log)
         self._wake = threading.Event()  # the sync loop runs now: stopping, or another process announced a change
         self._threads: list[threading.Thread] = []  # the sync loop and the change listener
         self._apply_lock = threading.Lock()
@@ -431,7 +433,8 @@ class Engine(ControlMixin, SchedulingMixin, LeaseMixin, RunnerMixin, RequestsMix
             self._set_problem(db_problem(self.store.label, exc))
             return
         for step in (self._beat, self._renew_leases, self._enforce_timeouts, self.recover_interrupted,
-                     self._repair_cursors, self._apply_changes, self._take_requests, self._watch_engines):
+                     self._repair_cursors, self._apply_changes, self._take_requests, self._watch_engines,
+                     self._checkpoint_log):
             try:
                 step()
             except DB_ERRORS as exc:
@@ -457,6 +460,15 @@ class Engine(ControlMixin, SchedulingMixin, LeaseMixin, RunnerMixin, RequestsMix
         if seen != self._seen_engines:
             self._seen_engines = seen
             self._publish("engines")
+
+    def _checkpoint_log(self) -> None:
+        """A started engine copies the write-ahead log back into the database on its own beat, so no
+        job's commit (nor a key press) pays for it: see models/sqlite.py. Every engine serving the
+        store may: a checkpoint with nothing left to copy costs two reads."""
+        now = time.monotonic()
+        if self.started and now - self._checkpointed_at >= CHECKPOINT_EVERY_S:
+            self._checkpointed_at = now
+            self.store.checkpoint_log()
 
     # -- health ------------------------------------------------------------------
 

@@ -202,6 +202,10 @@ class Store:
         """Refresh planner statistics, checkpoint, and reclaim free space when worth it."""
         raise NotImplementedError
 
+    def checkpoint_log(self) -> None:
+        """Copy what the write-ahead log holds back into the database, without waiting for anyone
+        (the engine's sync loop calls it; SQLite). A no-op where the server does it (PostgreSQL)."""
+
     def refresh_statistics(self, model) -> None:
         """After a job rewrote a large share of ``model``'s rows: refresh what the planner knows of them,
         where it plans from statistics that would otherwise lag (PostgreSQL, whose autovacuum may be

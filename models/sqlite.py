@@ -29,11 +29,19 @@ LISTEN_POLL_S = 0.1  # how often a listener looks; each look is one PRAGMA unles
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 BUSY_TIMEOUT_S = 30.0
+# SQLite copies the WAL back into the database inside the COMMIT that takes the WAL past
+# wal_autocheckpoint pages (1,000 by default): whichever commit that is, a job's batch or a key press on
+# the dashboard's screen thread, pays for every writer's pages (about half of an incremental promote run
+# at 10M rows, bench/incremental.py). memtui's own connections leave it to a running engine's sync loop
+# (Engine._checkpoint_log, PASSIVE, every CHECKPOINT_EVERY_S), SQLite's own kept only as a backstop at
+# ten times the default, for a store no engine serves. An agent's connections keep their own setting.
+AUTOCHECKPOINT_PAGES = 10_000
 PRAGMAS = {
     "journal_mode": "wal",
     "foreign_keys": 1,
     "synchronous": "normal",
     "busy_timeout": int(BUSY_TIMEOUT_S * 1000),
+    "wal_autocheckpoint": AUTOCHECKPOINT_PAGES,
 }
 
 
@@ -282,6 +290,13 @@ class SqliteStore(Store):
     def limit_lock_wait(self, seconds: float) -> None:
         # Per connection, and Peewee's connections are per thread: only the caller's thread waits less.
         self.db.execute_sql(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
+
+    def checkpoint_log(self) -> tuple[int, int]:
+        """A PASSIVE checkpoint: copies the frames no reader still needs and never blocks a writer
+        (TRUNCATE or RESTART would hold new writers back while readers finish). Returns (frames in the
+        WAL, frames copied back); one with nothing new to copy reads two counters and writes nothing."""
+        _, frames, copied = self.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return frames, copied
 
     def maintain(self, vacuum_free_ratio: float) -> dict:
         with self.atomic():  # BEGIN IMMEDIATE waits for another writer; a bare ANALYZE would not

@@ -145,3 +145,45 @@ def make_engine(store, clock):
     for engine in made:
         engine.stop(timeout=5)
 
+
+
+@pytest.fixture
+def engine_on(request, db_target, kinds, clock):
+    """``engine_on(owner, clock=None, settings=None)``: an engine with a store of its own (as another
+    process would have), stopped and closed after the test. Uses the test module's ``kinds`` fixture
+    and, by default, its ``SETTINGS``."""
+    made: list[Engine] = []
+
+    def make(owner: str, own_clock=None, settings=None) -> Engine:
+        settings = settings or request.module.SETTINGS
+        engine = Engine(Store.open(db_target), Config(engine=settings), own_clock or clock, owner=owner)
+        made.append(engine)
+        return engine
+
+    yield make
+    kinds.blocker.release.set()
+    for engine in made:
+        engine.stop(timeout=5)
+        engine.close()
+
+
+@pytest.fixture
+def utc(monkeypatch):
+    """Local time is UTC: for the C library (times in the tables) and for tzlocal (the retime
+    preview, the NEXT column), which caches the zone it found first, so it is replaced rather than
+    re-read. Widths and snapshots are then the same on every machine."""
+    import time
+    from zoneinfo import ZoneInfo
+
+    from memtui.engine import schedule
+
+    monkeypatch.setattr(schedule, "local_zone", lambda: ZoneInfo("UTC"))
+    saved = os.environ.get("TZ")
+    os.environ["TZ"] = "UTC"
+    time.tzset()
+    yield
+    if saved is None:
+        os.environ.pop("TZ", None)
+    else:
+        os.environ["TZ"] = saved
+    time.tzset()

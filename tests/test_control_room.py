@@ -71,23 +71,6 @@ def kinds(monkeypatch):
     kinds.blocker.release.set()
 
 
-@pytest.fixture
-def engine_on(db_target, kinds, clock):
-    """``engine_on(owner, clock=None, settings=SETTINGS)``: an engine with a store of its own."""
-    made: list[Engine] = []
-
-    def make(owner: str, own_clock=None, settings=SETTINGS) -> Engine:
-        engine = Engine(Store.open(db_target), Config(engine=settings), own_clock or clock, owner=owner)
-        made.append(engine)
-        return engine
-
-    yield make
-    kinds.blocker.release.set()
-    for engine in made:
-        engine.stop(timeout=5)
-        engine.close()
-
-
 def wait_until(condition, what: str, timeout: float = WAIT) -> None:
     deadline = time.monotonic() + timeout
     while not condition():

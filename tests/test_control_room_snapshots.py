@@ -13,7 +13,9 @@ from datetime import timedelta
 import pytest
 from textual.widgets import Input
 
-from tests.test_dashboard_snapshots import app_for, demo, seeded_engine, utc  # noqa: F401 (fixtures)
+from tests.test_dashboard_snapshots import app_for, demo, seeded_engine  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.usefixtures("utc")  # times on screen are local: UTC (tests/conftest.py)
 
 HEADLESS = "worker-1:4242:5f3a9c1e"
 

@@ -928,6 +928,48 @@ async def test_a_new_run_in_the_history_scrolls_further_without_laying_the_scree
         assert table.cursor_row == 40 and table.scroll_y == table.max_scroll_y > 0
 
 
+async def test_a_new_run_redraws_only_the_lines_that_changed_and_a_click_still_finds_its_row(eng, monkeypatch):
+    """History lines are kept by row, not by y: a new run on top moves every row down one, and only the
+    new row and the rows whose look changed (the cursor's) are drawn again, not every line on screen. A
+    kept line names the row it was drawn at, so a click reads its row from where it is."""
+    from textual.widgets import DataTable
+
+    app = make_app(eng)
+    async with running(app, (100, 30)) as pilot:
+        for _ in range(30):
+            eng.run_job("promote")
+        app.refresh_all()
+        await pilot.pause()
+        table = history_table(app)
+        table.focus()
+        await pilot.press("down", "up")  # keys turn the mouse's hover highlight off
+        for _ in range(2):  # twice: each row has been drawn in both zebra stripes
+            eng.run_job("promote")
+            app.refresh_all()
+            await pilot.pause()
+        drawn = []
+        original = DataTable._render_line
+
+        def counting(self, y, *args):
+            if self is table:
+                drawn.append(y)
+            return original(self, y, *args)
+
+        monkeypatch.setattr(DataTable, "_render_line", counting)
+        eng.run_job("promote")
+        app.refresh_all()
+        await pilot.pause()
+        await pilot.pause()
+        visible = table.size.height - table.header_height
+        assert table.row_count == 33 and visible > 10
+        assert 1 <= len(drawn) <= 4, drawn  # the new row, the header, the cursor's old and new row
+        # a click on the 6th row selects that row's run (its kept line was drawn two rows higher)
+        keys = row_keys(table)
+        await pilot.click(table, offset=(3, table.header_height + 5 + 1))  # +1: the table's top border
+        await pilot.pause()
+        assert table.cursor_row == 5 and app.history_table.selected_key == keys[5]
+
+
 async def test_the_history_table_keeps_a_bounded_number_of_rows(eng, store, monkeypatch):
     monkeypatch.setattr(HistoryTable, "MAX_ROWS", 50)
     app = make_app(eng)

@@ -9,19 +9,18 @@ Update the SVGs after an intended change with ``pytest --snapshot-update``.
 from __future__ import annotations
 
 import json
-import os
 import random
-import time
 from datetime import timedelta
-from zoneinfo import ZoneInfo
 
 import pytest
 from textual.widgets import Input
 
-from memtui.engine import Engine, schedule
+from memtui.engine import Engine
 from memtui.engine.config import Config
 from tests.factories import add_long_term, add_pending
 from memtui.tui.app import MemtuiApp
+
+pytestmark = pytest.mark.usefixtures("utc")  # times on screen are local: UTC, the same on every machine
 
 TRACEBACK = (
     "Traceback (most recent call last):\n"
@@ -29,22 +28,6 @@ TRACEBACK = (
     "    raise RuntimeError(\"disk full\")\n"
     "RuntimeError: disk full"
 )
-
-
-@pytest.fixture(autouse=True)
-def utc(monkeypatch):
-    """Local time is UTC: for the C library (times in the tables) and for tzlocal (the retime
-    preview), which caches the zone it found first, so it is replaced rather than re-read."""
-    monkeypatch.setattr(schedule, "local_zone", lambda: ZoneInfo("UTC"))
-    saved = os.environ.get("TZ")
-    os.environ["TZ"] = "UTC"
-    time.tzset()
-    yield
-    if saved is None:
-        os.environ.pop("TZ", None)
-    else:
-        os.environ["TZ"] = saved
-    time.tzset()
 
 
 def add_run(store, job, started, *, status="success", reason="scheduled", duration_ms=120, result=None,

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -107,6 +108,36 @@ def test_every_connection_gets_the_pragmas(store):
     assert store.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     assert store.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
     assert store.execute("PRAGMA busy_timeout").fetchone()[0] > 0
+    assert store.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 10_000  # the engine checkpoints
+
+
+def wal_backlog(path) -> int:
+    """Frames in the WAL not yet copied back into the database: mxFrame (byte 16 of the -shm file's
+    wal-index header) less nBackfill (byte 96, the checkpoint info after the header's two copies),
+    in the machine's byte order (sqlite.org/walformat.html)."""
+    data = Path(f"{path}-shm").read_bytes()[:100]
+    return int.from_bytes(data[16:20], sys.byteorder) - int.from_bytes(data[96:100], sys.byteorder)
+
+
+@pytest.mark.sqlite_only
+def test_a_jobs_commits_leave_the_wal_to_the_engines_sync_loop_which_copies_it_back(store, db_path, clock):
+    """A commit past SQLite's default 1,000 pages no longer copies the WAL back inside it (the job or
+    key press that made it would pay for every writer's pages); a started engine's sync does, PASSIVE."""
+    from memtui.engine import Config, Engine
+
+    Run = store.m.Run
+    with store.atomic():  # ~1,500 pages of run rows, in one commit
+        Run.insert_many([{"job": "promote", "reason": "scheduled", "started_at": float(i), "status": "success",
+                          "result": "x" * 4000} for i in range(1500)]).execute()
+    assert wal_backlog(db_path) > 1000
+    engine = Engine(store, Config(), clock)
+    engine.sync()  # not started (a CLI's engine): leaves it
+    assert wal_backlog(db_path) > 1000
+    engine.start()  # its first sync, in start(): the sync loop's next is a poll interval away
+    try:
+        assert wal_backlog(db_path) == 0
+    finally:
+        engine.stop(timeout=5)
 
 
 def test_foreign_keys_are_enforced(store):

@@ -22,6 +22,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.cache import LRUCache
 from textual.containers import Vertical
+from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import DataTable, Static
 
@@ -65,6 +66,11 @@ class _DiffTable(DataTable):
         # __init__ already clears its caches (_clear_caches), this one with them.
         self._drawn: LRUCache[tuple, tuple[object, tuple[int, int], list]] = LRUCache(1000)
         self._styles_seen: dict[tuple, Style] = {}  # see rich_style
+        # a body line as drawn, by its row and what it shows (see _render_line); each row's content version
+        self._lines: LRUCache[tuple, Strip] = LRUCache(100)
+        self._versions: dict[object, int] = {}
+        self._version = 0
+        self._widths_now: tuple[int, ...] = ()
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self._cells: dict[str, tuple] = {}
         self.columns_in_use = self.COLUMNS
@@ -80,24 +86,95 @@ class _DiffTable(DataTable):
     # (1,000 each), all keyed by a counter that every cell update bumps: an entry is read only until the
     # next update, and a table updated every second kept ~40 renders of dead Segments and Strips alive
     # (~200,000 objects for two tables). They reached the oldest generation, set off a full collection
-    # every ~8 s and made each walk them (100-300 ms frozen, bench/ui.py). Two screens' worth is all
-    # a cache can serve: the screen drawn now, and what a scroll or the cursor reuses.
+    # every ~8 s and made each walk them (100-300 ms frozen, bench/ui.py). With this table's own caches
+    # in front (_render_line, _render_cell), theirs only serve the line being drawn: a few rows' worth.
+    # Ours hold a screen in both zebra stripes. Each kept line is a Strip, and a Strip carries seven
+    # caches of its own: ~10 objects the collector walks at every full collection.
     CACHES = ("_cell_render_cache", "_row_render_cache", "_row_renderable_cache", "_line_cache")
+    THEIRS = 4  # rows
 
     def _bound_caches(self) -> None:
-        lines = 2 * max(self.size.height, 12) + 2
+        rows = max(self.size.height, 12) + 2
+        columns = max(len(self.COLUMNS), 1)
         for name in self.CACHES:
             cache = getattr(self, name, None)
             if cache is None or not hasattr(cache, "maxsize"):  # private to Textual: a version without it
                 continue
-            size = lines * max(len(self.COLUMNS), 1) if name == "_cell_render_cache" else lines
+            size = self.THEIRS * columns if name == "_cell_render_cache" else self.THEIRS
             if len(cache) > size:
                 cache.clear()  # an LRUCache evicts one entry per insert: it would never shrink
             cache.maxsize = size
-        size = 2 * lines * max(len(self.COLUMNS), 1)  # both zebra stripes: a row moves down one at each new run
-        if len(self._drawn) > size:
-            self._drawn.clear()
-        self._drawn.maxsize = size
+        for cache, size in ((self._drawn, 2 * rows * columns), (self._lines, 2 * rows)):
+            if len(cache) > size:
+                cache.clear()
+            cache.maxsize = size
+
+    # -- a body line is drawn once per row and content, wherever the row is --------------------------
+    # DataTable keys every line it draws by its y and a counter each update bumps, so one new run
+    # (every row moves down one) or one countdown second drew every line on screen again: ~0.6 ms a
+    # line, 20-40 ms a frame for both tables (bench/ui.py). Here a line is kept by its row key, the
+    # row's content version, its stripe, whether the cursor or the mouse is on it, and the column
+    # widths: a moved row's line is drawn again only when its stripe has no line kept yet. Its
+    # segments then carry the row index it was drawn at, which clicks must not trust: _at_row.
+
+    def render_lines(self, crop):
+        self._widths_now = tuple(column.get_render_width(self) for column in self.ordered_columns)
+        return super().render_lines(crop)
+
+    def _render_line(self, y: int, x1: int, x2: int, base_style: Style) -> Strip:
+        try:
+            row_key, line_no = self._get_offsets(y)
+            index = self._row_locations.get(row_key)
+        except (LookupError, AttributeError):  # past the end; or another Textual's insides
+            return super()._render_line(y, x1, x2, base_style)
+        if index is None or index < self.fixed_rows or self.cursor_type != "row":  # the header; fixed rows
+            return super()._render_line(y, x1, x2, base_style)
+        key = (row_key, line_no, self._versions.get(row_key), x1, x2, self.size.width, base_style,
+               index % 2 if self.zebra_stripes else 0, self.show_cursor and self.cursor_coordinate.row == index,
+               self._show_hover_cursor and self.hover_coordinate.row == index, self._pseudo_class_state,
+               self._widths_now)
+        strip = self._lines.get(key)
+        if strip is None:
+            strip = self._lines[key] = super()._render_line(y, x1, x2, base_style)
+        return strip
+
+    def _changed(self, row_key) -> None:
+        self._version += 1
+        self._versions[row_key] = self._version  # never reused: a row added again under an old key is new
+
+    def update_cell(self, row_key, column_key, value, *, update_width: bool = False) -> None:
+        super().update_cell(row_key, column_key, value, update_width=update_width)
+        self._changed(row_key)  # a RowKey hashes and compares as its str: either finds the row
+
+    def add_row(self, *cells, height: int | None = 1, key: str | None = None, label=None):
+        row_key = super().add_row(*cells, height=height, key=key, label=label)
+        self._changed(row_key)
+        return row_key
+
+    def remove_row(self, row_key) -> None:
+        super().remove_row(row_key)
+        self._versions.pop(row_key, None)
+
+    def _at_row(self, event) -> None:
+        """The row under the mouse, from its y: a kept line's segments name the row it was drawn at."""
+        meta = event.style.meta
+        offset = event.get_content_offset(self)
+        if "row" not in meta or meta["row"] < 0 or offset is None:
+            return
+        y = offset.y + (self.scroll_offset.y if offset.y >= self.header_height * self.show_header else 0)
+        try:
+            index = self._row_locations.get(self._get_offsets(y)[0])
+        except LookupError:
+            return
+        if index is not None and index != meta["row"]:
+            event.style = event.style + Style.from_meta({**meta, "row": index})
+
+    # Textual calls the handler of each class in the MRO: these correct the event, then DataTable's own read it.
+    def _on_click(self, event) -> None:
+        self._at_row(event)
+
+    def _on_mouse_move(self, event) -> None:
+        self._at_row(event)
 
     def _render_cell(self, row_index: int, column_index: int, base_style: Style, width: int,
                      cursor: bool = False, hover: bool = False):
@@ -165,10 +242,12 @@ class _DiffTable(DataTable):
         super()._clear_caches()
         self._drawn.clear()
         self._styles_seen.clear()
+        self._lines.clear()
 
     def notify_style_update(self) -> None:
         self._drawn.clear()  # the theme or CSS changed: every cell's style may have
         self._styles_seen.clear()
+        self._lines.clear()
         super().notify_style_update()
 
     def _add_columns(self) -> None:
@@ -468,16 +547,24 @@ class HistoryTable(_DiffTable):
     def on_resize(self) -> None:
         self._fit_result()
 
-    # A new run makes the table one row longer. DataTable sets its virtual size, a reactive that
-    # lays the whole screen out again and repaints every widget (~40 ms of the screen thread, once a
-    # run: bench/ui.py). This table's size is the layout's (1fr), never its rows', so only its
-    # scrollbars follow the new length, here; a scrollbar that appears or goes still asks for layout.
+    # A new run makes the table one row longer, and once it holds MAX_ROWS the oldest row goes. For
+    # each, DataTable lays the whole screen out again and repaints every widget (~40 ms of the screen
+    # thread, once a run: bench/ui.py): the virtual size it sets is a reactive that asks for layout, and
+    # remove_row asks for it outright. This table's size is the layout's (1fr), never its rows', so only
+    # its scrollbars follow the new length, here; a scrollbar that appears or goes still asks for layout.
     _sizing = False
 
     def _update_dimensions(self, new_rows) -> None:
         self._sizing = True
         try:
             super()._update_dimensions(new_rows)
+        finally:
+            self._sizing = False
+
+    def remove_row(self, row_key) -> None:
+        self._sizing = True
+        try:
+            super().remove_row(row_key)
         finally:
             self._sizing = False
 
