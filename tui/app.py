@@ -3,9 +3,12 @@
 The engine runs in its own threads; it reports through ``Engine.subscribe``,
 whose callback only posts a message (``post_message`` is thread-safe and never
 blocks). Consecutive ``EngineUpdate`` messages collapse into one, so a job
-firing every second cannot flood the UI; each update re-reads the few rows it
-shows and diffs them into the tables. A half-second tick moves countdowns and
-spinners from the data already in hand, without touching the database.
+firing every second cannot flood the UI; each update asks the reader thread
+(tui/reader.py) to re-read the few rows it shows (``read_view``), and the view
+it posts back is diffed into the tables on the screen thread (``show_view``):
+no frame waits for the store. A key's own change is read and drawn at once. A
+half-second tick moves countdowns and spinners from the data already in hand,
+without touching the database.
 
 When a live engine already serves the database, the dashboard attaches to it
 instead of starting a second scheduler here (``Engine.attach``): it follows the
@@ -195,12 +198,41 @@ class MemtuiApp(App):
         # the collector's reach cuts full collections from ~400 ms to a fraction (bench/ui.py).
         gc.collect()
         gc.freeze()
+        self._hold_full_collections()
 
     def on_unmount(self) -> None:
         if self._unsubscribe:
             self._unsubscribe()
         if self._reader is not None:
             self._reader.stop()
+        if self._gc_threshold is not None:
+            gc.set_threshold(*self._gc_threshold)  # the process may go on without the app (tests, --demo's end)
+
+    # Textual allocates a few thousand container objects a frame (Strips, each with caches of its own,
+    # and Segments): the collector's automatic full collection came every ~10 s and, landing inside a
+    # frame that redraws both tables, held it 20-50 ms longer (bench/ui.py). While the app runs, the
+    # automatic collections stop at the young generations; a full one runs every FULL_GC_EVERY_S, just
+    # after a frame and away from the engine's updates, so that the next frame has the most room.
+    FULL_GC_EVERY_S = 10.0
+    FULL_GC_QUIET_S = 0.2  # since the last view was drawn: a run's start and end come in pairs
+    _gc_threshold: tuple[int, int, int] | None = None
+
+    def _hold_full_collections(self) -> None:
+        self._gc_threshold = gc.get_threshold()
+        young, middle, _ = self._gc_threshold
+        gc.set_threshold(young, middle, 1 << 30)  # never, counted in collections of the middle generation
+        self._gc_due = time.monotonic() + self.FULL_GC_EVERY_S
+        self.set_interval(self.tick_s / 2, self._full_collection_when_quiet)
+
+    def _full_collection_when_quiet(self) -> None:
+        now = time.monotonic()
+        if now < self._gc_due:
+            return
+        quiet = (self._update_timer is None and self._shown_seq == self._asked_seq
+                 and now - self._updated_at >= self.FULL_GC_QUIET_S)
+        if quiet or now >= self._gc_due + self.FULL_GC_EVERY_S:  # never quiet for a whole period: all the same
+            self._gc_due = now + self.FULL_GC_EVERY_S
+            self.call_after_refresh(gc.collect)  # after the frame now due: the loop is idle until the next
 
     # -- engine → UI ---------------------------------------------------------------
 
