@@ -799,49 +799,6 @@ async def test_history_loads_older_pages_as_the_cursor_nears_the_end(eng, store,
 
 # -- 11. bursts -----------------------------------------------------------------------------
 
-async def test_full_collections_wait_for_a_quiet_moment_after_a_frame_and_the_collector_is_restored(eng):
-    """While the app runs, the collector's automatic full collections are off (they landed inside
-    frames, bench/ui.py); the app runs one when one is due and no engine update is being drawn, just
-    after a frame, or a whole period late if it never is. On unmount the thresholds are what they were."""
-    import gc
-
-    before = gc.get_threshold()
-    full = []
-
-    def seen(phase, info):
-        if phase == "stop" and info["generation"] == 2:
-            full.append(1)
-
-    app = make_app(eng)
-    async with running(app, (100, 30)) as pilot:
-        await pilot.pause()
-        assert gc.get_threshold()[:2] == before[:2] and gc.get_threshold()[2] >= 1 << 30
-        gc.callbacks.append(seen)
-        try:
-            app._full_collection_when_quiet()  # not due yet
-            await pilot.pause()
-            assert full == []
-            app._gc_due = time.monotonic() - 1  # due
-            app._asked_seq += 1  # a view asked for and not drawn yet: not now
-            app._full_collection_when_quiet()
-            await pilot.pause()
-            assert full == []
-            app._shown_seq = app._asked_seq
-            app._updated_at = 0.0
-            app._full_collection_when_quiet()  # due, and quiet
-            await pilot.pause()
-            assert full == [1]
-            assert app._gc_due > time.monotonic() + app.FULL_GC_EVERY_S / 2  # the next one a period away
-            app._gc_due = time.monotonic() - app.FULL_GC_EVERY_S - 1  # overdue by a whole period: even if busy
-            app._asked_seq += 1
-            app._full_collection_when_quiet()
-            await pilot.pause()
-            assert full == [1, 1]
-        finally:
-            gc.callbacks.remove(seen)
-    assert gc.get_threshold() == before
-
-
 async def test_a_burst_of_engine_events_collapses_into_few_reads_made_off_the_screen_thread(eng):
     app = make_app(eng)
     async with running(app, (100, 30)) as pilot:

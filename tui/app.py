@@ -198,41 +198,12 @@ class MemtuiApp(App):
         # the collector's reach cuts full collections from ~400 ms to a fraction (bench/ui.py).
         gc.collect()
         gc.freeze()
-        self._hold_full_collections()
 
     def on_unmount(self) -> None:
         if self._unsubscribe:
             self._unsubscribe()
         if self._reader is not None:
             self._reader.stop()
-        if self._gc_threshold is not None:
-            gc.set_threshold(*self._gc_threshold)  # the process may go on without the app (tests, --demo's end)
-
-    # Textual allocates a few thousand container objects a frame (Strips, each with caches of its own,
-    # and Segments): the collector's automatic full collection came every ~10 s and, landing inside a
-    # frame that redraws both tables, held it 20-50 ms longer (bench/ui.py). While the app runs, the
-    # automatic collections stop at the young generations; a full one runs every FULL_GC_EVERY_S, just
-    # after a frame and away from the engine's updates, so that the next frame has the most room.
-    FULL_GC_EVERY_S = 10.0
-    FULL_GC_QUIET_S = 0.2  # since the last view was drawn: a run's start and end come in pairs
-    _gc_threshold: tuple[int, int, int] | None = None
-
-    def _hold_full_collections(self) -> None:
-        self._gc_threshold = gc.get_threshold()
-        young, middle, _ = self._gc_threshold
-        gc.set_threshold(young, middle, 1 << 30)  # never, counted in collections of the middle generation
-        self._gc_due = time.monotonic() + self.FULL_GC_EVERY_S
-        self.set_interval(self.tick_s / 2, self._full_collection_when_quiet)
-
-    def _full_collection_when_quiet(self) -> None:
-        now = time.monotonic()
-        if now < self._gc_due:
-            return
-        quiet = (self._update_timer is None and self._shown_seq == self._asked_seq
-                 and now - self._updated_at >= self.FULL_GC_QUIET_S)
-        if quiet or now >= self._gc_due + self.FULL_GC_EVERY_S:  # never quiet for a whole period: all the same
-            self._gc_due = now + self.FULL_GC_EVERY_S
-            self.call_after_refresh(gc.collect)  # after the frame now due: the loop is idle until the next
 
     # -- engine → UI ---------------------------------------------------------------
 

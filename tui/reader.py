@@ -39,10 +39,6 @@ class LatestReader(Generic[Ask]):
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout)
 
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
-
     def _run(self) -> None:
         try:
             while True:
