@@ -12,6 +12,7 @@ thousands of dead renders for the garbage collector to walk (``_DiffTable``).
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import datetime
 from functools import lru_cache
 
@@ -554,19 +555,21 @@ class HistoryTable(_DiffTable):
     # its scrollbars follow the new length, here; a scrollbar that appears or goes still asks for layout.
     _sizing = False
 
-    def _update_dimensions(self, new_rows) -> None:
+    @contextmanager
+    def _resizing(self):
         self._sizing = True
         try:
-            super()._update_dimensions(new_rows)
+            yield
         finally:
             self._sizing = False
 
+    def _update_dimensions(self, new_rows) -> None:
+        with self._resizing():
+            super()._update_dimensions(new_rows)
+
     def remove_row(self, row_key) -> None:
-        self._sizing = True
-        try:
+        with self._resizing():
             super().remove_row(row_key)
-        finally:
-            self._sizing = False
 
     def refresh(self, *regions, repaint: bool = True, layout: bool = False, recompose: bool = False):
         if layout and self._sizing and self.is_mounted and self.container_size:
