@@ -295,14 +295,18 @@ class SqliteStore(Store):
         """A PASSIVE checkpoint: copies the frames no reader still needs and never blocks a writer
         (TRUNCATE or RESTART would hold new writers back while readers finish). Returns (frames in the
         WAL, frames copied back); one with nothing new to copy reads two counters and writes nothing."""
-        _, frames, copied = self.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        _, frames, copied = self._passive_checkpoint()
         return frames, copied
+
+    def _passive_checkpoint(self) -> tuple[int, int, int]:
+        """(1 when a reader or writer kept it from finishing, else 0; frames in the WAL; frames copied)."""
+        return self.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
 
     def maintain(self, vacuum_free_ratio: float) -> dict:
         with self.atomic():  # BEGIN IMMEDIATE waits for another writer; a bare ANALYZE would not
             self.execute("PRAGMA optimize")
         # PASSIVE: TRUNCATE would hold new writers back while it waits for readers.
-        busy, _, _ = self.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        busy, _, _ = self._passive_checkpoint()
         page_count = self.execute("PRAGMA page_count").fetchone()[0]
         free_pages = self.execute("PRAGMA freelist_count").fetchone()[0]
         vacuumed = False
