@@ -244,6 +244,7 @@ class _DiffTable(DataTable):
         self._drawn.clear()
         self._styles_seen.clear()
         self._lines.clear()
+        self._versions.clear()  # clear() drops every row without remove_row; no kept line needs them now
 
     def notify_style_update(self) -> None:
         self._drawn.clear()  # the theme or CSS changed: every cell's style may have
