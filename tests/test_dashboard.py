@@ -8,6 +8,7 @@ kind waits on a threading.Event, so "while it is running" is exact.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -968,6 +969,41 @@ async def test_a_new_run_redraws_only_the_lines_that_changed_and_a_click_still_f
         await pilot.click(table, offset=(3, table.header_height + 5 + 1))  # +1: the table's top border
         await pilot.pause()
         assert table.cursor_row == 5 and app.history_table.selected_key == keys[5]
+
+
+async def test_frames_leave_no_strips_for_the_garbage_collector(eng):
+    """A full-width line drawn again each frame (the status line) left one self-referencing strip per
+    frame, which only a full collection could free (tui/strips.py). Frames now leave no cyclic strip."""
+    from textual.strip import Strip
+
+    app = make_app(eng)
+    async with running(app, (100, 30)) as pilot:
+        await pilot.pause()
+        status = app.screen.query_one("#status")
+        divided = []
+        original = Strip.divide
+
+        def counting(self, cuts):
+            divided.append(self)
+            return original(self, cuts)
+
+        gc.collect()
+        gc.set_debug(gc.DEBUG_SAVEALL)  # what a collection finds unreachable goes to gc.garbage, not away
+        Strip.divide = counting
+        try:
+            for _ in range(10):
+                status.refresh()
+                await pilot.pause()
+            lines_cut = len(divided)
+            divided.clear()  # drop the test's own references before collecting
+            gc.collect()
+            cyclic = [o for o in gc.garbage if isinstance(o, Strip)]
+        finally:
+            Strip.divide = original
+            gc.set_debug(0)
+            gc.garbage.clear()
+        assert lines_cut >= 10  # each frame cut the status line at least
+        assert cyclic == []
 
 
 async def test_the_history_table_keeps_a_bounded_number_of_rows(eng, store, monkeypatch):

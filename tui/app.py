@@ -47,6 +47,7 @@ from memtui.engine.report import describe_result, event_logger, fmt_duration
 from memtui.tui.format import fmt_delta
 from memtui.tui.memories import MemoryScreen
 from memtui.tui.reader import LatestReader
+from memtui.tui import strips
 from memtui.tui.screens import DetailsScreen, EnginesScreen, HelpScreen, RetimeRequest, RetimeScreen
 from memtui.tui.widgets import HistoryTable, JobsTable, StatsPanel, StatusLine
 
@@ -140,6 +141,7 @@ class MemtuiApp(App):
                  stop_timeout_s: float | None = None, db_label: str | None = None, log_path: Path | None = None,
                  log_problem: str | None = None):
         super().__init__()
+        strips.install()  # full-width lines stop outliving their frame (tui/strips.py)
         self.log_path = log_path
         self.log_problem = log_problem  # why there is no log file, when there is none
         self.engine = engine
