@@ -929,6 +929,35 @@ async def test_a_new_run_in_the_history_scrolls_further_without_laying_the_scree
         assert table.cursor_row == 40 and table.scroll_y == table.max_scroll_y > 0
 
 
+async def test_a_wider_jobs_cell_keeps_the_layout_and_a_new_job_row_lays_it_out(eng, monkeypatch):
+    """The jobs table's height follows its rows (height: auto), its width does not: a wider value
+    widens its column without laying the whole screen out (12-40 ms, bench/ui.py); a new row does."""
+    from textual.screen import Screen
+
+    app = make_app(eng)
+    async with running(app, (120, 40)) as pilot:  # room below the table's max-height for one more row
+        await pilot.pause()
+        table = jobs_table(app)
+        layouts = []
+        original = Screen._refresh_layout
+
+        def counting(screen, *args, **kwargs):
+            layouts.append(screen)
+            return original(screen, *args, **kwargs)
+
+        monkeypatch.setattr(Screen, "_refresh_layout", counting)
+        width, height = table.virtual_size.width, table.size.height
+        table.update_cell(row_keys(table)[0], column_keys(table)[-1], "x" * 40, update_width=True)
+        await pilot.pause()
+        await pilot.pause()
+        assert table.virtual_size.width > width and not table.show_horizontal_scrollbar
+        assert layouts == []
+        table.add_row(*["y"] * len(table.columns), key="extra")
+        await pilot.pause()
+        await pilot.pause()
+        assert layouts and table.size.height == height + 1
+
+
 async def test_a_new_run_redraws_only_the_lines_that_changed_and_a_click_still_finds_its_row(eng, monkeypatch):
     """History lines are kept by row, not by y: a new run on top moves every row down one, and only the
     new row and the rows whose look changed (the cursor's) are drawn again, not every line on screen. A
@@ -963,7 +992,8 @@ async def test_a_new_run_redraws_only_the_lines_that_changed_and_a_click_still_f
         await pilot.pause()
         visible = table.size.height - table.header_height
         assert table.row_count == 33 and visible > 10
-        assert 1 <= len(drawn) <= 4, drawn  # the new row, the header, the cursor's old and new row
+        assert 1 <= len(drawn) <= 3, drawn  # the new row, the cursor's old and new row
+        assert 0 not in drawn  # the header: its labels and widths are as they were
         # a click on the 6th row selects that row's run (its kept line was drawn two rows higher)
         keys = row_keys(table)
         await pilot.click(table, offset=(3, table.header_height + 5 + 1))  # +1: the table's top border

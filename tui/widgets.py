@@ -116,7 +116,8 @@ class _DiffTable(DataTable):
     # line, 20-40 ms a frame for both tables (bench/ui.py). Here a line is kept by its row key, the
     # row's content version, its stripe, whether the cursor or the mouse is on it, and the column
     # widths: a moved row's line is drawn again only when its stripe has no line kept yet. Its
-    # segments then carry the row index it was drawn at, which clicks must not trust: _at_row.
+    # segments then carry the row index it was drawn at, which clicks must not trust: _at_row. The
+    # header's line is kept by its labels and the widths.
 
     def render_lines(self, crop):
         self._widths_now = tuple(column.get_render_width(self) for column in self.ordered_columns)
@@ -128,12 +129,19 @@ class _DiffTable(DataTable):
             index = self._row_locations.get(row_key)
         except (LookupError, AttributeError):  # past the end; or another Textual's insides
             return super()._render_line(y, x1, x2, base_style)
-        if index is None or index < self.fixed_rows or self.cursor_type != "row":  # the header; fixed rows
+        if self.cursor_type != "row" or (index is not None and index < self.fixed_rows):  # fixed rows: none
             return super()._render_line(y, x1, x2, base_style)
-        key = (row_key, line_no, self._versions.get(row_key), x1, x2, self.size.width, base_style,
-               index % 2 if self.zebra_stripes else 0, self.show_cursor and self.cursor_coordinate.row == index,
-               self._show_hover_cursor and self.hover_coordinate.row == index, self._pseudo_class_state,
-               self._widths_now)
+        if index is not None:
+            key = (row_key, line_no, self._versions.get(row_key), x1, x2, self.size.width, base_style,
+                   index % 2 if self.zebra_stripes else 0, self.show_cursor and self.cursor_coordinate.row == index,
+                   self._show_hover_cursor and self.hover_coordinate.row == index, self._pseudo_class_state,
+                   self._widths_now)
+        elif row_key is self._header_row_key:  # drawn again only when its labels or the widths change
+            key = ("header", line_no, x1, x2, self.size.width, base_style,
+                   self._show_hover_cursor and self.hover_coordinate.row == -1, self._pseudo_class_state,
+                   self._widths_now, tuple(str(column.label) for column in self.ordered_columns))
+        else:
+            return super()._render_line(y, x1, x2, base_style)
         strip = self._lines.get(key)
         if strip is None:
             strip = self._lines[key] = super()._render_line(y, x1, x2, base_style)
@@ -152,9 +160,40 @@ class _DiffTable(DataTable):
         self._changed(row_key)
         return row_key
 
+    # A new row makes a table one row longer, a wider value one column wider, and a removed row one row
+    # shorter. For each, DataTable lays the whole screen out again and repaints every widget (12-40 ms of
+    # the screen thread: bench/ui.py): the virtual size it sets is a reactive that asks for layout, and
+    # remove_row asks for it outright. Only a table whose height follows its rows (height: auto) changes
+    # the layout when its row count does; otherwise only its scrollbars follow the new size, here, and a
+    # scrollbar that appears or goes still asks for layout.
+    _sizing = False
+    _sized_height = 0
+
+    @contextmanager
+    def _resizing(self):
+        self._sizing, self._sized_height = True, self.virtual_size.height
+        try:
+            yield
+        finally:
+            self._sizing = False
+
+    def _update_dimensions(self, new_rows) -> None:
+        with self._resizing():
+            super()._update_dimensions(new_rows)
+
     def remove_row(self, row_key) -> None:
-        super().remove_row(row_key)
-        self._versions.pop(row_key, None)
+        with self._resizing():
+            super().remove_row(row_key)
+            self._versions.pop(row_key, None)
+
+    def refresh(self, *regions, repaint: bool = True, layout: bool = False, recompose: bool = False):
+        if layout and self._sizing and self.is_mounted and self.container_size:
+            bars = (self.show_vertical_scrollbar, self.show_horizontal_scrollbar)
+            self._scroll_update(self.virtual_size)
+            height = self.styles.height
+            layout = (bars != (self.show_vertical_scrollbar, self.show_horizontal_scrollbar)
+                      or (height is not None and height.is_auto and self.virtual_size.height != self._sized_height))
+        return super().refresh(*regions, repaint=repaint, layout=layout, recompose=recompose)
 
     def _at_row(self, event) -> None:
         """The row under the mouse, from its y: a kept line's segments name the row it was drawn at."""
@@ -548,36 +587,6 @@ class HistoryTable(_DiffTable):
 
     def on_resize(self) -> None:
         self._fit_result()
-
-    # A new run makes the table one row longer, and once it holds MAX_ROWS the oldest row goes. For
-    # each, DataTable lays the whole screen out again and repaints every widget (~40 ms of the screen
-    # thread, once a run: bench/ui.py): the virtual size it sets is a reactive that asks for layout, and
-    # remove_row asks for it outright. This table's size is the layout's (1fr), never its rows', so only
-    # its scrollbars follow the new length, here; a scrollbar that appears or goes still asks for layout.
-    _sizing = False
-
-    @contextmanager
-    def _resizing(self):
-        self._sizing = True
-        try:
-            yield
-        finally:
-            self._sizing = False
-
-    def _update_dimensions(self, new_rows) -> None:
-        with self._resizing():
-            super()._update_dimensions(new_rows)
-
-    def remove_row(self, row_key) -> None:
-        with self._resizing():
-            super().remove_row(row_key)
-
-    def refresh(self, *regions, repaint: bool = True, layout: bool = False, recompose: bool = False):
-        if layout and self._sizing and self.is_mounted and self.container_size:
-            bars = (self.show_vertical_scrollbar, self.show_horizontal_scrollbar)
-            self._scroll_update(self.virtual_size)
-            layout = bars != (self.show_vertical_scrollbar, self.show_horizontal_scrollbar)
-        return super().refresh(*regions, repaint=repaint, layout=layout, recompose=recompose)
 
     def _cut(self, text: str) -> Text:
         width = self.result_width
