@@ -141,7 +141,7 @@ class MemtuiApp(App):
                  stop_timeout_s: float | None = None, db_label: str | None = None, log_path: Path | None = None,
                  log_problem: str | None = None):
         super().__init__()
-        strips.install()  # full-width lines stop outliving their frame (tui/strips.py)
+        strips.install()  # pieces of lines live as long as their frame (tui/strips.py)
         self.log_path = log_path
         self.log_problem = log_problem  # why there is no log file, when there is none
         self.engine = engine
