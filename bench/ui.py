@@ -51,7 +51,7 @@ ROOT = Path(__file__).resolve().parent.parent
 JOB = "promote"
 SIZE = (120, 40)
 PROBE_S = 0.020          # event-loop lag probe period
-FPS = 50                 # how often the frame driver asks for a repaint (--fps)
+FPS = 60                 # how often the frame driver asks for a repaint (--fps): as Textual's Animator does
 GAP_GOAL_MS = 50.0       # issue 13: no gap between frames over 50 ms
 FRAME_GOAL_MS = 1000 / 60  # a frame is drawn within one 60 Hz refresh (Textual's MAX_FPS)
 RSS_GOAL_PCT = 5.0       # RSS growth after the first minute
@@ -393,7 +393,9 @@ async def _phase_async(db: Path, seconds: float, scroll: bool, deep_rows: int, f
         engine.start()
         probe_task = asyncio.create_task(probe())
         if fps:
-            # The frame driver: the status line asks for a repaint every 1/fps s, as an animation would,
+            # The frame driver: the status line asks for a repaint every 1/fps s, as an animation would
+            # (Textual's Animator ticks at 60 a second, the screen's update timer too: at another rate the
+            # two timers beat, and a frame waits up to a period of each, ~37 ms at 50, with the loop idle),
             # so a frame is due all the time and any stall shows as a gap between frames (a one-line
             # repaint: cheap next to the tables' updates it waits behind).
             app.set_interval(1 / fps, app.query_one("#status").refresh)
