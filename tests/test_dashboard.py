@@ -155,6 +155,21 @@ def notifications(app) -> list:
     return list(app._notifications)
 
 
+def count_layouts(monkeypatch) -> list:
+    """The screens laid out from now on (each ``Screen._refresh_layout`` call), in a list that grows."""
+    from textual.screen import Screen
+
+    layouts = []
+    original = Screen._refresh_layout
+
+    def counting(screen, *args, **kwargs):
+        layouts.append(screen)
+        return original(screen, *args, **kwargs)
+
+    monkeypatch.setattr(Screen, "_refresh_layout", counting)
+    return layouts
+
+
 async def select_job(pilot, name: str) -> None:
     """Put the jobs cursor on ``name`` (the arrow keys themselves are tested once, below)."""
     table = jobs_table(pilot.app)
@@ -899,8 +914,6 @@ async def test_a_change_while_another_process_holds_the_write_lock_fails_briefly
 async def test_a_new_run_in_the_history_scrolls_further_without_laying_the_screen_out(eng, monkeypatch):
     """The history's size is the layout's, not its rows': a new run updates its scrollbar in place
     instead of laying out and repainting the whole screen (~40 ms a run, bench/ui.py)."""
-    from textual.screen import Screen
-
     app = make_app(eng)
     async with running(app, (100, 30)) as pilot:
         for _ in range(40):  # more runs than the table shows: it scrolls
@@ -909,14 +922,7 @@ async def test_a_new_run_in_the_history_scrolls_further_without_laying_the_scree
         await pilot.pause()
         table = history_table(app)
         assert table.show_vertical_scrollbar and table.row_count == 40
-        layouts = []
-        original = Screen._refresh_layout
-
-        def counting(screen, *args, **kwargs):
-            layouts.append(screen)
-            return original(screen, *args, **kwargs)
-
-        monkeypatch.setattr(Screen, "_refresh_layout", counting)
+        layouts = count_layouts(monkeypatch)
         eng.run_job("promote")
         app.refresh_all()
         await pilot.pause()
@@ -932,20 +938,11 @@ async def test_a_new_run_in_the_history_scrolls_further_without_laying_the_scree
 async def test_a_wider_jobs_cell_keeps_the_layout_and_a_new_job_row_lays_it_out(eng, monkeypatch):
     """The jobs table's height follows its rows (height: auto), its width does not: a wider value
     widens its column without laying the whole screen out (12-40 ms, bench/ui.py); a new row does."""
-    from textual.screen import Screen
-
     app = make_app(eng)
     async with running(app, (120, 40)) as pilot:  # room below the table's max-height for one more row
         await pilot.pause()
         table = jobs_table(app)
-        layouts = []
-        original = Screen._refresh_layout
-
-        def counting(screen, *args, **kwargs):
-            layouts.append(screen)
-            return original(screen, *args, **kwargs)
-
-        monkeypatch.setattr(Screen, "_refresh_layout", counting)
+        layouts = count_layouts(monkeypatch)
         width, height = table.virtual_size.width, table.size.height
         table.update_cell(row_keys(table)[0], column_keys(table)[-1], "x" * 40, update_width=True)
         await pilot.pause()
