@@ -44,10 +44,10 @@ from memtui.engine import Engine, EngineError, EngineInfo, Event, JobInfo, RunIn
 from memtui.engine.memory import PromotionStats
 from memtui.engine.registry import host_and_pid
 from memtui.engine.report import describe_result, event_logger, fmt_duration
+from memtui.tui import strips
 from memtui.tui.format import fmt_delta
 from memtui.tui.memories import MemoryScreen
 from memtui.tui.reader import LatestReader
-from memtui.tui import strips
 from memtui.tui.screens import DetailsScreen, EnginesScreen, HelpScreen, RetimeRequest, RetimeScreen
 from memtui.tui.widgets import HistoryTable, JobsTable, StatsPanel, StatusLine
 
