@@ -159,7 +159,7 @@ class FrameWatch:
     def __init__(self, clock: dict):
         self.clock = clock
         # (time the frame ended since t0, its wall time, its main-thread CPU time): 4-byte floats (30 µs
-        # at 600 s) for ~50 a second. Wall above CPU is time the thread waited: for the GIL (the engine's
+        # at 600 s) for ~60 a second. Wall above CPU is time the thread waited: for the GIL (the engine's
         # threads run the job in this process) or for a core (other processes).
         self.frames = Samples(3, "f")
         self._depth = 0
