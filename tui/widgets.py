@@ -72,6 +72,7 @@ class _DiffTable(DataTable):
         self._versions: dict[object, int] = {}
         self._version = 0
         self._widths_now: tuple[int, ...] = ()
+        self._labels_now: tuple[str, ...] = ()
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self._cells: dict[str, tuple] = {}
         self.columns_in_use = self.COLUMNS
@@ -120,7 +121,9 @@ class _DiffTable(DataTable):
     # header's line is kept by its labels and the widths.
 
     def render_lines(self, crop):
-        self._widths_now = tuple(column.get_render_width(self) for column in self.ordered_columns)
+        columns = self.ordered_columns  # a list DataTable builds on each call: once a render, not a line
+        self._widths_now = tuple(column.get_render_width(self) for column in columns)
+        self._labels_now = tuple(str(column.label) for column in columns)
         return super().render_lines(crop)
 
     def _render_line(self, y: int, x1: int, x2: int, base_style: Style) -> Strip:
@@ -139,7 +142,7 @@ class _DiffTable(DataTable):
         elif row_key is self._header_row_key:  # drawn again only when its labels or the widths change
             key = ("header", line_no, x1, x2, self.size.width, base_style,
                    self._show_hover_cursor and self.hover_coordinate.row == -1, self._pseudo_class_state,
-                   self._widths_now, tuple(str(column.label) for column in self.ordered_columns))
+                   self._widths_now, self._labels_now)
         else:
             return super()._render_line(y, x1, x2, base_style)
         strip = self._lines.get(key)
