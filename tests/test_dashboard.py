@@ -155,8 +155,9 @@ def notifications(app) -> list:
     return list(app._notifications)
 
 
-def count_layouts(monkeypatch) -> list:
-    """The screens laid out from now on (each ``Screen._refresh_layout`` call), in a list that grows."""
+async def count_layouts(pilot, monkeypatch) -> list:
+    """The screens laid out from now on (each ``Screen._refresh_layout`` call), in a list that grows;
+    counted once start-up has stopped laying out (two quiet pauses: slower on a loaded machine)."""
     from textual.screen import Screen
 
     layouts = []
@@ -167,6 +168,14 @@ def count_layouts(monkeypatch) -> list:
         return original(screen, *args, **kwargs)
 
     monkeypatch.setattr(Screen, "_refresh_layout", counting)
+    quiet = 0
+    for _ in range(100):
+        seen = len(layouts)
+        await pilot.pause(0.05)
+        quiet = quiet + 1 if len(layouts) == seen else 0
+        if quiet == 2:
+            break
+    layouts.clear()
     return layouts
 
 
@@ -922,7 +931,7 @@ async def test_a_new_run_in_the_history_scrolls_further_without_laying_the_scree
         await pilot.pause()
         table = history_table(app)
         assert table.show_vertical_scrollbar and table.row_count == 40
-        layouts = count_layouts(monkeypatch)
+        layouts = await count_layouts(pilot, monkeypatch)
         eng.run_job("promote")
         app.refresh_all()
         await pilot.pause()
@@ -942,7 +951,7 @@ async def test_a_wider_jobs_cell_keeps_the_layout_and_a_new_job_row_lays_it_out(
     async with running(app, (120, 40)) as pilot:  # room below the table's max-height for one more row
         await pilot.pause()
         table = jobs_table(app)
-        layouts = count_layouts(monkeypatch)
+        layouts = await count_layouts(pilot, monkeypatch)
         width, height = table.virtual_size.width, table.size.height
         table.update_cell(row_keys(table)[0], column_keys(table)[-1], "x" * 40, update_width=True)
         await pilot.pause()
