@@ -51,17 +51,21 @@ class LeaseMixin:
         JobState = self.store.m.JobState
         list(self.store.for_update(JobState.select(JobState.name).order_by(JobState.name)))
 
-    def _begin_run(self, name: str, reason: str, scheduled_for, now):
+    def _begin_run(self, name: str, reason: str, scheduled_for):
         """Take the lease and insert the run row, inside the caller's transaction.
 
-        Returns (run id, holder): holder is set when the job was busy (the row says skipped)."""
+        Returns (run id, holder, start time): holder is set when the job was busy (the row says
+        skipped). The start time is read once the job's state row is locked: a claim that waited
+        for the lock (a long run's last write holds SQLite's) then neither records a start before
+        the run it follows ended nor gets a lease that is already partly spent."""
         if self._stop.is_set():
             raise EngineError("the engine is stopping; no new runs")
         JobState, Run = self.store.m.JobState, self.store.m.Run
-        ts = now.timestamp()
         scheduled_ts = scheduled_for.timestamp() if scheduled_for else None
         JobState.insert(name=name).on_conflict_ignore().execute()  # a job written with plain SQL
         before = self._lock_state(name)  # whose lease this claim may replace
+        now = self.clock()
+        ts = now.timestamp()
         taken = JobState.update(lease_owner=self.owner, lease_expires_at=ts + self.config.engine.lease_ttl_s).where(
             (JobState.name == name) & (JobState.lease_owner.is_null() | (JobState.lease_expires_at < ts))
         ).execute() == 1
@@ -73,7 +77,7 @@ class LeaseMixin:
             run_id = Run.insert(job=name, reason=reason, scheduled_for=scheduled_ts, started_at=ts,
                                 status="running", owner=self.owner).execute()
             JobState.update(lease_run_id=run_id).where(JobState.name == name).execute()
-            return run_id, None
+            return run_id, None, now
         holder, since = (JobState.select(JobState.lease_owner, Run.started_at)
                          .join(Run, JOIN.LEFT_OUTER, on=(Run.id == JobState.lease_run_id))
                          .where(JobState.name == name).tuples().get())
@@ -84,7 +88,7 @@ class LeaseMixin:
                             error=f"already running {where}{since_text}", owner=self.owner).execute()
         JobState.update(runs=JobState.runs + 1, last_run_at=ts, last_status="skipped", last_duration_ms=0).where(
             JobState.name == name).execute()
-        return run_id, holder
+        return run_id, holder, now
 
     def _track(self, run_id: int, name: str, started_ts: float) -> None:
         """Count a run as this engine's, once the transaction that began it has committed (a
@@ -99,10 +103,10 @@ class LeaseMixin:
         if not mine:
             return
         JobState = self.store.m.JobState
-        expires = self.clock().timestamp() + self.config.engine.lease_ttl_s
         held = (JobState.lease_owner == self.owner) & JobState.lease_run_id.in_(mine)
         with self.store.atomic():
             list(self.store.for_update(JobState.select(JobState.name).where(held).order_by(JobState.name)))
+            expires = self.clock().timestamp() + self.config.engine.lease_ttl_s  # after any wait for the lock
             JobState.update(lease_expires_at=expires).where(held).execute()
 
     def _release_lease(self, job: str, run_id: int) -> None:
@@ -140,15 +144,16 @@ class LeaseMixin:
                     continue  # ours, alive: its lease is renewed by this very loop
             if self._lease_is_live(tuple(lease), run_id, owner, now, gone):
                 continue  # a first look without a transaction: most runs seen here are alive
-            if self._recover(run_id, job, owner, now):
+            if self._recover(run_id, job, owner):
                 ended += 1
         return ended
 
-    def _recover(self, run_id: int, job: str, owner: str, now: float) -> bool:
-        """End run ``run_id`` as interrupted if, looked at again with its job's state row locked,
-        it is still not held by a live lease."""
+    def _recover(self, run_id: int, job: str, owner: str) -> bool:
+        """End run ``run_id`` as interrupted if, looked at again with its job's state row locked
+        (and the time read again after that lock), it is still not held by a live lease."""
         with self.store.atomic():
             state = self._lock_state(job)
+            now = self.clock().timestamp()
             lease = (state.lease_owner, state.lease_run_id, state.lease_expires_at) if state else (None,) * 3
             if self._lease_is_live(lease, run_id, owner, now, self._registry.gone_engines(now, owner)):
                 return False  # renewed since the first look

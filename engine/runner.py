@@ -102,9 +102,8 @@ class RunnerMixin:
 
     def _execute(self, name: str, reason: str, scheduled_for=None) -> RunInfo:
         """Run job ``name`` once under its lease and record everything about it."""
-        now = self.clock()
         with self.store.atomic():
-            run_id, holder = self._begin_run(name, reason, scheduled_for, now)
+            run_id, holder, now = self._begin_run(name, reason, scheduled_for)
         if holder is None:
             self._track(run_id, name, now.timestamp())
         if holder is not None:
@@ -155,11 +154,11 @@ class RunnerMixin:
 
     def _finish_run(self, name, run_id, status, result, error, trace, duration_ms) -> None:
         Run = self.store.m.Run
-        ts = self.clock().timestamp()
         kind = KINDS.get(self._definition(name).kind)
         counters = kind.counters if kind and status == "success" else ()
         with self.store.atomic():
             self._lock_state(name)
+            ts = self.clock().timestamp()  # after any wait for the lock, as the next run's start is
             finished = Run.update(finished_at=ts, duration_ms=duration_ms, status=status,
                                   result=json.dumps(result, default=str), error=error, traceback=trace).where(
                 (Run.id == run_id) & (Run.status == "running")).execute() == 1

@@ -180,15 +180,15 @@ class SchedulingMixin:
         if self._stop.is_set() or self.problem is not None:
             return None
         JobState = self.store.m.JobState
-        now = self.clock()
         d = self._definition(name)
         schedule = d.schedulable()
         if schedule is None:
             return None
         due = from_ts(due_ts)
-        next_ts = d.next_due(now, after=due)  # strictly after the due time: never the same one again
         with self.store.atomic():
             state = self._lock_state(name)  # the backoff read here is the one the cursor moves past
+            now = self.clock()  # after any wait for the lock: lateness is judged when the claim is made
+            next_ts = d.next_due(now, after=due)  # strictly after the due time: never the same one again
             if state is not None and state.backoff_until and next_ts is not None:
                 next_ts = max(next_ts, state.backoff_until)
             claimed = JobState.update(next_run_at=next_ts).where(
@@ -200,9 +200,9 @@ class SchedulingMixin:
             if (now - due).total_seconds() > self.config.engine.misfire_grace_s:
                 missed_id = self._insert_missed(name, due, now, schedule.count_between(due, now))
                 reason = "catch-up"
-            run_id, holder = self._begin_run(name, reason, due, now)
+            run_id, holder, started = self._begin_run(name, reason, due)
         if holder is None:
-            self._track(run_id, name, now.timestamp())
+            self._track(run_id, name, started.timestamp())
         if missed_id is not None:
             self._publish("run_finished", name, self.run(missed_id))
         if holder is not None:

@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -436,6 +437,63 @@ def test_limit_lock_wait_bounds_how_long_the_callers_writes_wait(engine_on, stor
         release.set()
         thread.join(WAIT)
         holder.close()
+
+
+def wait_until_blocked_in(thread: threading.Thread, module: str, function: str) -> None:
+    """Until ``thread`` is inside ``function`` of engine/``module`` and there waits on the database
+    (in a peewee query, or in SQLite's BEGIN IMMEDIATE)."""
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        frame, names = sys._current_frames().get(thread.ident), []
+        while frame is not None:
+            code = frame.f_code
+            names.append((Path(code.co_filename).parent.name, Path(code.co_filename).name, code.co_name))
+            frame = frame.f_back
+        waiting = any(file == "peewee.py" and name in ("execute_sql", "begin") for _, file, name in names)
+        if ("engine", module, function) in names and waiting:
+            return
+        time.sleep(0.005)
+    raise AssertionError(f"the thread never waited on the database in {function}")
+
+
+def test_a_run_that_waited_for_the_lock_starts_when_it_got_it(engine_on, store, db_target, clock):
+    """A claim can wait for the lock (SQLite's file, PostgreSQL's job row) while another writer
+    commits: a long run's last write, say. Its start and its lease count from when it got the lock.
+    Read before the wait, the start was earlier than the end of the run it followed, and the two
+    looked as if they had overlapped (tests/reliability/test_faults.py saw it once)."""
+    a = engine_on("host-a:101:aaaa")
+    holder = Store.open(db_target)
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_flakys_state():
+        JobState = holder.m.JobState
+        with holder.atomic():
+            list(holder.for_update(JobState.select().where(JobState.name == "flaky")))
+            JobState.update(runs=JobState.runs).where(JobState.name == "flaky").execute()
+            locked.set()
+            release.wait(WAIT)
+        holder.db.close()
+
+    lock_thread = threading.Thread(target=hold_flakys_state)
+    lock_thread.start()
+    runs: list = []
+    run_thread = threading.Thread(target=lambda: runs.append(a.run_job("flaky")))
+    try:
+        assert locked.wait(WAIT)
+        run_thread.start()
+        wait_until_blocked_in(run_thread, "runner.py", "_execute")
+        got_it = clock.advance(seconds=30)  # the other writer holds the lock this long
+    finally:
+        release.set()
+        lock_thread.join(WAIT)
+        holder.close()
+    run_thread.join(WAIT)
+    assert not run_thread.is_alive()
+    [run] = runs
+    assert run.status == "success"
+    row = run_rows(store, "flaky")[-1]
+    assert row["started_at"] == got_it.timestamp()
+    assert row["finished_at"] >= row["started_at"]
 
 
 def test_a_stopping_engine_keeps_its_leases_while_its_runs_drain(engine_on, kinds, store, clock):
