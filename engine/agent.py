@@ -102,19 +102,17 @@ class Memory:
         store.sync_search()
         selects = []
         for model, tier in ((LongTerm, "long_term"), (Pending, "pending")):
-            hits = store.text_search(model, query)
-            if hits is None:
-                return []
-            hits = hits.alias(f"{tier}_hit")
             long_term = model is LongTerm
-            rank = hits.c.relevance * (0.5 + model.importance / 10.0)
-            select = model.select(
+            matched = store.matching(model.select(
                 model.id, model.content, model.kind, model.sender, model.importance, Value(tier).alias("tier"),
                 (model.last_reinforced_at if long_term else model.last_access_at).alias("last_used"),
                 (model.deleted_at.is_null(False) if long_term else Value(False)).alias("decayed"),
                 (model.superseded_by.is_null(False) if long_term else Value(False)).alias("superseded"),
-                rank.alias("rank"),
-            ).join(hits, on=(hits.c.id == model.id))
+            ), model, query)
+            if matched is None:
+                return []
+            select, relevance = matched
+            select = select.select_extend((relevance * (0.5 + model.importance / 10.0)).alias("rank"))
             if sender is not None:
                 select = select.where(model.sender == sender)
             if long_term and not history:

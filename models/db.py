@@ -22,7 +22,8 @@ backend in models/sqlite.py and models/postgres.py:
   cursors changed (PostgreSQL NOTIFY; SQLite has no channel, and polling is the guarantee anyway);
 - ``maintain(vacuum_free_ratio)``: planner statistics, checkpoint, vacuum; ``refresh_statistics(model)``
   after a job rewrote much of a table;
-- ``text_search(model, query, any_word)`` / ``sync_search()``: full-text search over a memory table,
+- ``text_search(model, query, any_word)`` / ``matching(select, model, query)`` / ``sync_search()``:
+  full-text search over a memory table,
   ranked (FTS5's BM25 on SQLite, ``ts_rank`` on PostgreSQL), on text folded as recall folds it;
   ``serialize(key)``: writers of the same key one at a time (remember's repeat check);
 - ``label``: where the store is, fit for a log line (a URL's password is never shown).
@@ -183,6 +184,18 @@ class Store:
         relevant), to join to the table; None when ``query`` has no word at all. ``within``: only the ids
         this subquery lists; ``limit``: only the most relevant, best first."""
         raise NotImplementedError
+
+    def matching(self, select, model, query: str):
+        """``select``, a query over memory table ``model``, narrowed to the rows whose text holds every
+        word of ``query`` as ``text_search`` finds them, and the relevance to rank them by in it (higher
+        is more relevant): ``(select, relevance)``, or None when ``query`` has no word at all. Here it
+        joins ``text_search``'s hits; a backend whose index is a column of the table itself matches
+        and ranks in place, reading each matching row once instead of twice."""
+        hits = self.text_search(model, query)
+        if hits is None:
+            return None
+        hits = hits.alias(f"{model._meta.table_name}_hit")
+        return select.join(hits, on=(hits.c.id == model.id)), hits.c.relevance
 
     def sync_search(self) -> None:
         """Bring the search index up to date with the memory tables (before reading it)."""

@@ -176,14 +176,32 @@ class PostgresStore(Store):
     def for_update(self, query):
         return query.for_update()
 
-    def text_search(self, model, query: str, any_word: bool = False, within=None, limit: int | None = None):
+    @staticmethod
+    def _match(model, query: str, any_word: bool = False):
+        """(the matching condition, its relevance) for ``query`` on ``model``'s rows; None when it has no word."""
         if not any(ch.isalnum() for ch in query):
             return None
-        # The generated column of migration 0005 (not in the models: the database writes it).
+        # The column of migration 0005, kept by a trigger (not in the models: the database writes it).
         vector = Column(model, "search")
         terms = fn.memtui_search_query(query, "|" if any_word else "&")
-        relevance = fn.ts_rank(vector, terms)
-        hits = model.select(model.id.alias("id"), relevance.alias("relevance")).where(Expression(vector, "@@", terms))
+        return Expression(vector, "@@", terms), fn.ts_rank(vector, terms)
+
+    def matching(self, select, model, query: str):
+        # In place, not a join of the table to its own hits: the join read each matching row twice (its
+        # heap page for the match, then the primary key and the page again), 150 against 85 ms for a name
+        # in 0.5 % of 2,000,000 memories once other searches had pushed them out of shared_buffers.
+        matched = self._match(model, query)
+        if matched is None:
+            return None
+        condition, relevance = matched
+        return select.where(condition), relevance
+
+    def text_search(self, model, query: str, any_word: bool = False, within=None, limit: int | None = None):
+        matched = self._match(model, query, any_word)
+        if matched is None:
+            return None
+        condition, relevance = matched
+        hits = model.select(model.id.alias("id"), relevance.alias("relevance")).where(condition)
         if within is not None:
             hits = hits.where(model.id.in_(within))
         if limit is not None:
