@@ -144,6 +144,17 @@ class ScheduleTrigger(BaseTrigger):
         return f"schedule[{self.schedule.spec}]"
 
 
+@lru_cache(maxsize=256, typed=True)
+def _read(cls, spec: str, timezone: str | None, jitter_s: int) -> "Schedule":
+    return cls._read(spec, timezone, jitter_s)  # an error is raised each time, never kept
+
+
+@lru_cache(maxsize=256)
+def _explain(expression: str) -> str:
+    """A valid cron expression in words (cronsim's; what it says does not depend on the start)."""
+    return CronSim(expression, datetime.now(timezone.utc)).explain()
+
+
 @dataclass(frozen=True)
 class Schedule:
     """A validated schedule: spec, time zone name (None = local) and jitter."""
@@ -154,6 +165,15 @@ class Schedule:
 
     @classmethod
     def parse(cls, spec: str, timezone: str | None = None, jitter_s: int = 0) -> "Schedule":
+        """The schedule, validated; ScheduleError saying what is wrong. A schedule is immutable, so
+        each one is read once and kept (``_read``): the dashboard lists every job's schedule in words
+        on each update, and reading one builds a cron parser or two."""
+        if isinstance(spec, str) and isinstance(timezone, (str, type(None))) and type(jitter_s) is int:
+            return _read(cls, spec, timezone, jitter_s)
+        return cls._read(spec, timezone, jitter_s)  # raises, saying which is wrong
+
+    @classmethod
+    def _read(cls, spec: str, timezone: str | None = None, jitter_s: int = 0) -> "Schedule":
         if not isinstance(spec, str):
             raise ScheduleError(f"schedule must be text: {ACCEPTED}")
         spec = " ".join(spec.split())
@@ -215,7 +235,7 @@ class Schedule:
         if self.is_interval:
             words = interval_words(self.interval_s)
         else:
-            text = CronSim(self.cron_expression, datetime.now(self.tz)).explain()
+            text = _explain(self.cron_expression)
             words = text[:1].lower() + text[1:]
             if self.timezone and self.timezone != local_zone:
                 words += f" ({self.timezone})"

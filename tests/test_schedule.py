@@ -459,3 +459,26 @@ def test_trigger_gives_apscheduler_the_same_fire_times():
     interval = Schedule.parse("5m", "UTC").trigger(None, NOW)
     assert interval.get_next_fire_time(None, NOW) == NOW + timedelta(minutes=5)
     assert interval.get_next_fire_time(NOW + timedelta(minutes=5), NOW) == NOW + timedelta(minutes=10)
+
+
+def test_a_schedule_is_read_once_and_a_bad_one_is_refused_every_time(monkeypatch):
+    """The dashboard describes every job's schedule on each update: a schedule read before is the
+    same object (no cron parser built again), and what is refused is refused each time it is asked."""
+    built = []
+    real = schedule_module.CronSim
+    monkeypatch.setattr(schedule_module, "CronSim", lambda *a: built.append(a) or real(*a))
+    schedule_module._read.cache_clear()  # another test may have read this one already
+    schedule_module._explain.cache_clear()
+    first = Schedule.parse("0 3 1 * *", "Europe/Berlin", 60)
+    words = first.describe()
+    assert built, "the first reading builds cronsim's parser"
+    built.clear()
+    again = Schedule.parse("0 3 1 * *", "Europe/Berlin", 60)
+    assert again is first and again.describe() == words and built == []
+    for _ in range(2):
+        with pytest.raises(ScheduleError):
+            Schedule.parse("0 3 1 * *", "Europe/Berlin", True)  # a bool is not a number of seconds
+        with pytest.raises(ScheduleError):
+            Schedule.parse("0 25 * * *")
+        with pytest.raises(ScheduleError):
+            Schedule.parse("0 3 1 * *", "Nowhere/Atlantis")
