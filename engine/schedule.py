@@ -145,7 +145,7 @@ class ScheduleTrigger(BaseTrigger):
 
 
 @lru_cache(maxsize=256, typed=True)
-def _read(cls, spec: str, timezone: str | None, jitter_s: int) -> "Schedule":
+def _read_once(cls, spec: str, timezone: str | None, jitter_s: int) -> "Schedule":
     return cls._read(spec, timezone, jitter_s)  # an error is raised each time, never kept
 
 
@@ -166,10 +166,10 @@ class Schedule:
     @classmethod
     def parse(cls, spec: str, timezone: str | None = None, jitter_s: int = 0) -> "Schedule":
         """The schedule, validated; ScheduleError saying what is wrong. A schedule is immutable, so
-        each one is read once and kept (``_read``): the dashboard lists every job's schedule in words
+        each one is read once and kept (``_read_once``): the dashboard lists every job's schedule in words
         on each update, and reading one builds a cron parser or two."""
         if isinstance(spec, str) and isinstance(timezone, (str, type(None))) and type(jitter_s) is int:
-            return _read(cls, spec, timezone, jitter_s)
+            return _read_once(cls, spec, timezone, jitter_s)
         return cls._read(spec, timezone, jitter_s)  # raises, saying which is wrong
 
     @classmethod

@@ -467,7 +467,7 @@ def test_a_schedule_is_read_once_and_a_bad_one_is_refused_every_time(monkeypatch
     built = []
     real = schedule_module.CronSim
     monkeypatch.setattr(schedule_module, "CronSim", lambda *a: built.append(a) or real(*a))
-    schedule_module._read.cache_clear()  # another test may have read this one already
+    schedule_module._read_once.cache_clear()  # another test may have read this one already
     schedule_module._explain.cache_clear()
     first = Schedule.parse("0 3 1 * *", "Europe/Berlin", 60)
     words = first.describe()
