@@ -21,10 +21,11 @@ on every row, as they would for an agent's writes. Then, in one process, on one
 ``Engine`` with a fake clock:
 
 1. the first promote run and the first decay run (full passes: promote scores
-   every row and clears the flag of each, decay tests its formula on every row),
+   every row and corrects the stored scores that drifted, decay tests its
+   formula on every row),
    then memtui's ``compact`` job, as a store in use has had (on PostgreSQL it is
    ``VACUUM (ANALYZE)``: the dead row versions the first runs left go, and the
-   planner's statistics no longer say that every pending memory is flagged);
+   planner's statistics are taken after them);
 2. per repetition: ``CHANGED`` pending memories changed (half through memtui's
    ``record_access``, half by a plain-SQL ``UPDATE … SET importance`` on a
    connection of the bench's own, as an agent bypassing memtui would) and the
@@ -36,11 +37,12 @@ on every row, as they would for an agent's writes. Then, in one process, on one
    in the same run;
 4. per repetition, the same again (fresh changes), and instead of each job the
    writes it makes, as hand-written set-based SQL in one transaction on the
-   bench's own connection (promote: copy the flagged memories that qualify,
-   with every column memtui fills, delete them, clear the other flags storing
-   each score; decay: soft-delete the memories past their ``retire_at`` and
-   hard-delete those past the grace, each with its ``memory_history`` row): the
-   floor, what the same writes cost with no job around them.
+   bench's own connection (promote: copy the memories changed since the last
+   run's mark that qualify, with every column memtui fills, delete them, and
+   move the mark in promote's checkpoint; decay: soft-delete the memories past
+   their ``retire_at`` and hard-delete those past the grace, each with its
+   ``memory_history`` row): the floor, what the same writes cost with no job
+   around them.
 
 The writes before each measured run (and each floor) are written back,
 unmeasured, as a store in use has them: on SQLite a PASSIVE checkpoint just
@@ -72,6 +74,7 @@ to a tenth of the rows.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 import random
@@ -379,25 +382,39 @@ class Raw:
             raise
         before = wal_frames(self.target)  # 0 when this transaction started the WAL over
         self.conn.execute("COMMIT")
-        self.frames = wal_frames(self.target) - before
+        after = wal_frames(self.target)
+        self.frames = after - before if after >= before else after  # the COMMIT began the WAL again
         return counts
 
     def floor_promote(self, now_ts: float) -> int:
         """What an incremental promote run writes, as hand-written set-based SQL in one transaction: the
-        flagged memories that qualify copied into long-term memory with every column memtui fills (the
-        score, its four terms, the threshold) and deleted; the flag of the others cleared, each with its
-        score stored. Returns how many moved."""
+        memories changed since the mark of promote's last run that qualify, copied into long-term memory
+        with every column memtui fills (the score, its four terms, the threshold) and deleted, and the mark
+        moved in promote's checkpoint to one taken first (as memtui's pending_change_mark: on SQLite the
+        highest change number, kept where the triggers read it; on PostgreSQL the snapshot's xmin less
+        one). Returns how many moved."""
         from bench import promote
         score = promote.PG_SCORE if self.pg else promote.RAW_SCORE
         rounded = f"round(({score})::numeric, 9)::float8" if self.pg else f"round({score}, 9)"
-        qualifies = f"rescore AND ({promote.PG_PROMOTABLE if self.pg else promote.RAW_PROMOTABLE})"
+        seen = json.loads(self.one("SELECT value FROM job_checkpoint WHERE job = 'promote'")).get("seen", 0)
+        qualifies = (f"changed > {int(seen)} AND"
+                     f" ({promote.PG_PROMOTABLE if self.pg else promote.RAW_PROMOTABLE})")
         now, cap = self.p("now"), "least" if self.pg else "min"
         recency = (f"power(0.995::float8, greatest(0.0::float8, ({now} - coalesce(last_access_at, created_at))"
                    " / 3600.0::float8))") if self.pg else \
             f"pow(0.995, max(0.0, ({now} - coalesce(last_access_at, created_at)) / 3600.0))"
         floor0, top = ("greatest", "least") if self.pg else ("max", "min")
-        params = {"now": now_ts}
-        moved, deleted, _ = self._transaction([
+        if self.pg:  # below every transaction still open: a change committed later is above it
+            params = {"now": now_ts, "mark": int(self.one(
+                "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint - 1"))}
+            take_mark, mark = [], "%(mark)s::bigint"
+        else:  # the highest change number, kept where the trigger reads it, in this transaction
+            params = {"now": now_ts}
+            mark = "(SELECT CAST(value AS INTEGER) FROM setting WHERE key = 'promote.seen')"
+            take_mark = [("INSERT OR REPLACE INTO setting (key, value) SELECT 'promote.seen',"
+                          " MAX(COALESCE((SELECT MAX(changed) FROM pending_memory), 0),"
+                          f" COALESCE({mark}, 0))", params)]
+        *_, moved, deleted, _ = self._transaction([*take_mark,
             ("INSERT INTO long_term_memory (content, kind, sender, importance, confidence, created_at, promoted_at,"
              " last_reinforced_at, recall_count, pinned, source_pending_id, demo, content_key, promotion_score,"
              " promotion_recency, promotion_frequency, promotion_confidence, promotion_importance,"
@@ -407,8 +424,9 @@ class Raw:
              f" {top}({floor0}(confidence, 0.0), 1.0), {top}({floor0}(importance, 0.0), 10.0) / 10.0, {THRESHOLD!r}"
              f" FROM pending_memory WHERE {qualifies}", params),
             (f"DELETE FROM pending_memory WHERE {qualifies}", params),
-            (f"UPDATE pending_memory SET rescore = {'false' if self.pg else '0'}, last_score = {rounded}"
-             " WHERE rescore", params),
+            ("UPDATE job_checkpoint SET value = " + (
+                f"jsonb_set(value::jsonb, '{{seen}}', to_jsonb({mark}))::text" if self.pg else
+                f"json_set(value, '$.seen', {mark})") + " WHERE job = 'promote'", params),
         ])
         if moved != deleted:
             raise RuntimeError(f"floor promote copied {moved} and deleted {deleted}")
@@ -512,7 +530,7 @@ def session(backend_name: str, target: str, rows: int, changed: int, repeat: int
     clock = FakeClock(NOW)
     engine = Engine(store, Config(), clock)
     out: dict = {"settle": {}, **{kind: {"promote": [], "decay": []} for kind in KINDS}, "problems": [],
-                 "wrong_pass": []}
+                 "wrong_pass": [], "changes": []}
     try:
         for job in ("promote", "decay"):
             log(f"incremental: first {job} run after the build (a full pass over {rows:,} rows)")
@@ -523,7 +541,7 @@ def session(backend_name: str, target: str, rows: int, changed: int, repeat: int
             out["settle"][job] = {"wall_ms": _ms(t["s"]), "job_ms": info.duration_ms, "result": info.result}
             log(f"incremental: first {job} run {t['s']:.1f} s: {info.result}")
         # A store in use has had its maintenance since (compact is weekly; on PostgreSQL autovacuum too):
-        # dead row versions reclaimed, planner statistics taken after the flags were cleared.
+        # dead row versions reclaimed, planner statistics taken after the first runs.
         log("incremental: compact (memtui's maintenance job)")
         with timer() as t:
             info = engine.run_job("compact")
@@ -554,10 +572,13 @@ def session(backend_name: str, target: str, rows: int, changed: int, repeat: int
                     used.add(i)
                     ids.append(i)
             accessed, updated = ids[: changed // 2], ids[changed // 2:]
-            for i in accessed:
-                if record_access(store, clock(), i) != "pending":
-                    raise RuntimeError(f"pending memory {i} was not pending")
-            raw.update_importance([(round(rng.uniform(0, 10), 1), i) for i in updated])
+            with timer() as t_api:
+                for i in accessed:
+                    if record_access(store, clock(), i) != "pending":
+                        raise RuntimeError(f"pending memory {i} was not pending")
+            with timer() as t_sql:
+                raw.update_importance([(round(rng.uniform(0, 10), 1), i) for i in updated])
+            out["changes"].append((_ms(t_api["s"]), _ms(t_sql["s"])))
             return now_ts, ids
 
         # Every COMMIT of the store's connection, timed, with the WAL frames it appended (SQLite): what a run's
@@ -744,7 +765,7 @@ def run(args, workdir: Path, backend) -> Section:
         work = (f"scored {r0.get('scored', 0):,}, promoted {r0.get('promoted', 0):,}" if job == "promote" else
                 f"soft {r0.get('soft_deleted', 0):,}, hard {r0.get('hard_deleted', 0):,}")
         if kind == "floor" and job == "promote":
-            work = f"promoted {r0.get('promoted', 0):,}, the other flags cleared"
+            work = f"promoted {r0.get('promoted', 0):,}, the mark moved"
         commit = "" if kind == "floor" else f"{med(kind, job, 'commit_ms'):,.1f}"
         cells = [f"{label}{rep}", r0.get("pass"), med(kind, job), round(mean(kind, job), 1),
                  med(kind, job, "job_ms"), commit, written(kind, job), work]
@@ -774,6 +795,12 @@ def run(args, workdir: Path, backend) -> Section:
              " bench's own, after the same changes; "
              + ("the WAL checkpointed just before every measured run" if backend.name == "sqlite" else
                 "a CHECKPOINT before the changes each measured run handles") + ")")
+    api_ms = sorted(a for a, _ in res["changes"])[len(res["changes"]) // 2]
+    sql_ms = sorted(b for _, b in res["changes"])[len(res["changes"]) // 2]
+    half = changed // 2
+    sec.line(f"  the changes before each run, what the agent pays (median of {len(res['changes'])}): {half:,}"
+             f" record_access calls {api_ms:.1f} ms ({api_ms * 1000 / half:.0f} µs each, a transaction each),"
+             f" {changed - half:,} plain-SQL UPDATEs of importance {sql_ms:.1f} ms (one transaction)")
     sec.line("  all runs (ms): " + "; ".join(
         f"{job} {kind} " + ", ".join(f"{r['wall_ms']:.1f}" for r in res[kind][job])
         for job in ("promote", "decay") for kind in KINDS))

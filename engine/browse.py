@@ -8,19 +8,17 @@ Pages are read by key (keyset pagination), never by OFFSET and never by
 counting or scoring the whole table, so a page costs the same on the first
 screen of a million rows as on the last:
 
-- Pending memories come in two runs. First those not scored yet
-  (``last_score`` NULL: new since the last promote run, or the whole table on a
-  store promote has not run on since migration 0006), newest first by id. They
-  come first because they are what changed; normally a promote run every 30 s
-  leaves only a handful, and ordering them by score would mean scoring all of
-  them on every page when there are many. Then the rest by the score promote
-  stored when it last scored them (``last_score`` DESC, id DESC: the index
-  ``pending_memory_last_score``). A score only falls until the memory is used
-  or edited, so the stored score is an upper bound on the score now; the terms
-  and the score a page shows are computed now, at the engine's clock, with the
-  formula ``memtui why`` uses (engine/story.py). A memory used or edited since
-  it was scored (``changed``) may score higher than its place says, until the
-  next promote run scores it.
+- Pending memories by the score stored with each (``last_score`` DESC, id
+  DESC: the index ``pending_memory_last_score``), which the database computes on
+  every write to a scoring input: the score at the memory's last use (migration
+  0008). A score only falls until the memory is used or edited, so the stored
+  score is an upper bound on the score now; promote's full pass writes it again
+  where it drifted. The terms and the score a page shows are computed now, at the
+  engine's clock, with the formula ``memtui why`` uses (engine/story.py);
+  ``changed`` says the next promote run scores it (new, used or edited since the
+  last run, or left behind by the cap). A memory with no stored score (a store
+  from before migration 0006 that promote has not run on since) comes first,
+  newest first by id.
 - Long-term memories by when decay will retire them, soonest first
   (``retire_at``, the index ``long_term_memory_retire``), then those that never
   retire (pinned) by id; with ``retired``, the memories that left recall follow
@@ -43,7 +41,7 @@ from memtui.engine import memory
 from memtui.engine.agent import Memory
 from memtui.engine.clock import from_ts
 from memtui.engine.jobs.decay import DecayConfig, retention
-from memtui.engine.jobs.promote import PromoteConfig, score_terms
+from memtui.engine.jobs.promote import PromoteConfig, awaits_scoring, score_terms
 from memtui.engine.types import EngineError
 
 PAGE = 100
@@ -166,15 +164,15 @@ class MemoryViewMixin:
     # -- pending ------------------------------------------------------------------------------
 
     def pending_page(self, after: Cursor | None = None, limit: int = PAGE) -> Page:
-        """Pending memories, not scored yet first (newest first), then by stored score (see the module
-        docstring), ``limit`` of them after ``after`` (a page's ``next``), each scored now."""
+        """Pending memories, any with no stored score first (newest first), then by stored score (see the
+        module docstring), ``limit`` of them after ``after`` (a page's ``next``), each scored now."""
         limit = _limit(limit)
         cfg: PromoteConfig = self._kind_config("promote")
         Pending = self.store.m.PendingMemory
         terms = score_terms(self.store, cfg, self.clock().timestamp())
         columns = (Pending.id, Pending.content, Pending.sender, Pending.kind, Pending.importance, Pending.confidence,
                    Pending.access_count, Pending.created_at, Pending.last_access_at, Pending.remember,
-                   Pending.rescore, Pending.last_score, *(terms[name].alias(f"term_{name}") for name in TERMS))
+                   awaits_scoring(self.store).alias("rescore"), Pending.last_score, *(terms[name].alias(f"term_{name}") for name in TERMS))
         rows: list[dict] = []
         segment = after.segment if after is not None else 0
         while segment < 2 and len(rows) < limit:

@@ -14,7 +14,7 @@ from datetime import datetime
 
 from memtui.engine.clock import from_ts
 from memtui.engine.jobs.decay import DecayConfig, retention
-from memtui.engine.jobs.promote import PromoteConfig, score_terms
+from memtui.engine.jobs.promote import PromoteConfig, awaits_scoring, score_terms
 from memtui.engine.memory import MemoryInputError
 from memtui.engine.report import fmt_number
 from memtui.models import Store
@@ -84,7 +84,7 @@ def story(store: Store, now: datetime, memory_id: int, *, long_term: bool = Fals
         terms = score_terms(store, promote, now_ts)
         row = (Pending.select(Pending.id, Pending.content, Pending.sender, Pending.kind, Pending.importance,
                               Pending.confidence, Pending.created_at, Pending.access_count,
-                              Pending.last_access_at, Pending.remember, Pending.rescore,
+                              Pending.last_access_at, Pending.remember, awaits_scoring(store).alias("rescore"),
                               *(term.alias(f"term_{name}") for name, term in terms.items()))
                .where(Pending.id == memory_id).dicts().first())
         if row is not None:

@@ -204,6 +204,12 @@ class Store:
         """Inside a write transaction: another transaction serializing the same ``key`` waits until this
         one ends. SQLite's write transaction locks the whole file already."""
 
+    def pending_change_mark(self) -> int:
+        """A mark for what promote has seen: every write to a pending memory committed after this call
+        has ``pending_memory.changed`` above it (migration 0008). Call it before reading what changed, in
+        a write transaction of its own or of the caller's (SQLite keeps the mark for the trigger)."""
+        raise NotImplementedError
+
     def for_update(self, query):
         """``query`` locking the rows it reads until the transaction ends, where the backend needs it."""
         return query

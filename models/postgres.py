@@ -173,6 +173,22 @@ class PostgresStore(Store):
         # does not grow with the list (the server parses it once). The ids' index is used as for IN.
         return Expression(column, OP.EQ, _AnyOf(ids))
 
+    def pending_change_mark(self) -> int:
+        # The trigger stores the writing transaction's id. One below every transaction still open at a
+        # snapshot: each transaction under it has ended (its rows are visible to any later read), one above
+        # may commit later. The snapshot's xmin is the server's, over every database: a transaction left open
+        # in another one would hold the mark back (runs re-scoring all that changed since it began), so
+        # the open ones that pg_stat_activity shows in another database are left out. It is read in a later
+        # statement than the snapshot (a transaction reads it once, at its first look), so a transaction that
+        # ended between the two was over before any later read, and one it cannot see is not left out.
+        snapshot = self.db.execute_sql("SELECT pg_current_snapshot()::text").fetchone()[0]
+        return int(self.db.execute_sql(
+            "SELECT COALESCE(MIN(x::text::bigint), pg_snapshot_xmax(%s::pg_snapshot)::text::bigint) - 1"
+            " FROM pg_snapshot_xip(%s::pg_snapshot) AS x WHERE mod(x::text::bigint, 4294967296) NOT IN ("
+            " SELECT backend_xid::text::bigint FROM pg_stat_activity"
+            " WHERE backend_xid IS NOT NULL AND datname IS DISTINCT FROM current_database())",
+            (snapshot, snapshot)).fetchone()[0])
+
     def for_update(self, query):
         return query.for_update()
 
@@ -237,9 +253,9 @@ class PostgresStore(Store):
         return _Listener(conn)
 
     def refresh_statistics(self, model) -> None:
-        # A promote pass that cleared millions of rescore flags leaves pg_stats saying every row is
-        # flagged: the planner then scans the table instead of the partial index (3 s against 40 ms at
-        # 10M rows, bench/incremental.py) until autovacuum analyzes it, and autovacuum may be off.
+        # A job that rewrote millions of rows leaves pg_stats describing the table as it was: the planner
+        # may then scan the table instead of a partial index (promote's old flags: 3 s against 40 ms at
+        # 10M rows) until autovacuum analyzes it, and autovacuum may be off.
         with self.atomic():
             self.db.execute_sql(f'ANALYZE "{model._meta.table_name}"')
 

@@ -58,13 +58,18 @@ class PendingMemory(_Rows):
     remember = BooleanField(default=False)
     created_at = DoubleField()
     demo = BooleanField(default=False)  # written by `memtui demo`, or derived only from such rows
-    # Set by the database (trigger) on insert and on every write to a scoring input; promote clears it
-    # once it scored the row below the threshold (migration 0004). Never written by memtui otherwise.
-    rescore = BooleanField(default=True)
+    # A qualifier the per-run cap left behind: promote sets it and the next run scores the row again
+    # (migration 0008; until then it flagged every changed row). False on every new row (trigger).
+    rescore = BooleanField(default=False)
     # The normalised text (models/text.py content_key) a repeat is recognised by; NULL on a row written with
     # plain SQL until the dedupe job fills it (migration 0005).
     content_key = TextField(null=True)
-    last_score = DoubleField(null=True)  # the score when promote last scored it (migration 0006)
+    # The score at the row's last use (recency 1), an upper bound on the score now: computed by the database
+    # (trigger) on every write to a scoring input; promote's full pass lowers it where it drifted (0006, 0008).
+    last_score = DoubleField(null=True)
+    # Where the row's last write to a scoring input stands in the store's order of changes: kept by the
+    # database (trigger); promote scores the rows above the mark of its last run (migration 0008).
+    changed = BigIntegerField(default=0)
 
 
 class LongTermMemory(_Rows):

@@ -24,6 +24,7 @@ from peewee import SQL, DatabaseError, Entity, Node, OperationalError, SqliteDat
 from memtui.models import text
 from memtui.models.db import ChangeListener, Store, StoreError, one_line, shown
 
+PENDING_SEEN_KEY = "promote.seen"  # the pending_memory triggers number changes above it (migration 0008)
 CHANGES_KEY = "changes"  # the setting notify_change counts up: other processes' listeners watch it
 LISTEN_POLL_S = 0.1  # how often a listener looks; each look is one PRAGMA unless something committed
 
@@ -222,6 +223,18 @@ class SqliteStore(Store):
             conn.close()
 
     # -- SQL that SQLite spells its own way ---------------------------------------------------
+
+    def pending_change_mark(self) -> int:
+        # The trigger numbers a change one above the highest number in the table or this mark, whichever is
+        # higher: kept in the same write transaction (writers are serialized), so a change after it is above
+        # it even once the row that had the highest number is deleted.
+        with self.atomic():
+            mark = int(self.db.execute_sql(
+                "SELECT MAX(COALESCE((SELECT MAX(changed) FROM pending_memory), 0),"
+                " COALESCE((SELECT CAST(value AS INTEGER) FROM setting WHERE key = ?), 0))",
+                (PENDING_SEEN_KEY,)).fetchone()[0])
+            self.set_setting(PENDING_SEEN_KEY, str(mark))
+        return mark
 
     def greatest(self, *args):
         return fn.MAX(*args)  # with two or more arguments, SQLite's max() is the scalar one

@@ -26,6 +26,7 @@ from memtui.engine import memory as ops
 from memtui.engine.agent import Memory
 from memtui.engine.config import Config
 from memtui.engine.jobs.decay import HORIZON_KEY, DecayConfig, retention
+from memtui.engine.jobs.promote import seen_mark
 from memtui.models import Store
 from tests import postgres
 from tests.factories import add_long_term, add_pending, count
@@ -73,9 +74,9 @@ def read_rows(store, table: str, columns) -> list[tuple]:
 
 
 def copy_memories(source, target) -> None:
-    """The memories of ``source`` as they are now replace those of ``target``. Every pending copy is
-    flagged, so the reference scores every row whatever the flags and the full pass's own flagging do;
-    retire_at is not copied (decay's full pass tests the formula, not retire_at)."""
+    """The memories of ``source`` as they are now replace those of ``target`` (the reference's runs are
+    all full passes: they score every row whatever its change mark); retire_at is not copied (decay's
+    full pass tests the formula, not retire_at)."""
     with target.atomic():
         target.execute("DELETE FROM pending_memory")
         target.execute("DELETE FROM long_term_memory")
@@ -83,7 +84,6 @@ def copy_memories(source, target) -> None:
             sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
             for row in read_rows(source, table, columns):
                 target.execute(sql, row)
-        target.execute("UPDATE pending_memory SET rescore = ?", (True,))
 
 
 def memories(store) -> tuple[list, list]:
@@ -94,7 +94,9 @@ def memories(store) -> tuple[list, list]:
 
 
 def flagged(store, pending_id: int) -> bool:
-    return bool(store.execute("SELECT rescore FROM pending_memory WHERE id = ?", (pending_id,)).fetchone()[0])
+    """The next promote run scores this memory: written since the last run's mark, or deferred by the cap."""
+    return bool(store.execute("SELECT rescore OR changed > ? FROM pending_memory WHERE id = ?",
+                              (seen_mark(store), pending_id)).fetchone()[0])
 
 
 def expected_retire_at(horizon: float, reinforced: float, importance: float, recalls: int) -> float:
@@ -682,12 +684,12 @@ def test_a_full_pass_owed_because_the_clock_moved_back_stays_owed_when_that_run_
     assert engine.run_job("promote").result["promoted"] == 0
     assert not flagged(store, row)
     clock.set(then)
-    # The full pass fails where it flags the qualifiers: none of its work commits.
-    refuse(store, "no_flagging", "UPDATE", "pending_memory", "NEW.rescore AND NOT OLD.rescore", "flagging refused")
+    # The full pass fails where it promotes the qualifier: none of its work commits.
+    refuse(store, "no_promotion", "INSERT", "long_term_memory", "TRUE", "promotion refused")
     failed = engine.run_job("promote")
-    assert failed.status == "failed" and "flagging refused" in failed.error
-    allow(store, "no_flagging", "pending_memory")
-    assert not flagged(store, row)
+    assert failed.status == "failed" and "promotion refused" in failed.error
+    allow(store, "no_promotion", "long_term_memory")
+    assert not flagged(store, row) and count(store, "pending_memory", "id = ?", (row,)) == 1
     clock.advance(seconds=1)  # now after the failed run's: the clock did not move back since it
     run = engine.run_job("promote").result
     assert (run["pass"], run["full_because"], run["promoted"]) == ("full", "clock moved back", 1)
@@ -695,14 +697,14 @@ def test_a_full_pass_owed_because_the_clock_moved_back_stays_owed_when_that_run_
     assert engine.run_job("promote").result["pass"] == "incremental"  # paid
 
 
-def test_the_safety_net_finds_a_qualifier_whose_flag_was_lost(store, clock):
+def test_the_safety_net_finds_a_qualifier_whose_change_mark_was_lost(store, clock):
     engine = make_engine(store, clock)
     assert engine.run_job("promote").result["full_because"] == "first run"
     clock.advance(minutes=1)
     lost = add_pending(store, clock(), importance=10, confidence=1, accesses=10, last_access=clock())
-    store.execute("UPDATE pending_memory SET rescore = ? WHERE id = ?", (False, lost))  # not an input: sticks
+    store.execute("UPDATE pending_memory SET changed = 0 WHERE id = ?", (lost,))  # not an input: sticks
     assert not flagged(store, lost)
-    assert engine.run_job("promote").result["promoted"] == 0  # an incremental run trusts the flags
+    assert engine.run_job("promote").result["promoted"] == 0  # an incremental run trusts the marks
     clock.advance(minutes=59)
     run = engine.run_job("promote").result
     assert (run["pass"], run["full_because"], run["promoted"]) == ("full", "safety net", 1)
@@ -812,7 +814,7 @@ def test_a_recompute_that_fails_part_way_stays_owed(store, clock):
 
 # -- 5. an incremental promotion killed part-way ---------------------------------------------------------
 
-KILLED_N = 16_000  # flagged memories, half of them qualifying
+KILLED_N = 16_000  # memories changed since the last run, half of them qualifying
 
 
 def test_sigkill_mid_incremental_promotion_loses_nothing_and_the_next_run_catches_up(db_target, tmp_path):
@@ -832,7 +834,7 @@ def test_sigkill_mid_incremental_promotion_loses_nothing_and_the_next_run_catche
             " SELECT 'memory ' || i, 'note', 'agent', '', CASE WHEN i % 2 = 1 THEN 9.0 ELSE 1.0 END,"
             " CASE WHEN i % 2 = 1 THEN 0.9 ELSE 0.1 END, CASE WHEN i % 2 = 1 THEN 10 ELSE 0 END, ?, FALSE, ?, FALSE"
             " FROM n", (KILLED_N - 1, started.timestamp() + 30, started.timestamp() + 30))
-        assert count(store, "pending_memory", "rescore") == KILLED_N
+        assert sum(flagged(store, pid) for (pid,) in store.execute("SELECT id FROM pending_memory")) == KILLED_N
         qualifying = KILLED_N // 2
     finally:
         store.close()
@@ -859,7 +861,9 @@ def test_sigkill_mid_incremental_promotion_loses_nothing_and_the_next_run_catche
         assert run.result["promoted"] == qualifying - len(sources)
         s = engine.store
         assert count(s, "pending_memory") == KILLED_N - qualifying + len(cleared)
-        assert count(s, "pending_memory", "rescore") == 0  # every leftover scored below, once
+        assert count(s, "pending_memory", "rescore") == 0
+        again = engine.run_job("promote").result  # every leftover was scored below, once: none again
+        assert (again["pass"], again["scored"], again["promoted"]) == ("incremental", 0, 0)
         assert s.execute("SELECT count(DISTINCT source_pending_id) FROM long_term_memory").fetchone()[0] == qualifying
         # A full pass now finds nothing left to do: the incremental runs had the full pass's outcome.
         full = Engine(s, Config(jobs={"promote": {**params, "full_pass_every_h": 0}}), later).run_job("promote")

@@ -1,10 +1,13 @@
-"""Promote stores each pending memory's score (``pending_memory.last_score``, migration 0006), for the memory view.
+"""Each pending memory's stored score (``pending_memory.last_score``, migrations 0006 and 0008), for the memory view.
 
-The statement that clears a memory's ``rescore`` flag writes the score it was
-scored below the threshold at; a full pass fills the scores a store from before
-0006 lacks (the first run after the upgrade is one) and writes again those that
-drifted more than ``SCORE_DRIFT`` above the score now. A stored score is an upper
-bound on the score now while the memory is not written to.
+The database computes it (a trigger) on every write to a scoring input: the
+score at the memory's last use, recency 1, from the weights promote keeps in
+``setting``. After a use, or for a new memory, that is the score then; after a
+plain-SQL edit of another input it is an upper bound. A run writes nothing to a
+memory it scores below the threshold. A full pass fills the scores a store from
+before 0006 lacks and writes again those more than ``SCORE_DRIFT`` off the score
+now (recency decayed, or the weights changed). A stored score is an upper bound
+on the score now while the memory is not written to.
 """
 from __future__ import annotations
 
@@ -36,32 +39,63 @@ def run(engine) -> dict:
     return info.result
 
 
-def test_a_run_stores_the_score_it_cleared_each_flag_at_and_a_new_memory_has_none(engine, store, clock):
+def test_a_new_memory_has_its_score_stored_at_once_and_a_run_below_the_threshold_writes_nothing(engine, store, clock):
     low = engine.remember("a passing remark", importance=1, confidence=0.2)
     mid = engine.remember("alice flies on tuesdays", importance=6, confidence=0.6)
     high = engine.remember("alice is allergic to peanuts", importance=10, confidence=1.0)
-    clock.advance(minutes=5)
-    result = run(engine)
-    assert result["promoted"] == 1  # the high one: gone to long-term, nothing stored for it
-    assert store.execute("SELECT count(*) FROM pending_memory WHERE id = ?", (high,)).fetchone()[0] == 0
-    for memory_id in (low, mid):
+    for memory_id in (low, mid, high):  # the score now, before any run: recency is 1 at creation
         assert stored(store, memory_id) == (pytest.approx(score_now(engine, memory_id), abs=1e-9), False)
     assert stored(store, mid)[0] > stored(store, low)[0]
-    newer = engine.remember("alice prefers trains")
-    assert stored(store, newer) == (None, True)  # new since the run: not scored yet
+    before = {memory_id: stored(store, memory_id) for memory_id in (low, mid)}
+    clock.advance(minutes=5)
+    assert run(engine)["promoted"] == 1  # the high one: gone to long-term
+    assert store.execute("SELECT count(*) FROM pending_memory WHERE id = ?", (high,)).fetchone()[0] == 0
+    # Five minutes of recency is under SCORE_DRIFT: not written again, even by the first run's full pass.
+    assert {memory_id: stored(store, memory_id) for memory_id in (low, mid)} == before
 
 
-def test_a_use_keeps_the_old_score_until_the_next_run_scores_it_again(engine, store, clock):
+def test_a_use_stores_the_score_of_that_use_and_plain_sql_an_upper_bound(store, clock):
+    from memtui.engine import Engine
+    from memtui.engine.config import Config
+
+    engine = Engine(store, Config(jobs={"promote": {"full_pass_every_h": 100.0}}), clock)
     memory_id = engine.remember("alice likes window seats", importance=4, confidence=0.5)
     run(engine)
     before = stored(store, memory_id)[0]
-    clock.advance(minutes=1)
+    clock.advance(hours=30)
     engine.record_access(memory_id)
-    assert stored(store, memory_id) == (before, True)  # flagged; the stored score is now stale
-    run(engine)
     after = stored(store, memory_id)
-    assert after == (pytest.approx(score_now(engine, memory_id), abs=1e-9), False)
+    assert after == (pytest.approx(score_now(engine, memory_id), abs=1e-9), False)  # exact, with no run
     assert after[0] > before  # a use raised the frequency term
+    clock.advance(hours=30)
+    # An agent's plain SQL: the score at the last use with the new importance, above the score now.
+    store.execute("UPDATE pending_memory SET importance = ? WHERE id = ?", (5.0, memory_id))
+    bound = stored(store, memory_id)[0]
+    assert bound == pytest.approx(after[0] + 0.25 * 0.1, abs=1e-9)
+    assert bound - score_now(engine, memory_id) > SCORE_DRIFT
+    result = run(engine)
+    assert (result["pass"], result["scored"]) == ("incremental", 1)
+    assert stored(store, memory_id)[0] == bound  # an incremental run writes nothing to it
+    clock.advance(hours=41)
+    assert run(engine)["full_because"] == "safety net"
+    assert stored(store, memory_id) == (pytest.approx(score_now(engine, memory_id), abs=1e-9), False)
+
+
+def test_new_weights_reach_the_trigger_and_the_scores_stored_before(store, clock):
+    from memtui.engine import Engine
+    from memtui.engine.config import Config
+
+    def engine(**weights):
+        return Engine(store, Config(jobs={"promote": weights} if weights else {}), clock)
+
+    first = engine().remember("alice reads on trains", importance=2, confidence=0.3)
+    run(engine())
+    clock.advance(minutes=1)
+    heavy = engine(w_recency=0.5, w_importance=0.1)
+    assert run(heavy)["full_because"] == "scoring settings changed"
+    assert stored(store, first)[0] == pytest.approx(score_now(heavy, first), abs=1e-9)  # corrected upwards
+    second = heavy.remember("alice hates queues", importance=2, confidence=0.3)
+    assert stored(store, second)[0] == pytest.approx(0.5 + 0.25 * 0.3 + 0.1 * 0.2, abs=1e-9)
 
 
 def test_the_first_run_after_the_upgrade_is_a_full_pass_that_fills_every_missing_score(engine, store, clock):

@@ -20,6 +20,7 @@ from memtui.engine import Engine, EngineError
 from memtui.engine.agent import Memory
 from memtui.engine.browse import Cursor
 from memtui.engine.config import Config, EngineSettings
+from memtui.engine.jobs.promote import seen_mark
 from memtui.engine.report import change_line, event_logger
 from memtui.engine.story import describe
 from memtui.tui.app import MemtuiApp
@@ -130,13 +131,14 @@ def some_pending(engine, clock) -> dict[str, int]:
 # -- pending --------------------------------------------------------------------------------------
 
 
-async def test_pending_shows_new_memories_first_then_by_stored_score_with_the_terms_of_why(eng, store, clock):
+async def test_pending_shows_memories_by_stored_score_with_the_terms_of_why(eng, store, clock):
     ids = some_pending(eng, clock)
     async with memory_view(eng) as (pilot, view):
         table = view.table("pending")
         expected = pending_order(store)
         assert keys(table) == [str(i) for i in expected]
-        assert keys(table)[0] == str(ids["new"])  # not scored yet: first
+        # A new memory has its score stored at once (its score then): placed by it, not first.
+        assert keys(table).index(str(ids["new"])) > keys(table).index(str(ids["high"]))
         assert str(ids["qualifies"]) not in keys(table)  # promoted: no longer pending
         now = clock()
         for name in ("low", "mid", "high", "tie", "new"):
@@ -147,11 +149,14 @@ async def test_pending_shows_new_memories_first_then_by_stored_score_with_the_te
             assert cell(table, key, "terms") == " ".join(
                 f"{story.terms[term]:.2f}" for term in ("recency", "frequency", "confidence", "importance"))
             assert cell(table, key, "expires") == _until(story.expires, now)
-        assert cell(table, ids["new"], "stored") == "new"
+        stored_new = store.execute("SELECT last_score FROM pending_memory WHERE id = ?", (ids["new"],)).fetchone()[0]
+        assert cell(table, ids["new"], "stored") == f"{stored_new:.3f} ↻"  # new since the last run
+        assert stored_new == pytest.approx(eng.story(ids["new"]).score, abs=1e-9)
         # A memory is shown as written, after its sender: never read as markup.
         assert cell(table, ids["new"], "content") == "bob · [bold]carol[/bold] starts on monday"
         stored_mid = store.execute("SELECT last_score FROM pending_memory WHERE id = ?", (ids["mid"],)).fetchone()[0]
-        assert cell(table, ids["mid"], "stored") == f"{stored_mid:.3f} ↻"  # used since it was scored
+        assert cell(table, ids["mid"], "stored") == f"{stored_mid:.3f} ↻"  # used since the last run
+        assert stored_mid == pytest.approx(eng.story(ids["mid"]).score, abs=1e-9)  # the score at that use
         # The stored score is an upper bound: two hours of recency lost since it was stored.
         stored_low = store.execute("SELECT last_score FROM pending_memory WHERE id = ?", (ids["low"],)).fetchone()[0]
         assert stored_low > eng.story(ids["low"]).score
@@ -171,7 +176,7 @@ async def test_a_promote_run_reads_the_shown_rows_again_keeping_the_cursor_on_it
         run(eng)  # run_finished: the view reads its rows again
         await pilot.pause()
         assert keys(table) == [str(i) for i in pending_order(store)]
-        assert str(added) in keys(table) and cell(table, added, "stored") != "new"
+        assert str(added) in keys(table) and not cell(table, added, "stored").endswith("↻")
         assert table.selected_key == str(ids["high"])
 
 
@@ -182,8 +187,8 @@ async def test_k_keeps_a_pending_memory_and_the_next_run_promotes_it_pinned(eng,
         table.move_cursor(row=table.get_row_index(str(ids["low"])))
         await pilot.press("k")
         await pilot.pause()
-        assert store.execute("SELECT remember, rescore FROM pending_memory WHERE id = ?",
-                             (ids["low"],)).fetchone() in ((1, 1), (True, True))
+        assert store.execute("SELECT remember, changed > ? FROM pending_memory WHERE id = ?",
+                             (seen_mark(store), ids["low"])).fetchone() in ((1, 1), (True, True))
         assert audit_rows(store)[-1] == ("keep", None, None, f"pending:{ids['low']}", "ui")
         assert cell(table, ids["low"], "gap") == "kept"
         await pilot.press("k")  # kept already: nothing written

@@ -2,10 +2,9 @@
 
 Three modes over one screen, switched with ``1``, ``2`` and ``3``:
 
-- pending: short-term memories, those not scored yet first, then by the score
-  promote stored when it last scored them (an upper bound on the score now:
-  recency only falls), each with its score now term by term, how far it is from
-  the threshold, and when it expires;
+- pending: short-term memories by their stored score, the score at their last
+  use (an upper bound on the score now: recency only falls), each with its score
+  now term by term, how far it is from the threshold, and when it expires;
 - long-term: memories by when decay will retire them, soonest first, with their
   retention now, recalls and pin; ``r`` adds the faded, forgotten, merged and
   replaced ones;
@@ -301,8 +300,8 @@ class PendingTable(MemoryTable):
         else:
             gap = Text(f"{row.gap:+.3f}", style="green" if row.gap >= 0 else "")
         if row.stored_score is None:
-            stored = Text("new", style="cyan")
-        else:  # ↻: used or edited since it was scored; the next promote run scores it again
+            stored = Text("none", style="cyan")  # a store from before scores were stored, not yet filled
+        else:  # ↻: new, used or edited since the last promote run (or deferred): the next run scores it
             stored = Text(f"{row.stored_score:.3f}" + (" ↻" if row.changed else ""), style="dim")
         expires = (Text("next run", style="green") if row.qualifies
                    else Text(_until(row.expires, now), style="yellow" if row.expires <= now else ""))
@@ -581,8 +580,8 @@ class MemoryScreen(Screen):
         """What the current mode shows, and how it is ordered."""
         now = self.engine.clock().astimezone().strftime("%H:%M:%S")
         if self.mode == "pending":
-            return Text(f"Not scored yet first (new since the last promote run), then by the score stored at the "
-                        f"last promote run: an upper bound, as recency only falls (↻: used or edited since). "
+            return Text(f"By the stored score, the score at the memory's last use: an upper bound, as recency only "
+                        f"falls (↻: new, used or edited since the last promote run, which scores it next). "
                         f"Score and terms are computed now ({now}); a score at or above the threshold "
                         f"promotes at the next run.")
         if self.mode == "long-term":
@@ -708,9 +707,9 @@ class MemoryScreen(Screen):
         names = {"question_mark": "?", "slash": "/"}
         keys = [(names.get(key, key), text) for key, _, _, text in self.KEYS]
         keys.append(("↑ ↓", "move; the next page is read as the cursor nears the end"))
-        keys.append(("", "Pending: not scored yet first, then by the score stored at the last promote run, an "
-                         "upper bound (recency only falls; ↻ marks a memory used or edited since); score and "
-                         "terms are computed now."))
+        keys.append(("", "Pending: by the stored score, the score at the memory's last use, an upper bound "
+                         "(recency only falls; ↻ marks a memory new, used or edited since the last promote run); "
+                         "score and terms are computed now."))
         self._push_over(HelpScreen(keys, sync_s=self.engine.config.engine.poll_interval_s))
 
     def _selected(self) -> tuple[str, object] | None:

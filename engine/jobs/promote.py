@@ -29,41 +29,46 @@ tests its WHERE again on a row another transaction changed meanwhile.
 Incremental (what a run costs is what changed, not what is stored): a memory's
 score only falls while nobody writes to it — recency decays, frequency,
 confidence and importance stay — so a memory scored below the threshold cannot
-qualify before one of its inputs is written again. The database flags every
-new row and every write to an input (``pending_memory.rescore``, kept by a
-trigger, so an agent's plain-SQL UPDATE is seen too: migration 0004); a run
-scores only the flagged rows and clears the flag on those it found below the
-threshold. Deferred qualifiers keep theirs. Three things can make an unflagged
-row qualify without a write, and each forces a *full pass* (every row scored,
-the qualifiers among the unflagged ones flagged, then the same run): a change to
+qualify before one of its inputs is written again. The database numbers every
+new row and every write to an input in its order of changes
+(``pending_memory.changed``, kept by a trigger, so an agent's plain-SQL UPDATE
+is seen too: migration 0008); a run takes the store's mark first
+(``Store.pending_change_mark``), scores only the rows above the mark of the last
+run that committed, plus the qualifiers an earlier run's cap left behind
+(``rescore``, set by promote only), and records its own mark when it ends. It
+writes nothing to a memory it finds below the threshold: what it writes is what
+it promotes, expires and defers. Three things can make an unchanged row qualify
+without a write, and each forces a *full pass* (every row scored): a change to
 the weights, threshold or recency rate; the clock moving backwards (recency is
 higher at an earlier now; a clock behind by under ``CLOCK_SKEW_S``, another
 host's, scores at the last run's now instead); and nothing at all: a full pass
-also runs every ``full_pass_every_h`` hours as the safety net. The checkpoint records the
-scoring settings of the last full pass, when it ran, and the latest now a run
-scored at; a full pass that is owed (clock moved back) stays owed until one
-commits, so a crash cannot lose it.
+also runs every ``full_pass_every_h`` hours as the safety net. The checkpoint
+records the scoring settings of the last full pass, when it ran, the latest now
+a run scored at and the mark of changes seen; a full pass that is owed (clock
+moved back) stays owed until one commits, and the mark moves only when a run
+commits, so a crash loses neither.
 
-Stored scores (``pending_memory.last_score``, migration 0006): the statement that
-clears a row's flag also writes the score it was cleared at, so the memory view
-can list pending memories by score from an index instead of scoring the whole
-table. Since a score only falls while the flag is clear, the stored one is an
-upper bound on the score now. It drifts below the truth as recency decays: a full
-pass, which computes every score anyway, writes it again where it is missing (a
-store from before 0006: the first run after the upgrade is a full pass for it)
-or more than ``SCORE_DRIFT`` too high, so an hourly pass rewrites a row only
-every ten hours or so (recency costs a score at most 0.001 an hour), not every
-row every hour.
+Stored scores (``pending_memory.last_score``, migrations 0006 and 0008): the
+same trigger stores the memory's score at its last use (recency 1, from the
+weights promote keeps in ``setting``), so the memory view can list pending
+memories by score from an index instead of scoring the whole table. A use sets
+the last access to now, so that is the score then; since a score only falls
+until the next write, it is an upper bound on the score now. It drifts below the
+truth as recency decays: a full pass, which computes every score anyway, writes
+it again where it is more than ``SCORE_DRIFT`` off (or missing), so an hourly
+pass rewrites a row only every ten hours or so (recency costs a score at most
+0.001 an hour), not every row every hour.
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 
 from peewee import Value, fn
 
 from memtui.engine.config import setting
-from memtui.engine.jobs.base import (JobContext, JobKind, count_rows, in_batches, raw_ids, raw_rows,
+from memtui.engine.jobs.base import (JobContext, JobKind, count_rows, in_batches, raw_ids,
                                      write_with_history)
 
 
@@ -88,15 +93,16 @@ class PromoteConfig:
 # last run's now instead of paying a full pass.
 CLOCK_SKEW_S = 30.0
 
-# A run that cleared this many flags changed what the planner must know to keep using the partial index.
-REFRESH_STATISTICS_AFTER = 10_000
-
 # The settings a memory's score depends on: a change to any forces a full pass.
 SCORING_SETTINGS = ("w_recency", "w_frequency", "w_confidence", "w_importance", "threshold", "recency_decay")
 
-# A full pass writes a stored score (last_score) again when it is this much above the score now: enough to
+# A full pass writes a stored score (last_score) again when it is this much off the score now: enough to
 # keep the memory view's order by stored score close to the truth, without rewriting every row every hour.
 SCORE_DRIFT = 0.01
+
+# The weights the pending_memory trigger computes last_score with (models/migrations/0008_change_marks.py):
+# a full pass writes them, so a changed weight reaches the trigger before the pass corrects the scores.
+WEIGHT_SETTINGS = ("w_recency", "w_frequency", "w_confidence", "w_importance")
 
 
 def score_terms(store, cfg: PromoteConfig, now_ts: float) -> dict:
@@ -142,16 +148,54 @@ def expires(ctx: JobContext, cfg: PromoteConfig, now_ts: float):
             & (score(ctx, cfg, now_ts) < cfg.threshold))
 
 
-def select_candidates(ctx: JobContext, cfg: PromoteConfig, now_ts: float) -> list[tuple[int, float]]:
-    """(id, score) of the memories to promote, in promotion order: every qualifier is flagged."""
+@dataclass(frozen=True)
+class Scored:
+    """A pending memory as a run scored it."""
+
+    id: int
+    remember: bool
+    score: float | None
+    qualifies: bool
+    deferred: bool  # rescore: a qualifier an earlier run's cap left behind
+
+
+def scored_rows(ctx: JobContext, cfg: PromoteConfig, now_ts: float, where, *also):
+    """The pending memories matching ``where``, each scored at ``now_ts``: a Scored, then ``also``'s
+    columns as the driver returns them, row by row as the cursor reads them (a full pass reads millions)."""
     Pending = ctx.store.m.PendingMemory
-    scored = score(ctx, cfg, now_ts)
-    query = (Pending.select(Pending.id, scored)
-             .where(Pending.rescore & (Pending.remember | (scored >= cfg.threshold)))
-             .order_by(Pending.remember.desc(), scored.desc(), Pending.id))
-    if cfg.cap:
-        query = query.limit(cfg.cap)
-    return raw_rows(ctx, query)
+    query = Pending.select(Pending.id, Pending.remember, score(ctx, cfg, now_ts), qualifies(ctx, cfg, now_ts),
+                           Pending.rescore, *also).where(where)
+    for i, keep, s, q, flag, *more in ctx.store.db.execute(query):
+        yield Scored(i, bool(keep), s, bool(q), bool(flag)), *more
+
+
+def changed_since(ctx: JobContext, cfg: PromoteConfig, now_ts: float, seen: int) -> list[Scored]:
+    """What an incremental run scores: the memories written since the mark ``seen`` and those the cap
+    left behind, each read through its own index (the two sets may overlap)."""
+    Pending = ctx.store.m.PendingMemory
+    rows = {row.id: row for row, in scored_rows(ctx, cfg, now_ts, Pending.changed > seen)}
+    rows.update((row.id, row) for row, in scored_rows(ctx, cfg, now_ts, Pending.rescore))
+    return list(rows.values())
+
+
+def full_pass(ctx: JobContext, cfg: PromoteConfig, now_ts: float) -> tuple[list[Scored], list[int]]:
+    """One read of the whole table (it does not hold up writers): the memories that qualify or were
+    deferred, and the ids of those whose stored score is off."""
+    Pending = ctx.store.m.PendingMemory
+    is_off = score_is_off(ctx, cfg, now_ts)
+    rows, off = [], []
+    for row, wrong in scored_rows(ctx, cfg, now_ts, qualifies(ctx, cfg, now_ts) | Pending.rescore | is_off, is_off):
+        if row.qualifies or row.deferred:
+            rows.append(row)
+        if wrong:
+            off.append(row.id)  # (promoted ones are gone by the time it is corrected: no match then)
+    return rows, off
+
+
+def in_promotion_order(rows: list[Scored]) -> list[Scored]:
+    """The qualifiers among ``rows``: marked "remember" first, then highest score, then oldest."""
+    return sorted((row for row in rows if row.qualifies),
+                  key=lambda row: (not row.remember, -(row.score if row.score is not None else 0.0), row.id))
 
 
 def copy_to_long_term(ctx: JobContext, cfg: PromoteConfig, now_ts: float, chunk):
@@ -178,7 +222,7 @@ def copy_to_long_term(ctx: JobContext, cfg: PromoteConfig, now_ts: float, chunk)
 
 
 def full_pass_reason(cfg: PromoteConfig, mark: dict, now_ts: float) -> str | None:
-    """Why this run must score every memory, or None when the flagged ones are enough."""
+    """Why this run must score every memory, or None when the changed and deferred ones are enough."""
     if not mark.get("scored_with"):
         return "first run"
     if mark.get("full_due"):
@@ -198,43 +242,37 @@ def scoring_settings(cfg: PromoteConfig) -> dict:
     return {name: getattr(cfg, name) for name in SCORING_SETTINGS}
 
 
-def flag_qualifiers(ctx: JobContext, cfg: PromoteConfig, now_ts: float) -> int:
-    """A full pass: score every unflagged memory, flag those that qualify and store the score again
-    where the stored one is missing or has drifted (one read of the whole table, which does not hold
-    up writers, then small transactions)."""
-    Pending = ctx.store.m.PendingMemory
-    scored, qualifying = score(ctx, cfg, now_ts), qualifies(ctx, cfg, now_ts)
-    # A NULL score (a row written with plain SQL may lack an input) is neither: never flagged or stored on doubt.
-    stale = Pending.last_score.is_null() | (Pending.last_score - scored > SCORE_DRIFT)
-    rows = raw_rows(ctx, Pending.select(Pending.id, qualifying).where(~Pending.rescore & (qualifying | stale)))
-    flagged = in_batches(ctx, [i for i, qualified in rows if qualified], cfg.batch_size,
-                         lambda chunk: Pending.update(rescore=True).where(Pending.id.in_(chunk)))
-    # The condition again in the write: a row written to meanwhile is flagged, and the run scores it.
-    in_batches(ctx, [i for i, qualified in rows if not qualified], cfg.batch_size,
-               lambda chunk: Pending.update(last_score=scored).where(~Pending.rescore & ~qualifying & stale
-                                                                     & Pending.id.in_(chunk)))
-    return flagged
+def store_weights(ctx: JobContext, cfg: PromoteConfig) -> None:
+    """The weights the trigger computes ``last_score`` with, as this run's config has them."""
+    with ctx.store.atomic():
+        for name in WEIGHT_SETTINGS:
+            ctx.store.set_setting(f"promote.{name}", repr(float(getattr(cfg, name))))
 
 
-def settle(ctx: JobContext, cfg: PromoteConfig, now_ts: float) -> int:
-    """Clear the flag of each flagged memory scoring below the threshold at ``now_ts``, storing that
-    score (``last_score``) in the same statement, in id order, a batch per transaction. The UPDATE
-    tests the score itself: a memory written to since it was listed (flagged again by the trigger, or
-    qualifying now) keeps its flag."""
+def score_is_off(ctx: JobContext, cfg: PromoteConfig, now_ts: float):
+    """The stored score is missing, or more than ``SCORE_DRIFT`` off the score now."""
     Pending = ctx.store.m.PendingMemory
-    below = Pending.rescore & ~qualifies(ctx, cfg, now_ts)
-    scored = score(ctx, cfg, now_ts)
-    cleared, after = 0, 0
-    while True:
-        ctx.check()
-        ids = raw_ids(ctx, Pending.select(Pending.id).where(Pending.rescore & (Pending.id > after))
-                      .order_by(Pending.id).limit(cfg.batch_size))
-        if not ids:
-            return cleared
-        with ctx.store.atomic():
-            cleared += Pending.update(rescore=False, last_score=scored).where(
-                below & ctx.store.in_ids(Pending.id, ids)).execute()
-        after = ids[-1]
+    return Pending.last_score.is_null() | (fn.ABS(Pending.last_score - score(ctx, cfg, now_ts)) > SCORE_DRIFT)
+
+
+def correct_stored_scores(ctx: JobContext, cfg: PromoteConfig, now_ts: float, ids: list[int]) -> int:
+    """A full pass: store the score now on the memories ``ids`` whose stored one is off, in small
+    transactions. The condition again in the write: a row used meanwhile has the score of that use."""
+    Pending = ctx.store.m.PendingMemory
+    off = score_is_off(ctx, cfg, now_ts)
+    return in_batches(ctx, ids, cfg.batch_size, lambda chunk: Pending.update(last_score=score(ctx, cfg, now_ts))
+                      .where(off & Pending.id.in_(chunk)))
+
+
+def defer(ctx: JobContext, cfg: PromoteConfig, now_ts: float, rows: list[Scored], left: list[Scored]) -> None:
+    """Flag the qualifiers the cap left behind (``left``) so that the next run scores them again, and
+    clear the flag of the flagged ``rows`` that no longer qualify (tested again in the write)."""
+    Pending = ctx.store.m.PendingMemory
+    in_batches(ctx, [row.id for row in left if not row.deferred], cfg.batch_size,
+               lambda chunk: Pending.update(rescore=True).where(Pending.id.in_(chunk)))
+    in_batches(ctx, [row.id for row in rows if row.deferred and not row.qualifies], cfg.batch_size,
+               lambda chunk: Pending.update(rescore=False).where(
+                   Pending.rescore & ~qualifies(ctx, cfg, now_ts) & Pending.id.in_(chunk)))
 
 
 def run(ctx: JobContext) -> dict:
@@ -247,24 +285,29 @@ def run(ctx: JobContext) -> dict:
         # as if this clock agreed. Only a real jump back costs a full pass.
         now_ts = mark["now"]
     full_because = full_pass_reason(cfg, mark, now_ts)
-    # This run's now is recorded before any flag is cleared at it (a later run at an earlier now must
-    # then see the clock moved back), and a full pass owed stays owed until one commits.
+    # This run's now is recorded before it defers anything at it (a later run at an earlier now must then
+    # see the clock moved back), and a full pass owed stays owed until one commits. The mark of changes is
+    # taken before anything is read: a write committed after it is above it, and the next run scores it.
     with ctx.store.atomic():
+        seen = ctx.store.pending_change_mark()
         ctx.save_checkpoint({**mark, "now": now_ts, "full_due": full_because})
+    off: list[int] = []
     if full_because:
-        flag_qualifiers(ctx, cfg, now_ts)
-    # How many memories this run scores: the flagged ones; a full pass scored the whole table.
-    scored = count_rows(Pending) if full_because else count_rows(Pending, Pending.rescore)
-    candidates = select_candidates(ctx, cfg, now_ts)
+        store_weights(ctx, cfg)  # first: a row written from now on gets its stored score by these
+        rows, off = full_pass(ctx, cfg, now_ts)
+        scored = count_rows(Pending)  # a full pass scores the whole table
+    else:
+        rows = changed_since(ctx, cfg, now_ts, mark.get("seen", 0))
+        scored = len(rows)
+    candidates = in_promotion_order(rows)
+    moving = candidates[:cfg.cap] if cfg.cap else candidates
     # Each chunk moves in one transaction: inserted into long-term and deleted from pending together.
-    promoted = in_batches(ctx, [row[0] for row in candidates], cfg.batch_size,
+    promoted = in_batches(ctx, [row.id for row in moving], cfg.batch_size,
                           lambda chunk: copy_to_long_term(ctx, cfg, now_ts, chunk),
                           lambda chunk: Pending.delete().where(Pending.id.in_(chunk)))
-    deferred = 0
-    if cfg.cap and len(candidates) >= cfg.cap:  # the cap may have left qualifiers behind: they wait
-        deferred = count_rows(Pending, Pending.rescore & qualifies(ctx, cfg, now_ts))
-    if settle(ctx, cfg, now_ts) >= REFRESH_STATISTICS_AFTER:  # a first pass over a big store
-        ctx.store.refresh_statistics(Pending)
+    left = candidates[len(moving):]  # the cap left these behind: they wait, flagged ``rescore``
+    defer(ctx, cfg, now_ts, rows, left)
+    correct_stored_scores(ctx, cfg, now_ts, off)
     # The listing only reads the created_at index; the score is tested in the DELETE, per batch, so a
     # qualifier (deferred by the cap, or used since this run began) stays, and only old rows are scored.
     stale = raw_ids(ctx, Pending.select(Pending.id).where(
@@ -273,19 +316,36 @@ def run(ctx: JobContext) -> dict:
     expired = in_batches(ctx, stale, cfg.batch_size, *write_with_history(
         ctx, Pending, lambda chunk: expiring & Pending.id.in_(chunk), lambda where: Pending.delete().where(where),
         "expire", f"not promoted within {cfg.ttl_days:g} days", now_ts))
-    if full_because:
-        with ctx.store.atomic():
+    with ctx.store.atomic():
+        if full_because:
             ctx.save_checkpoint({"now": now_ts, "full_at": now_ts, "scored_with": scoring_settings(cfg),
-                                 "full_due": None, "scores_stored": True})
-    result = {"promoted": promoted, "expired": expired, "deferred": deferred,
+                                 "full_due": None, "scores_stored": True, "seen": seen})
+        else:
+            ctx.save_checkpoint({**mark, "now": now_ts, "full_due": None, "seen": seen})
+    result = {"promoted": promoted, "expired": expired, "deferred": len(left),
               "pass": "full" if full_because else "incremental"}
     if full_because:
         result["full_because"] = full_because
     result["scored"] = scored
-    scores = [row[1] for row in candidates if row[1] is not None]
+    scores = [row.score for row in moving if row.score is not None]
     if scores:  # nothing scored: no top_score key, rather than a null shown as "None"
         result["top_score"] = round(max(scores), 3)
     return result
+
+
+def awaits_scoring(store):
+    """SQL: the next promote run scores this pending memory (written since the last run's mark, or a
+    qualifier the cap left behind)."""
+    Pending = store.m.PendingMemory
+    return Pending.rescore | (Pending.changed > seen_mark(store))
+
+
+def seen_mark(store) -> int:
+    """The mark of changes the last committed promote run saw: a pending memory whose ``changed`` is
+    above it (or flagged ``rescore``) is scored by the next run."""
+    Checkpoint = store.m.JobCheckpoint
+    value = Checkpoint.select(Checkpoint.value).where(Checkpoint.job == "promote").scalar()
+    return int(json.loads(value).get("seen", 0)) if value else 0
 
 
 KIND = JobKind(
