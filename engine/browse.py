@@ -21,9 +21,13 @@ screen of a million rows as on the last:
   newest first by id.
 - Long-term memories by when decay will retire them, soonest first
   (``retire_at``, the index ``long_term_memory_retire``), then those that never
-  retire (pinned) by id; with ``retired``, the memories that left recall follow
-  among them: faded or forgotten (soft-deleted, restorable) and merged or
-  replaced by another (superseded).
+  retire (pinned, the index ``long_term_memory_pinned``) by id; with
+  ``retired``, the memories that left recall follow: faded or forgotten
+  (soft-deleted, restorable) the latest first (the index on ``deleted_at``),
+  then merged or replaced by another (superseded), by the memory that stands for
+  them (the index on ``superseded_by``). Each run of the order is read through
+  its own index (migration 0009: a soft delete no longer moves an entry of the
+  ``retire_at`` index to a random page).
 
 Each change (pin, unpin, forget, keep) is one transaction with its
 ``audit_log`` row (``job`` NULL, ``new_value`` naming the memory:
@@ -54,8 +58,11 @@ TERMS = ("recency", "frequency", "confidence", "importance")
 class Cursor:
     """Where a page ended, to read the next one from: opaque to the view (it only hands it back)."""
 
-    segment: int  # which run of the order (pending: 0 not scored yet, 1 scored; long-term: 0 retiring, 1 not)
-    key: float | None  # the order's value at the last row (last_score, retire_at), None where it has none
+    # Which run of the order (pending: 0 no stored score, 1 the others; long-term: 0 retiring, 1 pinned,
+    # 2 faded or forgotten, 3 merged or replaced).
+    segment: int
+    # The order's value at the last row (last_score, retire_at, deleted_at, superseded_by), None where it has none.
+    key: float | None
     id: int
 
 
@@ -172,7 +179,8 @@ class MemoryViewMixin:
         terms = score_terms(self.store, cfg, self.clock().timestamp())
         columns = (Pending.id, Pending.content, Pending.sender, Pending.kind, Pending.importance, Pending.confidence,
                    Pending.access_count, Pending.created_at, Pending.last_access_at, Pending.remember,
-                   awaits_scoring(self.store).alias("rescore"), Pending.last_score, *(terms[name].alias(f"term_{name}") for name in TERMS))
+                   awaits_scoring(self.store).alias("awaits_scoring"), Pending.last_score,
+                   *(terms[name].alias(f"term_{name}") for name in TERMS))
         rows: list[dict] = []
         segment = after.segment if after is not None else 0
         while segment < 2 and len(rows) < limit:
@@ -207,16 +215,16 @@ class MemoryViewMixin:
             importance=row["importance"], confidence=row["confidence"], uses=row["access_count"],
             created=from_ts(row["created_at"]), last_used=from_ts(row["last_access_at"]), keep=keep,
             terms=terms, weights=weights, score=round(sum(weights[n] * terms[n] for n in TERMS), 9),
-            stored_score=row["last_score"], changed=bool(row["rescore"]), threshold=cfg.threshold,
+            stored_score=row["last_score"], changed=bool(row["awaits_scoring"]), threshold=cfg.threshold,
             expires=None if keep else from_ts(row["created_at"] + cfg.ttl_days * 86400),
         )
 
     # -- long-term ----------------------------------------------------------------------------
 
     def long_term_page(self, after: Cursor | None = None, limit: int = PAGE, retired: bool = False) -> Page:
-        """Long-term memories, soonest to retire first, then those that never retire (pinned; with
-        ``retired`` also the faded, forgotten, merged and replaced ones) by id: ``limit`` of them after
-        ``after``, each with its retention now."""
+        """Long-term memories, soonest to retire first, then those that never retire (pinned) by id; with
+        ``retired``, then the faded and forgotten ones, the latest first, and the merged and replaced ones
+        by the memory that stands for them: ``limit`` of them after ``after``, each with its retention now."""
         limit = _limit(limit)
         cfg: DecayConfig = self._kind_config("decay")
         LongTerm = self.store.m.LongTermMemory
@@ -225,21 +233,33 @@ class MemoryViewMixin:
                    LongTerm.source_pending_id, LongTerm.retire_at, LongTerm.deleted_at, LongTerm.superseded_by)
         rows: list[dict] = []
         segment = after.segment if after is not None else 0
-        while segment < 2 and len(rows) < limit:
+        segments = 4 if retired else 2
+        while segment < segments and len(rows) < limit:
             query = LongTerm.select(*columns)
+            at = after if after is not None and after.segment == segment else None
             if segment == 0:  # retire_at is set only on current, unpinned memories (a trigger keeps it)
                 query = query.where(LongTerm.retire_at.is_null(False))
-                if after is not None and after.segment == 0:
-                    query = query.where((LongTerm.retire_at >= after.key)
-                                        & (Tuple(LongTerm.retire_at, LongTerm.id) > Tuple(after.key, after.id)))
+                if at is not None:
+                    query = query.where((LongTerm.retire_at >= at.key)
+                                        & (Tuple(LongTerm.retire_at, LongTerm.id) > Tuple(at.key, at.id)))
                 query = query.order_by(LongTerm.retire_at, LongTerm.id)
-            else:
-                query = query.where(LongTerm.retire_at.is_null())
-                if not retired:
-                    query = query.where(LongTerm.deleted_at.is_null() & LongTerm.superseded_by.is_null())
-                if after is not None and after.segment == 1:
-                    query = query.where(LongTerm.id > after.id)
+            elif segment == 1:  # current and pinned: they never retire (the index long_term_memory_pinned)
+                query = query.where(LongTerm.pinned & LongTerm.deleted_at.is_null() & LongTerm.superseded_by.is_null())
+                if at is not None:
+                    query = query.where(LongTerm.id > at.id)
                 query = query.order_by(LongTerm.id)
+            elif segment == 2:  # faded or forgotten, the latest first (the index on deleted_at)
+                query = query.where(LongTerm.deleted_at.is_null(False))
+                if at is not None:
+                    query = query.where((LongTerm.deleted_at <= at.key)
+                                        & (Tuple(LongTerm.deleted_at, LongTerm.id) < Tuple(at.key, at.id)))
+                query = query.order_by(LongTerm.deleted_at.desc(), LongTerm.id.desc())
+            else:  # merged or replaced, by the memory that stands for them now (the index on superseded_by)
+                query = query.where(LongTerm.superseded_by.is_null(False) & LongTerm.deleted_at.is_null())
+                if at is not None:
+                    query = query.where((LongTerm.superseded_by >= at.key)
+                                        & (Tuple(LongTerm.superseded_by, LongTerm.id) > Tuple(at.key, at.id)))
+                query = query.order_by(LongTerm.superseded_by, LongTerm.id)
             got = list(query.limit(limit - len(rows)).dicts())
             rows.extend({**row, "segment": segment} for row in got)
             if len(rows) < limit:
@@ -249,7 +269,10 @@ class MemoryViewMixin:
         now_ts = self.clock().timestamp()
         shown = tuple(self._long_term_row(row, cfg, now_ts, statuses) for row in rows)
         last = rows[-1] if len(rows) == limit else None
-        return Page(shown, None if last is None else Cursor(last["segment"], last["retire_at"], last["id"]))
+        if last is None:
+            return Page(shown, None)
+        key = {0: last["retire_at"], 1: None, 2: last["deleted_at"], 3: last["superseded_by"]}[last["segment"]]
+        return Page(shown, Cursor(last["segment"], key, last["id"]))
 
     def _retired_statuses(self, ids: list[int]) -> dict[int, str]:
         """Why each of these long-term memories left recall, from its last memory_history row that says:

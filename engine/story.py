@@ -84,7 +84,8 @@ def story(store: Store, now: datetime, memory_id: int, *, long_term: bool = Fals
         terms = score_terms(store, promote, now_ts)
         row = (Pending.select(Pending.id, Pending.content, Pending.sender, Pending.kind, Pending.importance,
                               Pending.confidence, Pending.created_at, Pending.access_count,
-                              Pending.last_access_at, Pending.remember, awaits_scoring(store).alias("rescore"),
+                              Pending.last_access_at, Pending.remember,
+                              awaits_scoring(store).alias("awaits_scoring"),
                               *(term.alias(f"term_{name}") for name, term in terms.items()))
                .where(Pending.id == memory_id).dicts().first())
         if row is not None:
@@ -140,7 +141,8 @@ def _pending(row: dict, cfg: PromoteConfig) -> MemoryStory:
         id=row["id"], tier="pending", content=row["content"], sender=row["sender"], kind=row["kind"],
         importance=row["importance"], confidence=row["confidence"], created=from_ts(row["created_at"]),
         uses=row["access_count"], last_used=from_ts(row["last_access_at"]), keep=bool(row["remember"]),
-        terms=terms, weights=weights, score=score, threshold=cfg.threshold, rescore=bool(row["rescore"]),
+        terms=terms, weights=weights, score=score, threshold=cfg.threshold,
+        rescore=bool(row["awaits_scoring"]),
         expires=from_ts(row["created_at"] + cfg.ttl_days * 86400),
     )
 

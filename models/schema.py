@@ -59,8 +59,9 @@ class PendingMemory(_Rows):
     created_at = DoubleField()
     demo = BooleanField(default=False)  # written by `memtui demo`, or derived only from such rows
     # A qualifier the per-run cap left behind: promote sets it and the next run scores the row again
-    # (migration 0008; until then it flagged every changed row). False on every new row (trigger).
-    rescore = BooleanField(default=False)
+    # (migration 0008; until then it flagged every changed row). The insert trigger makes it false on every
+    # new row, whatever this default (the column's, which SQLite cannot change in place) says.
+    rescore = BooleanField(default=True)
     # The normalised text (models/text.py content_key) a repeat is recognised by; NULL on a row written with
     # plain SQL until the dedupe job fills it (migration 0005).
     content_key = TextField(null=True)

@@ -20,7 +20,7 @@ MEMORY_TABLES = ("conversation", "message", "pending_memory", "long_term_memory"
 
 def snapshot(store) -> dict:
     """The agent's tables, every row in id order."""
-    return {t: rows for t, rows in factories.snapshot(store).items() if t in MEMORY_TABLES}
+    return {t: rows for t, rows in factories.snapshot(store, across_stores=True).items() if t in MEMORY_TABLES}
 
 
 # -- demo ------------------------------------------------------------------------

@@ -15,6 +15,7 @@ runs there under the same config with ``full_pass_every_h = 0``.
 """
 from __future__ import annotations
 
+import json
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 
@@ -549,6 +550,103 @@ def test_an_access_through_the_api_flags_and_the_incremental_run_promotes(store,
     assert flagged(store, pid)
     run = engine.run_job("promote").result
     assert (run["pass"], run["promoted"]) == ("incremental", 1)
+
+
+def test_a_change_after_the_highest_numbered_memory_was_deleted_is_still_above_the_mark(store, clock):
+    """SQLite numbers a change one above the highest number in the table or the last run's mark: the row
+    that held the highest may be gone (promoted, forgotten) by the time the next change comes."""
+    engine = make_engine(store, clock)
+    below = add_pending(store, clock(), importance=1, confidence=0.1, content="below")
+    last = add_pending(store, clock(), importance=1, confidence=0.1, content="the last one written")
+    assert engine.run_job("promote").result["promoted"] == 0
+    mark = seen_mark(store)
+    assert not flagged(store, below) and not flagged(store, last)
+    store.execute("DELETE FROM pending_memory WHERE id = ?", (last,))  # the highest number goes
+    store.execute("UPDATE pending_memory SET importance = 10, access_count = 10, confidence = 1 WHERE id = ?",
+                  (below,))
+    assert store.execute("SELECT changed FROM pending_memory WHERE id = ?", (below,)).fetchone()[0] > mark
+    clock.advance(seconds=30)
+    run = engine.run_job("promote").result
+    assert (run["pass"], run["scored"], run["promoted"]) == ("incremental", 1, 1)
+
+
+def test_a_write_still_open_when_a_run_takes_its_mark_is_scored_by_the_next_run(store, clock, db_target):
+    """PostgreSQL numbers a change by its transaction: one open while a run reads cannot be seen by it, and
+    commits later with a lower number than changes the run did see. The mark stays below it (SQLite: a
+    writer holds the only write lock, so a run waits for it to end)."""
+    if store.kind == "sqlite":
+        pytest.skip("SQLite serializes writers: a run's mark cannot pass an open write")
+    from urllib.parse import urlsplit
+
+    engine = make_engine(store, clock)
+    pid = add_pending(store, clock(), importance=1, confidence=0.1)
+    assert engine.run_job("promote").result["promoted"] == 0
+    agent = postgres.connect(urlsplit(db_target).path.lstrip("/"))
+    elsewhere = postgres.connect("postgres")  # a transaction left open in another database: not waited for
+    try:
+        elsewhere.execute("BEGIN")
+        elsewhere.execute("SELECT pg_current_xact_id()")
+        agent.execute("BEGIN")
+        agent.execute("UPDATE pending_memory SET importance = 10, access_count = 10, confidence = 1 WHERE id = %s",
+                      (pid,))
+        clock.advance(seconds=30)
+        newer = add_pending(store, clock(), importance=1, confidence=0.1, content="committed after it began")
+        while_open = engine.run_job("promote").result
+        assert (while_open["pass"], while_open["scored"], while_open["promoted"]) == ("incremental", 1, 0)
+        agent.execute("COMMIT")
+        clock.advance(seconds=30)
+        after = engine.run_job("promote").result
+        assert (after["pass"], after["promoted"]) == ("incremental", 1)
+        assert count(store, "long_term_memory", "source_pending_id = ?", (pid,)) == 1
+        clock.advance(seconds=30)
+        # The mark is past both now, whatever stays open in the other database.
+        assert engine.run_job("promote").result["scored"] == 0 and not flagged(store, newer)
+    finally:
+        elsewhere.execute("ROLLBACK")
+        elsewhere.close()
+        agent.close()
+
+
+def test_a_store_from_0007_keeps_what_was_flagged_for_the_next_run(db_target, clock):
+    """Migration 0008: the memories flagged under 0007 are marked changed (above the mark 0 of an older
+    checkpoint), with their score at their last use stored; the others keep theirs and are not scored."""
+    from playhouse.migrations import Runner
+
+    from memtui.engine.jobs.promote import PromoteConfig, scoring_settings
+    from memtui.models.db import MIGRATIONS_DIR
+
+    old = Store.open(db_target, migrate=False)
+    try:
+        Runner(old.db, directory=str(MIGRATIONS_DIR)).up(target="0007_lighter_writes")
+        now = clock().timestamp()
+        rows = {"flagged, qualifies": (10.0, 1.0, 10, True), "flagged, below": (1.0, 0.1, 0, True),
+                "scored before": (2.0, 0.2, 0, False)}
+        ids = {}
+        for name, (importance, confidence, uses, flag) in rows.items():
+            ids[name] = old.execute(
+                "INSERT INTO pending_memory (content, importance, confidence, access_count, last_access_at,"
+                " created_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+                (name, importance, confidence, uses, now, now)).fetchone()[0]
+            old.execute("UPDATE pending_memory SET rescore = ?, last_score = ? WHERE id = ?",
+                        (flag, None if flag else 0.3, ids[name]))
+        old.execute("INSERT INTO job_checkpoint (job, value, updated_at) VALUES ('promote', ?, ?)",
+                    (json.dumps({"now": now, "full_at": now, "full_due": None, "scores_stored": True,
+                                 "scored_with": scoring_settings(PromoteConfig())}), now))
+    finally:
+        old.close()
+    store = Store.open(db_target)
+    try:
+        got = {name: store.execute("SELECT changed, rescore, last_score FROM pending_memory WHERE id = ?",
+                                   (i,)).fetchone() for name, i in ids.items()}
+        assert [(changed, bool(flag)) for changed, flag, _ in got.values()] == [(1, False), (1, False), (0, False)]
+        assert got["flagged, below"][2] == pytest.approx(0.2 + 0.25 * 0.1 + 0.25 * 0.1, abs=1e-9)
+        assert got["scored before"][2] == 0.3
+        clock.advance(seconds=30)
+        run = make_engine(store, clock).run_job("promote").result
+        assert (run["pass"], run["scored"], run["promoted"]) == ("incremental", 2, 1)
+        assert count(store, "long_term_memory", "source_pending_id = ?", (ids["flagged, qualifies"],)) == 1
+    finally:
+        store.close()
 
 
 def test_retire_at_follows_every_plain_sql_write_to_a_retention_input(store, clock):

@@ -97,12 +97,17 @@ def pending_order(store) -> list[int]:
 
 
 def long_term_order(store, retired: bool = False) -> list[int]:
-    """By retire_at, soonest first, then those that never retire by id (with ``retired``: every one)."""
-    rows = store.execute("SELECT id, retire_at, deleted_at, superseded_by FROM long_term_memory").fetchall()
+    """By retire_at, soonest first, then the pinned ones by id; with ``retired``, then the faded and
+    forgotten ones, the latest first, and the merged and replaced ones by what stands for them."""
+    rows = store.execute("SELECT id, retire_at, deleted_at, superseded_by, pinned FROM long_term_memory").fetchall()
     retiring = sorted((r for r in rows if r[1] is not None), key=lambda r: (r[1], r[0]))
-    never = sorted((r for r in rows if r[1] is None and (retired or (r[2] is None and r[3] is None))),
-                   key=lambda r: r[0])
-    return [r[0] for r in retiring + never]
+    pinned = sorted((r for r in rows if r[4] and r[2] is None and r[3] is None), key=lambda r: r[0])
+    order = retiring + pinned
+    if retired:
+        order += sorted((r for r in rows if r[2] is not None), key=lambda r: (-r[2], -r[0]))
+        order += sorted((r for r in rows if r[3] is not None and r[2] is None), key=lambda r: (r[3], r[0]))
+    assert len(order) == len({r[0] for r in order})
+    return [r[0] for r in order]
 
 
 def audit_rows(store) -> list[tuple]:

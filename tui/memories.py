@@ -585,7 +585,7 @@ class MemoryScreen(Screen):
                         f"Score and terms are computed now ({now}); a score at or above the threshold "
                         f"promotes at the next run.")
         if self.mode == "long-term":
-            shown = ("with the faded, forgotten, merged and replaced ones" if self.retired
+            shown = ("then the faded and forgotten ones, latest first, then the merged and replaced" if self.retired
                      else "current ones only (r shows the faded, forgotten, merged and replaced)")
             return Text(f"Soonest to retire first, then pinned: {shown}. Retention is computed now ({now}); "
                         f"decay retires a memory when it falls below its floor.")

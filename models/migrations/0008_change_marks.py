@@ -13,12 +13,12 @@ three scattered pages a memory (the row, the old and the new entry of the
   run (``setting`` ``promote.seen``, which the run writes in the transaction that
   takes it: the highest row may be deleted since, by a promotion or a forget);
   writers are serialized, so a change committed after a run took its mark is
-  above it. Only read, never written, by an agent's write. PostgreSQL: the writing transaction's id (``pg_current_xact_id()``, 64 bits, no
-  wraparound); a run's mark is one below every transaction of this database
-  still open at its snapshot (models/postgres.py), so a change that commits later
-  is above it too (a counter row would make every writer wait for the one before
-  it to commit).
-  Promote scores the rows above the mark of its last committed run (an index
+  above it. Only read, never written, by an agent's write. PostgreSQL: the
+  writing transaction's id (``pg_current_xact_id()``, 64 bits, no wraparound);
+  a run's mark is one below every transaction of this database still open at
+  its snapshot (models/postgres.py), so a change that commits later is above it
+  too (a counter row would make every writer wait for the one before it to
+  commit). Promote scores the rows above the mark of its last committed run (an index
   range scan) and writes nothing to those it finds below the threshold.
 - ``pending_memory.last_score`` is computed by the same trigger: the score at the
   row's last use, recency 1 (``w_r + w_f·frequency + w_c·confidence +
@@ -29,7 +29,9 @@ three scattered pages a memory (the row, the old and the new entry of the
   only falls, so it stays an upper bound; promote's full pass writes it again
   where it has drifted (engine/jobs/promote.py).
 - ``pending_memory.rescore`` now means only "a qualifier the cap left behind":
-  set by promote, never by a trigger, false on every new row.
+  set by promote; the insert trigger makes it false on every new row (a new
+  row is changed: the next run scores it anyway), whatever the INSERT or the
+  column's default (still true: SQLite cannot change a default in place) say.
 
 The rows that were flagged are marked changed (``changed`` 1, above the mark
 0 of a checkpoint from before) with their score at their last use stored.
@@ -68,8 +70,7 @@ SQLITE = [
     f"UPDATE pending_memory SET changed = 1, rescore = 0, last_score = {peak_score('pending_memory', False)}"
     " WHERE rescore",
     # SQLite has no BEFORE trigger that can change NEW: the AFTER trigger writes the row again (its page is
-    # the one just written). rescore: a new row is changed, so no qualifier left behind (the column's default
-    # is still 1 and SQLite cannot change a default in place).
+    # the one just written). rescore: see above.
     f"""CREATE TRIGGER pending_memory_changed_insert AFTER INSERT ON pending_memory BEGIN
         UPDATE pending_memory SET changed = {NEXT}, rescore = 0, last_score = {peak_score("NEW", False)}
         WHERE id = NEW.id; END""",
@@ -83,7 +84,6 @@ POSTGRES = [
     "DROP FUNCTION memtui_pending_rescore()",
     # A constant default: PostgreSQL 11+ adds the column without rewriting the table.
     "ALTER TABLE pending_memory ADD COLUMN changed BIGINT NOT NULL DEFAULT 0",
-    "ALTER TABLE pending_memory ALTER COLUMN rescore SET DEFAULT false",
     "CREATE INDEX pending_memory_changed ON pending_memory (changed)",
     f"UPDATE pending_memory SET changed = 1, rescore = false, last_score = {peak_score('pending_memory', True)}"
     " WHERE rescore",
