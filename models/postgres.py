@@ -174,19 +174,21 @@ class PostgresStore(Store):
         return Expression(column, OP.EQ, _AnyOf(ids))
 
     def pending_change_mark(self) -> int:
-        # The trigger stores the writing transaction's id. One below every transaction still open at a
-        # snapshot: each transaction under it has ended (its rows are visible to any later read), one above
-        # may commit later. The snapshot's xmin is the server's, over every database: a transaction left open
-        # in another one would hold the mark back (runs re-scoring all that changed since it began), so
-        # the open ones that pg_stat_activity shows in another database are left out. It is read in a later
-        # statement than the snapshot (a transaction reads it once, at its first look), so a transaction that
-        # ended between the two was over before any later read, and one it cannot see is not left out.
+        # The trigger stores the writing transaction's id. The mark is one below every transaction that
+        # may still commit a change the run's later reads cannot see: those open at a snapshot and still open
+        # when a later statement looks (one that ended meanwhile is visible to any later read). A transaction
+        # above the snapshot's xmax began after it. The snapshot is the server's, over every database and
+        # every kind of process: one open in another database, or autovacuum's ANALYZE of a table, would hold
+        # the mark back (runs re-scoring all that changed since it began) and neither can write a pending
+        # memory, so the ones pg_stat_activity shows are left out too (it is read once per transaction, at
+        # its first look: after the snapshot; one it cannot see is not left out).
         snapshot = self.db.execute_sql("SELECT pg_current_snapshot()::text").fetchone()[0]
         return int(self.db.execute_sql(
             "SELECT COALESCE(MIN(x::text::bigint), pg_snapshot_xmax(%s::pg_snapshot)::text::bigint) - 1"
-            " FROM pg_snapshot_xip(%s::pg_snapshot) AS x WHERE mod(x::text::bigint, 4294967296) NOT IN ("
-            " SELECT backend_xid::text::bigint FROM pg_stat_activity"
-            " WHERE backend_xid IS NOT NULL AND datname IS DISTINCT FROM current_database())",
+            " FROM pg_snapshot_xip(%s::pg_snapshot) AS x WHERE pg_xact_status(x) = 'in progress'"
+            " AND mod(x::text::bigint, 4294967296) NOT IN ("
+            " SELECT backend_xid::text::bigint FROM pg_stat_activity WHERE backend_xid IS NOT NULL"
+            " AND (datname IS DISTINCT FROM current_database() OR backend_type LIKE 'autovacuum%%'))",
             (snapshot, snapshot)).fetchone()[0])
 
     def for_update(self, query):

@@ -161,21 +161,22 @@ class Scored:
 
 def scored_rows(ctx: JobContext, cfg: PromoteConfig, now_ts: float, where, *also):
     """The pending memories matching ``where``, each scored at ``now_ts``: a Scored, then ``also``'s
-    columns as the driver returns them, row by row as the cursor reads them (a full pass reads millions)."""
+    columns as the driver returns them, row by row as the cursor reads them (a full pass reads millions).
+    Whether one qualifies is decided here from the score SQL computed (the same comparison of the same
+    double as ``qualifies``), so that the statement holds the score's expression once."""
     Pending = ctx.store.m.PendingMemory
-    query = Pending.select(Pending.id, Pending.remember, score(ctx, cfg, now_ts), qualifies(ctx, cfg, now_ts),
-                           Pending.rescore, *also).where(where)
-    for i, keep, s, q, flag, *more in ctx.store.db.execute(query):
-        yield Scored(i, bool(keep), s, bool(q), bool(flag)), *more
+    query = Pending.select(Pending.id, Pending.remember, score(ctx, cfg, now_ts), Pending.rescore, *also).where(where)
+    for i, keep, s, flag, *more in ctx.store.db.execute(query):
+        keep = bool(keep)
+        yield Scored(i, keep, s, keep or (s is not None and s >= cfg.threshold), bool(flag)), *more
 
 
 def changed_since(ctx: JobContext, cfg: PromoteConfig, now_ts: float, seen: int) -> list[Scored]:
     """What an incremental run scores: the memories written since the mark ``seen`` and those the cap
-    left behind, each read through its own index (the two sets may overlap)."""
+    left behind, each set read through its own index (one OR would be a scan of the table on SQLite)."""
     Pending = ctx.store.m.PendingMemory
-    rows = {row.id: row for row, in scored_rows(ctx, cfg, now_ts, Pending.changed > seen)}
-    rows.update((row.id, row) for row, in scored_rows(ctx, cfg, now_ts, Pending.rescore))
-    return list(rows.values())
+    ids = Pending.select(Pending.id).where(Pending.changed > seen) | Pending.select(Pending.id).where(Pending.rescore)
+    return [row for row, in scored_rows(ctx, cfg, now_ts, Pending.id.in_(ids))]
 
 
 def full_pass(ctx: JobContext, cfg: PromoteConfig, now_ts: float) -> tuple[list[Scored], list[int]]:
