@@ -385,9 +385,17 @@ def test_pages_by_key_cover_every_memory_once_across_ties_and_both_runs_of_each_
     for i in range(4):
         eng.remember(f"newer {i}")
     now = clock()
-    for i in range(11):
-        add_long_term(store, created=now - timedelta(days=40), reinforced=now - timedelta(days=i % 4),
-                      importance=5, pinned=i % 4 == 0, content=f"lt {i}")
+    lt = [add_long_term(store, created=now - timedelta(days=40), reinforced=now - timedelta(days=i % 4),
+                        importance=5, pinned=i % 4 == 0, content=f"lt {i}") for i in range(18)]
+    # The runs only `r` shows, with ties across page ends: faded at one time (decay's batch) and at another,
+    # merged into one memory and into another.
+    with store.atomic():
+        for memory_id, faded in ((lt[1], 1), (lt[2], 1), (lt[3], 1), (lt[5], 2), (lt[6], 1)):
+            store.execute("UPDATE long_term_memory SET deleted_at = ? WHERE id = ?",
+                          (now.timestamp() - faded * 3600, memory_id))
+        for memory_id, into in ((lt[9], lt[17]), (lt[10], lt[17]), (lt[11], lt[17]), (lt[13], lt[16])):
+            store.execute("UPDATE long_term_memory SET superseded_by = ?, superseded_at = ? WHERE id = ?",
+                          (into, now.timestamp(), memory_id))
 
     def every(read) -> list[int]:
         out, after = [], None
