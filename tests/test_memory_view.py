@@ -24,7 +24,8 @@ from memtui.engine.jobs.promote import seen_mark
 from memtui.engine.report import change_line, event_logger
 from memtui.engine.story import describe
 from memtui.tui.app import MemtuiApp
-from memtui.tui.memories import MemoryScreen, MemoryTable, StoryScreen, _until
+from memtui.tui.memories import MemoryScreen, MemoryTable, ResultsTable, StoryScreen, _until
+from memtui.tui.widgets import KeysFooter
 from tests.factories import add_long_term, add_pending
 
 pytestmark = [pytest.mark.anyio, pytest.mark.both_backends]
@@ -449,6 +450,28 @@ async def test_search_ranks_as_recall_does_reinforces_nothing_and_enter_tells_th
         assert view.app.screen is view
 
 
+async def test_the_hits_past_the_first_become_rows_as_the_cursor_nears_them_in_rank_order(eng, store, clock,
+                                                                                         monkeypatch):
+    monkeypatch.setattr(ResultsTable, "SHOWN_FIRST", 4)
+    monkeypatch.setattr(MemoryTable, "MORE_WITHIN", 2)
+    for i in range(9):
+        eng.remember(f"window seat request {i}", importance=1 + i % 5)
+    expected = [f"{hit.tier}:{hit.id}" for hit in Memory(store, clock).recall("window", reinforce=False)]
+    assert len(expected) == 9
+    async with memory_view(eng) as (pilot, view):
+        await pilot.press("slash", *"window", "enter")
+        await searched(pilot, view)
+        table = view.table("results")
+        assert keys(table) == expected[:4] and "9 found" in str(table.border_subtitle)
+        await pilot.press("down", "down")
+        await pilot.pause()
+        assert keys(table) == expected  # the rest, once, in rank order
+        await pilot.press("slash", *" seat", "enter")  # a new search starts over from its own first hits
+        await searched(pilot, view)
+        again = [f"{hit.tier}:{hit.id}" for hit in Memory(store, clock).recall("window seat", reinforce=False)]
+        assert keys(table) == again[:4] and "9 found" in str(table.border_subtitle)
+
+
 async def test_enter_on_a_pending_row_opens_the_same_story_as_why(eng, store, clock):
     ids = some_pending(eng, clock)
     async with memory_view(eng) as (pilot, view):
@@ -472,6 +495,36 @@ async def test_escape_leaves_the_search_box_then_the_view(eng, store, clock):
         await pilot.press("escape")
         await pilot.pause()
         assert not isinstance(view.app.screen, MemoryScreen)
+
+
+async def test_the_footer_follows_the_focus_without_mounting_and_a_click_on_a_key_presses_it(eng, store, clock):
+    """KeysFooter: the search box takes the letter keys, so the footer drops them while it has the focus
+    and shows them again after; one line drawn again, no widget mounted (Textual's Footer mounts one a
+    key on each change of focus). A click on a key does what the key does."""
+    add_long_term(store, content="the user likes green tea", created=clock())
+    async with memory_view(eng) as (pilot, view):
+        footer = view.query_one(KeysFooter)
+
+        def shown() -> list[str]:
+            return [label for _, _, label, _, _ in footer._keys]
+
+        assert {"Pin", "Forget", "Keep", "Search", "Help", "Quit"} <= set(shown())
+        assert not footer.children
+        await pilot.press("slash")
+        await pilot.pause()
+        assert "Pin" not in shown() and "Quit" not in shown()  # typed into the box now
+        await pilot.press("escape")
+        await pilot.pause()
+        assert {"Pin", "Forget", "Quit"} <= set(shown()) and not footer.children
+        line = "".join(segment.text for segment in view._compositor.render_strips()[-1])
+        assert line.startswith("/ Search p Pin f Forget") and line.rstrip().endswith("▏^p palette")
+
+        await pilot.press("2")
+        await pilot.pause()
+        x = line.index("p Pin")
+        await pilot.click(KeysFooter, offset=(x, 0))
+        await pilot.pause()
+        assert store.m.LongTermMemory.get().pinned  # the click pressed p on the selected memory
 
 
 async def test_a_view_kept_installed_and_shown_again_reads_what_changed_meanwhile(eng, store, clock):
@@ -541,3 +594,13 @@ async def test_a_slow_search_finishes_in_the_background_and_only_the_last_one_as
         await searched(pilot, view)
         assert keys(view.table("results")) == [f"pending:{hit.id}" for hit in real("train")]
         assert view.query_text == "train"
+        assert str(view.table("results").border_subtitle) == "1 found for 'train'"
+        # A new slow search: the last one's hits leave at once rather than pass for its own meanwhile.
+        release.clear()
+        view.run_search("aisle")
+        await pilot.pause()
+        assert keys(view.table("results")) == []
+        assert str(view.table("results").border_subtitle) == "searching for 'aisle'…"
+        release.set()
+        await searched(pilot, view)
+        assert keys(view.table("results")) == [f"pending:{hit.id}" for hit in real("aisle")]

@@ -38,7 +38,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer
+from textual.widgets import DataTable
 
 from memtui.engine import Engine, EngineError, EngineInfo, Event, JobInfo, RunInfo
 from memtui.engine.memory import PromotionStats
@@ -49,7 +49,7 @@ from memtui.tui.format import fmt_delta
 from memtui.tui.memories import MemoryScreen
 from memtui.tui.reader import LatestReader
 from memtui.tui.screens import DetailsScreen, EnginesScreen, HelpScreen, RetimeRequest, RetimeScreen
-from memtui.tui.widgets import HistoryTable, JobsTable, StatsPanel, StatusLine
+from memtui.tui.widgets import HistoryTable, JobsTable, KeysFooter, StatsPanel, StatusLine
 
 
 class EngineUpdate(Message):
@@ -175,7 +175,7 @@ class MemtuiApp(App):
         with Horizontal(id="lower"):
             yield HistoryTable(id="history")
             yield StatsPanel(id="stats")
-        yield Footer(compact=True)
+        yield KeysFooter(compact=True)
 
     @property
     def jobs_table(self) -> JobsTable:

@@ -34,7 +34,7 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
-from textual.widgets import ContentSwitcher, DataTable, Footer, Input, Static
+from textual.widgets import ContentSwitcher, DataTable, Input, Static
 
 from memtui.engine import Engine, EngineError, Event
 from memtui.engine.browse import Cursor, LongTermRow, MemoryChange, Page, PendingRow, SearchHit
@@ -43,7 +43,7 @@ from memtui.engine.report import fmt_number
 from memtui.engine.story import MemoryStory, describe
 from memtui.tui.format import fmt_delta
 from memtui.tui.screens import HelpScreen
-from memtui.tui.widgets import _DiffTable
+from memtui.tui.widgets import KeysFooter, _DiffTable
 
 # The jobs whose runs move memories: when one finishes, the view reads what it shows again.
 MEMORY_JOBS = ("promote", "decay", "dedupe")
@@ -334,7 +334,35 @@ class LongTermTable(MemoryTable):
 
 
 class ResultsTable(MemoryTable):
+    """A search's hits, best first: all of them read at once (a search is not paged), but only the first
+    ``SHOWN_FIRST`` made into rows at once, the rest as the cursor nears them — a row costs its making
+    and measuring whether shown or not, and the hits are drawn in the update after the search."""
+
     FIELDS = (("tier", "TIER"), ("id", "ID"), ("importance", "IMP"), ("note", "NOTE"))
+    SHOWN_FIRST = 40
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.query = ""  # the search whose hits are shown
+        self.found = 0  # how many hits it had
+        self._later: list[SearchHit] = []  # hits not made into rows yet
+        self._now: datetime | None = None
+
+    def show_hits(self, query: str, hits: list[SearchHit], now: datetime) -> None:
+        """Search ``query``'s hits in place of the last one's."""
+        self.reset()
+        self.query, self.found, self._now = query, len(hits), now
+        self.show_page(Page(tuple(hits[:self.SHOWN_FIRST]), None), now)
+        self._later = list(hits[self.SHOWN_FIRST:])
+        self.read_more = self._show_later
+
+    def _show_later(self) -> None:
+        later, self._later = self._later, []
+        self._put_all(later, self._now)
+
+    def reset(self, columns=None) -> None:
+        super().reset(columns)
+        self.query, self.found, self._later = "", 0, []
 
     def key_of(self, row: SearchHit) -> str:
         return f"{row.tier}:{row.id}"
@@ -348,7 +376,7 @@ class ResultsTable(MemoryTable):
         }
 
     def wants_more(self) -> bool:
-        return False  # the best hits, once: a search is not paged
+        return bool(self._later) and self.row_count - self.cursor_row <= self.MORE_WITHIN
 
 
 class StoryScreen(ModalScreen[None]):
@@ -410,7 +438,7 @@ class MemoryScreen(Screen):
         Binding(key, "jobs_key", show=False) for key in ("space", "e", "d", "t")]
     PAGE = 60  # two screens' worth: a DataTable measures every cell it is given, shown or not
     HITS = 100  # the best search hits, shown at once
-    SEARCH_WAIT_S = 0.05  # a search longer than this finishes in the background
+    SEARCH_WAIT_S = 0.015  # a search longer than this finishes in the background
     MODES = {"pending": "pending", "long-term": "long-term", "results": "search"}
 
     def __init__(self, engine: Engine):
@@ -426,6 +454,7 @@ class MemoryScreen(Screen):
         self._over = False  # a story or the help is open over it: closing that reads nothing again
         self._searcher: ThreadPoolExecutor | None = None  # the search's own thread, made at the first search
         self._search_token = self._search_shown = 0  # the last search asked for, and the last shown
+        self._note_shown: str | None = None  # the mode's note as shown (see _show_mode)
 
     def compose(self) -> ComposeResult:
         yield Static(id="memory-tabs")
@@ -436,7 +465,7 @@ class MemoryScreen(Screen):
             yield PendingTable(id="pending")
             yield LongTermTable(id="long-term")
             yield ResultsTable(id="results")
-        yield Footer(compact=True)
+        yield KeysFooter(compact=True)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -560,7 +589,7 @@ class MemoryScreen(Screen):
     def _subtitle(self, mode: str) -> None:
         table = self.table(mode)
         if mode == "results":
-            table.border_subtitle = f"{table.row_count} found" if self.query_text else ""
+            table.border_subtitle = f"{table.found} found for {table.query!r}" if table.query else ""
             return
         more = "all shown" if table.exhausted else "more below: read as you scroll"
         table.border_subtitle = f"{table.row_count:,} shown · {more}"
@@ -572,8 +601,11 @@ class MemoryScreen(Screen):
             tabs.append(label, style="bold reverse" if mode == self.mode else "dim")
             tabs.append(" ")
         tabs.append("  escape: jobs", style="dim")
-        self.query_one("#memory-tabs", Static).update(tabs)
-        self.query_one("#memory-note", Static).update(self.note())
+        self.query_one("#memory-tabs", Static).update(tabs, layout=False)  # one line high (DEFAULT_CSS)
+        note = self.note()
+        if note.plain != self._note_shown:  # its height follows its text: a new text lays the screen out
+            self._note_shown = note.plain
+            self.query_one("#memory-note", Static).update(note)
         self.query_one("#memory-modes", ContentSwitcher).current = self.mode
 
     def note(self) -> Text:
@@ -591,8 +623,9 @@ class MemoryScreen(Screen):
                         f"decay retires a memory when it falls below its floor.")
         if not self.query_text:
             return Text("Press / and type words to search pending and long-term memories.")
-        return Text(f"Memories holding every word of {self.query_text!r} (or its prefix), most relevant first "
-                    f"(relevance × importance, as recall ranks); searching reinforces nothing.")
+        # The words are in the box and the table's subtitle, not here: a new search then lays nothing out.
+        return Text("Memories holding every word searched for (or its prefix), most relevant first "
+                    "(relevance × importance, as recall ranks); searching reinforces nothing.")
 
     # -- events from the tables and the search box ---------------------------------------------------
 
@@ -643,7 +676,10 @@ class MemoryScreen(Screen):
         try:
             hits, problem = future.result(timeout=self.SEARCH_WAIT_S)  # the GIL is the search's meanwhile
         except TimeoutError:
-            self.table("results").border_subtitle = "searching…"
+            table = self.table("results")
+            if table.query != query:  # another search's hits would pass for this one's meanwhile
+                table.show_hits("", [], self.engine.clock())
+            table.border_subtitle = f"searching for {query!r}…"
             future.add_done_callback(lambda done: self.post_message(SearchDone(token, query, *done.result())))
             return
         self.on_search_done(SearchDone(token, query, hits, problem))
@@ -653,11 +689,11 @@ class MemoryScreen(Screen):
             return  # another search was asked for since
         self._search_shown = done.token
         table = self.table("results")
-        table.reset()
         if done.problem is not None:
+            table.reset()
             self.notify(done.problem, severity="error", markup=False)
         else:
-            table.show_page(Page(tuple(done.hits), None), self.engine.clock())
+            table.show_hits(done.query, done.hits, self.engine.clock())
             if not done.hits:
                 self.notify(f"nothing holds every word of {done.query!r}", markup=False)
         self._subtitle("results")

@@ -787,6 +787,134 @@ class StatsPanel(Vertical):
         self.query_one("#stats-chart", PromotionChart).show(stats.recent, stats.runs)
 
 
+class KeysFooter(Widget, can_focus=False):
+    """The keys the screen and its focused widget answer to, on one line, as Textual's compact Footer
+    shows them (the command palette's key on the right); a click on a key presses it.
+
+    Textual's Footer is a widget per key, and each change of the active bindings — every change of focus
+    — unmounts them all, mounts new ones and lays the whole screen out again: ~65 ms of this machine's
+    screen thread each time, twice in every search of the memory view (the box takes the focus, then the
+    table), which alone put a search's results past 100 ms (bench/memory_view.py). Here the same change
+    draws this one line again, and only when the keys shown changed. Bindings in a group are shown one by
+    one (none of memtui's are grouped)."""
+
+    DEFAULT_CSS = """
+    KeysFooter {
+        dock: bottom; height: 1; color: $footer-foreground; background: $footer-background;
+        & > .keys-footer--key { color: $footer-key-foreground; background: $footer-key-background; text-style: bold; }
+        & > .keys-footer--description {
+            color: $footer-description-foreground; background: $footer-description-background;
+        }
+        & > .keys-footer--hover { background: $block-hover-background; }
+        & > .keys-footer--separator { color: $foreground 20%; }
+    }
+    """
+    COMPONENT_CLASSES = {"keys-footer--key", "keys-footer--description", "keys-footer--hover",
+                         "keys-footer--separator"}
+    ALLOW_SELECT = False
+
+    def __init__(self, *, compact: bool = True, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.compact = compact  # kept for the same call as Textual's Footer: this one is always compact
+        self._keys: tuple[tuple[str, str, str, bool, str], ...] = ()  # (key, shown as, label, enabled, tooltip)
+        self._palette: tuple[str, str, str, bool, str] | None = None
+        self._spans: list[tuple[int, int, int]] = []  # (first x, end x, index into _keys + [_palette]) drawn
+        self._hover: int | None = None
+
+    def on_mount(self) -> None:
+        self.screen.bindings_updated_signal.subscribe(self, self.bindings_changed)
+
+    def on_unmount(self) -> None:
+        self.screen.bindings_updated_signal.unsubscribe(self)
+
+    def bindings_changed(self, screen) -> None:
+        if not screen.app.app_focus or not self.is_attached or screen is not self.screen:
+            return  # as Textual's: an app without focus keeps the keys it showed
+        app = self.app
+        keys: list[tuple[str, str, str, bool, str]] = []
+        actions: set[str] = set()
+        active = screen.active_bindings
+
+        def entry(binding, enabled: bool, tooltip: str) -> tuple[str, str, str, bool, str]:
+            return (binding.key, app.get_key_display(binding), binding.description, enabled,
+                    tooltip or binding.tooltip or binding.description)
+
+        for _, binding, enabled, tooltip in active.values():
+            if binding.show and binding.action not in actions:  # one key an action, the first, as Textual's
+                actions.add(binding.action)
+                keys.append(entry(binding, enabled, tooltip))
+        palette = None
+        if app.ENABLE_COMMAND_PALETTE and app.COMMAND_PALETTE_BINDING in active:  # shown whether or not .show
+            _, binding, enabled, tooltip = active[app.COMMAND_PALETTE_BINDING]
+            palette = entry(binding, enabled, tooltip)
+        if (tuple(keys), palette) != (self._keys, self._palette):
+            self._keys, self._palette, self._hover = tuple(keys), palette, None
+            self.refresh()
+
+    def render(self) -> Text:
+        key_style = self.get_component_rich_style("keys-footer--key", partial=True)
+        label_style = self.get_component_rich_style("keys-footer--description", partial=True)
+        hover_style = self.get_component_rich_style("keys-footer--hover", partial=True)
+        text = Text(no_wrap=True, overflow="crop", end="")
+        self._spans = []
+
+        def add(index: int, entry) -> None:
+            _, shown, label, enabled, _ = entry
+            start = text.cell_len
+            text.append(shown, key_style)
+            if label:
+                text.append(f" {label}", label_style)
+            if not enabled:
+                text.stylize(Style(dim=True), start)
+            if index == self._hover:
+                text.stylize(hover_style, start)
+            self._spans.append((start, text.cell_len, index))
+
+        for index, entry in enumerate(self._keys):
+            add(index, entry)
+            text.append(" ")
+        if self._palette is not None:  # on the right, over the keys that don't fit, as Textual's
+            width = cell_len(self._palette[1]) + 1 + cell_len(self._palette[2]) + 2  # "▏^p palette "
+            room = max(0, self.size.width - width)
+            if text.cell_len > room:
+                text.truncate(room)
+                self._spans = [(start, min(end, room), index) for start, end, index in self._spans if start < room]
+            text.append(" " * (room - text.cell_len))
+            text.append("▏", self.get_component_rich_style("keys-footer--separator"))
+            add(len(self._keys), self._palette)
+            text.append(" ")
+        return text
+
+    def _entry_at(self, x: int) -> tuple[int, tuple] | None:
+        for start, end, index in self._spans:
+            if start <= x < end:
+                return index, (self._keys[index] if index < len(self._keys) else self._palette)
+        return None
+
+    def on_mouse_move(self, event) -> None:
+        found = self._entry_at(event.x)
+        hover = found[0] if found is not None else None
+        if hover != self._hover:
+            self._hover = hover
+            self.tooltip = found[1][4] if found is not None else None
+            self.refresh()
+
+    def on_leave(self, _) -> None:
+        if self._hover is not None:
+            self._hover = None
+            self.refresh()
+
+    def on_mouse_down(self, event) -> None:
+        found = self._entry_at(event.x)
+        if found is None:
+            return
+        key, _, _, enabled, _ = found[1]
+        if enabled:
+            self.app.simulate_key(key)
+        else:
+            self.app.bell()
+
+
 class StatusLine(Static):
     """Engine state, database path, model in use; or, while the jobs are held, why (on as many
     lines as it takes: the reason names the database path and what brings the jobs back)."""
