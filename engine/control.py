@@ -168,8 +168,8 @@ class ControlMixin:
 
     def run_job(self, name: str, reason: str = "manual") -> RunInfo:
         """Run job ``name`` in the calling thread and return its run record."""
-        self._definition(name)
-        return self._execute(name, reason)
+        # The definition read to refuse an unknown job is the one the run uses: read once, not thrice.
+        return self._execute(name, reason, definition=self._definition(name))
 
     def dry_run(self, name: str) -> dict:
         """What job ``name`` would do now, computed without writing anything (no run row either)."""

@@ -62,8 +62,10 @@ class LeaseMixin:
             raise EngineError("the engine is stopping; no new runs")
         JobState, Run = self.store.m.JobState, self.store.m.Run
         scheduled_ts = scheduled_for.timestamp() if scheduled_for else None
-        JobState.insert(name=name).on_conflict_ignore().execute()  # a job written with plain SQL
         before = self._lock_state(name)  # whose lease this claim may replace
+        if before is None:  # a job written with plain SQL has no state row yet: only then insert one
+            JobState.insert(name=name).on_conflict_ignore().execute()
+            before = self._lock_state(name)
         now = self.clock()
         ts = now.timestamp()
         taken = JobState.update(lease_owner=self.owner, lease_expires_at=ts + self.config.engine.lease_ttl_s).where(
@@ -74,8 +76,7 @@ class LeaseMixin:
             # so the history never shows it "running" beside the run that replaces it.
             self._end_run(before.lease_run_id, name, "interrupted", INTERRUPTED, ts)
         if taken:
-            run_id = Run.insert(job=name, reason=reason, scheduled_for=scheduled_ts, started_at=ts,
-                                status="running", owner=self.owner).execute()
+            run_id = Run.insert(**self._running_row(name, reason, scheduled_ts, ts)).execute()
             JobState.update(lease_run_id=run_id).where(JobState.name == name).execute()
             return run_id, None, now
         holder, since = (JobState.select(JobState.lease_owner, Run.started_at)
@@ -89,6 +90,12 @@ class LeaseMixin:
         JobState.update(runs=JobState.runs + 1, last_run_at=ts, last_status="skipped", last_duration_ms=0).where(
             JobState.name == name).execute()
         return run_id, holder, now
+
+    def _running_row(self, name: str, reason: str, scheduled_ts: float | None, ts: float) -> dict:
+        """The columns of the run row a claim that took the lease inserts (runner.py builds the
+        run_started event from them too, rather than reading the row back)."""
+        return dict(job=name, reason=reason, scheduled_for=scheduled_ts, started_at=ts, status="running",
+                    owner=self.owner)
 
     def _track(self, run_id: int, name: str, started_ts: float) -> None:
         """Count a run as this engine's, once the transaction that began it has committed (a

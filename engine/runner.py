@@ -100,8 +100,9 @@ class RunnerMixin:
 
     # -- one run ------------------------------------------------------------------
 
-    def _execute(self, name: str, reason: str, scheduled_for=None) -> RunInfo:
-        """Run job ``name`` once under its lease and record everything about it."""
+    def _execute(self, name: str, reason: str, scheduled_for=None, definition=None) -> RunInfo:
+        """Run job ``name`` once under its lease and record everything about it. ``definition``:
+        the job's, when the caller has just read it (else the run reads it as it starts)."""
         with self.store.atomic():
             run_id, holder, now = self._begin_run(name, reason, scheduled_for)
         if holder is None:
@@ -110,20 +111,27 @@ class RunnerMixin:
             info = self.run(run_id)
             self._publish("run_finished", name, info)
             return info
-        return self._run_begun(name, run_id)
+        # The row as _begin_run inserted it, without reading it back: what a read would return
+        # (floats and text come back as written, on SQLite and PostgreSQL alike).
+        scheduled_ts = scheduled_for.timestamp() if scheduled_for else None
+        started = self._run_info(self.store.m.Run(
+            id=run_id, **self._running_row(name, reason, scheduled_ts, now.timestamp())))
+        return self._run_begun(name, run_id, definition, started)
 
-    def _run_begun(self, name: str, run_id: int) -> RunInfo:
+    def _run_begun(self, name: str, run_id: int, definition=None, started: RunInfo | None = None) -> RunInfo:
         """Execute a run whose row and lease exist; whatever happens, the run ends recorded or
-        abandoned, and this engine lets go of it."""
+        abandoned, and this engine lets go of it. ``definition`` and ``started`` (the run as it
+        began), when the caller has them, save reading them again."""
         heartbeat = None if self.started else self._start_heartbeat()
         try:
             with self._lock:
                 cancel = self._running[run_id].cancel
-            self._publish("run_started", name, self.run(run_id))
+            self._publish("run_started", name, started or self.run(run_id))
             status, result, error, trace = "success", {}, None, None
+            d = definition
             t0 = time.perf_counter()
             try:
-                d = self._definition(name)
+                d = d or self._definition(name)  # a failed read fails the run, as a failed job does
                 result = KINDS[d.kind].run(self._context(d, run_id, cancel=cancel)) or {}
             except SkipRun as skip:
                 status, result, error = "skipped", skip.result, skip.reason
@@ -138,7 +146,7 @@ class RunnerMixin:
                 status, error, trace = "failed", redact(one_line(exc)), redact(tb.format_exc())
             duration_ms = round((time.perf_counter() - t0) * 1000, 3)  # to the microsecond
             try:
-                self._finish_run(name, run_id, status, result, error, trace, duration_ms)
+                self._finish_run(name, run_id, status, result, error, trace, duration_ms, d)
             except Exception as exc:  # busy past the timeout, disk full: don't leave it "running"
                 self._abandon(run_id, name, "failed", f"could not record the outcome: {redact(one_line(exc))}")
                 raise
@@ -152,26 +160,29 @@ class RunnerMixin:
             self._apply_changes()
         return info
 
-    def _finish_run(self, name, run_id, status, result, error, trace, duration_ms) -> None:
+    def _finish_run(self, name, run_id, status, result, error, trace, duration_ms, definition=None) -> None:
+        """Record how the run ended. ``definition``: the one it ran with (read here when it has none:
+        the run could not read it, and this read fails the same way, so the run is abandoned)."""
         Run = self.store.m.Run
-        kind = KINDS.get(self._definition(name).kind)
+        kind = KINDS.get((definition or self._definition(name)).kind)
         counters = kind.counters if kind and status == "success" else ()
         with self.store.atomic():
-            self._lock_state(name)
+            state = self._lock_state(name)
             ts = self.clock().timestamp()  # after any wait for the lock, as the next run's start is
             finished = Run.update(finished_at=ts, duration_ms=duration_ms, status=status,
                                   result=json.dumps(result, default=str), error=error, traceback=trace).where(
                 (Run.id == run_id) & (Run.status == "running")).execute() == 1
             if finished:
-                self._count_outcome(name, status, ts, duration_ms, result, counters)
+                self._count_outcome(name, status, ts, duration_ms, result, counters, state)
             self._release_lease(name, run_id)
 
     def _count_outcome(self, name: str, status: str, ts: float, duration_ms: float | None, result: dict,
-                       counters: tuple[str, ...]) -> None:
+                       counters: tuple[str, ...], state=None) -> None:
         """Counters, totals and failure backoff for a finished run; inside the caller's transaction,
-        which holds the job's state row (read, then written from what was read)."""
+        which holds the job's state row (read, then written from what was read). ``state``: that row
+        as the caller locked it, when it did (nothing it reads has been written since); else locked here."""
         JobState = self.store.m.JobState
-        row = self._lock_state(name)
+        row = state if state is not None else self._lock_state(name)
         if status == "cancelled":  # neither a failure nor a success: counters and backoff stay as they were
             JobState.update(runs=JobState.runs + 1, last_run_at=ts, last_status=status,
                             last_duration_ms=duration_ms).where(JobState.name == name).execute()
@@ -225,10 +236,10 @@ class RunnerMixin:
         """End a run of this engine that will not finish by itself (stopped, timed out, unrecordable)."""
         now = self.clock().timestamp()
         with self.store.atomic():
-            self._lock_state(job)
-            ended = self._end_run(run_id, job, status, why, now)
+            state = self._lock_state(job)
+            ended = self._end_run(run_id, job, status, why, now)  # writes last_status only
             if ended and count_failure:
-                self._count_outcome(job, "failed", now, None, {}, ())
+                self._count_outcome(job, "failed", now, None, {}, (), state)
             if release:
                 self._release_lease(job, run_id)
         if release:
