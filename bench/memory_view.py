@@ -302,7 +302,7 @@ async def measure(engine, repeat: int, seed: int, pages: int) -> dict:
                     painted.arm(lambda q=query: view().query_text == q and not view().searching)
                     await pilot.press("enter")
                     ms = await painted.wait(f"the search for {query!r}")
-                    hits = view().table("results").row_count
+                    hits = view().table("results").found  # the first are rows, the rest as the cursor nears them
                     out["search"].setdefault(label, []).append(
                         {"query": query, "ms": ms, "cpu_ms": painted.cpu_ms, "engine_ms": timed.last("search_memories"),
                          "hits": hits})
@@ -319,7 +319,7 @@ async def measure(engine, repeat: int, seed: int, pages: int) -> dict:
                     ms = await painted.wait(f"the search for {query!r}")
                     out["search"][label].append({"query": query, "ms": ms, "cpu_ms": painted.cpu_ms,
                                                  "engine_ms": timed.last("search_memories"),
-                                                 "hits": view().table("results").row_count})
+                                                 "hits": view().table("results").found})
             await pilot.press("escape")  # back to the jobs view: the next repetition opens a new view
             await pilot.pause()
         app.exit()
@@ -416,7 +416,7 @@ def run(args, workdir: Path, backend) -> Section:
     sec.table(["what", "n", "median ms", "max ms", "cpu ms", "engine ms", "rows"], table_rows)
     sec.line("  (median and max: wall time to the screen update; cpu ms: the process's CPU time meanwhile, median;"
              " engine ms: the engine call alone, median; rows: rows in the table after it, for a search the hits"
-             " shown, at most 100)")
+             " found, at most 100 (the first 40 made into rows at once, the rest as the cursor nears them))")
     for label, ms in worst.items():
         sec.check(f"{label} on screen < {TARGET_MS:g} ms", ms is not None and ms < TARGET_MS,
                   "-" if ms is None else f"worst {ms:.1f} ms")
