@@ -175,7 +175,7 @@ class MemtuiApp(App):
         with Horizontal(id="lower"):
             yield HistoryTable(id="history")
             yield StatsPanel(id="stats")
-        yield KeysFooter(compact=True)
+        yield KeysFooter()
 
     @property
     def jobs_table(self) -> JobsTable:

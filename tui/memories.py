@@ -467,7 +467,7 @@ class MemoryScreen(Screen):
             yield PendingTable(id="pending")
             yield LongTermTable(id="long-term")
             yield ResultsTable(id="results")
-        yield KeysFooter(compact=True)
+        yield KeysFooter()
 
     # -- lifecycle ---------------------------------------------------------------------------
 

@@ -813,9 +813,8 @@ class KeysFooter(Widget, can_focus=False):
                          "keys-footer--separator"}
     ALLOW_SELECT = False
 
-    def __init__(self, *, compact: bool = True, id: str | None = None) -> None:
+    def __init__(self, *, id: str | None = None) -> None:  # always drawn as Textual's compact=True
         super().__init__(id=id)
-        self.compact = compact  # kept for the same call as Textual's Footer: this one is always compact
         self._keys: tuple[tuple[str, str, str, bool, str], ...] = ()  # (key, shown as, label, enabled, tooltip)
         self._palette: tuple[str, str, str, bool, str] | None = None
         self._spans: list[tuple[int, int, int]] = []  # (first x, end x, index into _keys + [_palette]) drawn
