@@ -16,6 +16,7 @@ consolidation, rollups and profile clean-up.
 from __future__ import annotations
 
 import os
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -41,6 +42,15 @@ class Recalled:
     last_used: datetime | None
     decayed: bool = False  # decay had soft-deleted it; recalling it (reinforce=True) restored it
     superseded: bool = False  # merged into or replaced by another memory (only with recall(history=True))
+
+
+def recall_order(row: tuple) -> tuple:
+    """Recall's order of a hit row (id, content, kind, sender, importance, tier, last_used, decayed,
+    superseded, rank): current before decayed and superseded, then the most relevant (weighted by
+    importance), then the most recently used, a memory never used last. Each tier's query orders by the
+    same, in SQL."""
+    last_used = row[6]
+    return (bool(row[8]), bool(row[7]), -row[9], last_used is None, -(last_used or 0.0))
 
 
 class Memory:
@@ -84,14 +94,19 @@ class Memory:
         return ops.record_access(self.store, self.clock(), memory_id)
 
     def recall(self, query: str, *, sender: str | None = None, limit: int = 10,
-               reinforce: bool = True, history: bool = False) -> list[Recalled]:
+               reinforce: bool = True, history: bool = False, beside: Executor | None = None) -> list[Recalled]:
         """Memories whose text holds every word of ``query`` (each also as a prefix: "aisle" finds
         "aisles"), most relevant first: full-text relevance (BM25 on SQLite, ``ts_rank`` on PostgreSQL)
         weighted by importance, ×(0.5 + importance/10), so a memory of importance 10 ranks as one of
         importance 0 three times as relevant. Any that decay soft-deleted come after the rest
         (``decayed``; recalling one restores it). Memories merged into another or replaced by a newer one
         (the dedupe job) are left out unless ``history`` (then ``superseded`` is set, and they are not
-        reinforced: the memory that replaced them is the one in use).
+        reinforced: the memory that replaced them is the one in use). Among equals, the most recently
+        used first, one never used last.
+
+        Each tier is ranked by a query of its own; ``beside`` (an executor of one thread) ranks the
+        pending tier there while this thread ranks the long-term one: both databases rank without holding
+        the GIL, so a search then takes the longer tier's time instead of both (the memory view's).
 
         Matching ignores case and accents (models/text.py ``fold``: "emile" finds "Émile", "STRASSE"
         finds "Straße"). Returned long-term memories are reinforced and pending ones get an access,
@@ -100,12 +115,13 @@ class Memory:
         store = self.store
         LongTerm, Pending, History = store.m.LongTermMemory, store.m.PendingMemory, store.m.MemoryHistory
         store.sync_search()
-        selects = []
+        tiers = []
         for model, tier in ((LongTerm, "long_term"), (Pending, "pending")):
             long_term = model is LongTerm
+            last_used = model.last_reinforced_at if long_term else model.last_access_at
             matched = store.matching(model.select(
                 model.id, model.content, model.kind, model.sender, model.importance, Value(tier).alias("tier"),
-                (model.last_reinforced_at if long_term else model.last_access_at).alias("last_used"),
+                last_used.alias("last_used"),
                 (model.deleted_at.is_null(False) if long_term else Value(False)).alias("decayed"),
                 (model.superseded_by.is_null(False) if long_term else Value(False)).alias("superseded"),
             ), model, query)
@@ -122,13 +138,16 @@ class Memory:
                     History.select(SQL("1")).where((History.memory_id == model.id) & (History.tier == "long_term")
                                                    & (History.action == "forget")
                                                    & (History.at >= model.deleted_at))))
-            selects.append(select)
-        # A compound query is ordered by its output columns: current before decayed and superseded, then the
-        # most relevant (weighted by importance), then the most recently used.
-        rows = ((selects[0] + selects[1])  # UNION ALL
-                .order_by(Entity("superseded"), Entity("decayed"), Entity("rank").desc(),
-                          Entity("last_used").desc())
-                .limit(limit).tuples())
+            # recall_order, in SQL: the best ``limit`` of both tiers are among each tier's best ``limit``.
+            tiers.append(select.order_by(
+                Entity("superseded"), Entity("decayed"), Entity("rank").desc(),
+                last_used.desc(nulls="LAST")).limit(limit).tuples())
+        if beside is None:
+            ranked = [list(tier) for tier in tiers]
+        else:
+            pending = beside.submit(lambda: list(tiers[1]))
+            ranked = [list(tiers[0]), pending.result()]
+        rows = sorted(ranked[0] + ranked[1], key=recall_order)[:limit]
         hits = [Recalled(r[0], r[1], r[2], r[3], r[4], r[5], from_ts(r[6]), bool(r[7]), bool(r[8])) for r in rows]
         if not reinforce:
             return hits

@@ -201,7 +201,7 @@ class Engine(ControlMixin, SchedulingMixin, LeaseMixin, RunnerMixin, RequestsMix
             return sorted({active.job for active in self._running.values()})
 
     def close(self) -> None:
-        self.store.close()
+        self.release_thread()  # this thread's connection, and the search helper's (engine/browse.py)
 
     def _start_daemon(self, target, name: str, *args) -> None:
         thread = threading.Thread(target=target, args=args, name=name, daemon=True)

@@ -195,3 +195,68 @@ def test_the_database_folds_stored_text_as_python_folds_the_query(store):
         if in_sql != fold(chr(cp)):
             differ[f"U+{cp:04X} {chr(cp)}"] = (in_sql, fold(chr(cp)))
     assert differ == {}
+
+
+# -- the order, tier by tier ---------------------------------------------------------
+
+def test_equal_hits_come_most_recently_used_first_and_one_never_used_last(memory, clock):
+    """The same text and importance rank the same: then the latest use decides, and a memory never used
+    comes last on both backends (PostgreSQL would put its NULL first in a plain DESC)."""
+    never = memory.remember("tea with lemon", sender="alice")
+    used_early = memory.remember("tea with lemon", sender="bob")
+    used_late = memory.remember("tea with lemon", sender="carol")
+    clock.advance(hours=1)
+    memory.record_access(used_early)
+    clock.advance(hours=1)
+    memory.record_access(used_late)
+    assert [h.id for h in memory.recall("tea lemon", reinforce=False)] == [used_late, used_early, never]
+    assert [h.id for h in memory.recall("tea lemon", limit=1, reinforce=False)] == [used_late]
+
+
+def test_each_tiers_best_then_merged_are_the_best_of_both_and_the_view_ranks_the_same(store, clock):
+    """recall ranks each tier by a query of its own, cut at ``limit``, and merges them; the memory view's
+    search ranks the pending tier in a thread beside. Every cut of the whole ranking, either way, is its
+    head: on a store of both tiers, with decayed and merged memories among them."""
+    import random
+    import threading
+    from datetime import timedelta
+
+    from tests.factories import add_long_term
+
+    rng = random.Random(7)
+    words = ["tea", "lemon", "train", "window", "seat", "paris", "coffee", "aisle"]
+    memory, engine = Memory(store, clock), Engine(store, Config(), clock)
+    now = clock()
+    for i in range(120):
+        text = " ".join(rng.sample(words, rng.randint(1, 4))) + f" note{i}"
+        importance = round(rng.uniform(0, 10), 3)
+        if i % 2:
+            mid = memory.remember(text, sender=f"s{i}", importance=importance)
+            if i % 3 == 0:
+                memory.record_access(mid)
+        else:
+            deleted = now - timedelta(days=1) if i % 8 == 0 else None
+            add_long_term(store, created=now - timedelta(days=i), importance=importance, content=text,
+                          deleted=deleted)
+    merged = store.execute("SELECT id FROM long_term_memory ORDER BY id LIMIT 3").fetchall()
+    store.execute("UPDATE long_term_memory SET superseded_by = ? WHERE id IN (?, ?)",
+                  (merged[0][0], merged[1][0], merged[2][0]))
+    try:
+        for query in ("tea", "lemon train", "seat", "coffee aisle", "note1"):
+            for history in (False, True):
+                whole = [(h.id, h.tier) for h in memory.recall(query, limit=500, reinforce=False, history=history)]
+                assert whole, query
+                tiers = {tier for _, tier in whole}
+                assert len(tiers) == 2 or query == "note1", (query, tiers)
+                for limit in (1, 2, 5, 17, len(whole)):
+                    assert [(h.id, h.tier) for h in memory.recall(
+                        query, limit=limit, reinforce=False, history=history)] == whole[:limit]
+                    assert [(h.id, h.tier) for h in engine.search_memories(
+                        query, limit, retired=history)] == whole[:limit]
+        assert any(t.name.startswith("memtui-search-tier") for t in threading.enumerate())
+    finally:
+        engine.release_thread()
+    for thread in threading.enumerate():  # the helper closed its connection and ended
+        if thread.name.startswith("memtui-search-tier"):
+            thread.join(timeout=5)
+            assert not thread.is_alive()
