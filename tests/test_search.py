@@ -73,13 +73,16 @@ def test_recall_reads_each_memory_table_once(store, clock, caplog):
     """On PostgreSQL the index is a column of the table itself: recall matches and ranks in place. Joined
     to its own hits, each matching row was read twice (its page for the match, then the primary key and
     the page again): 150 against 85 ms for a name in 0.5 % of 2,000,000 memories (bench/memory_view.py).
-    On SQLite the index is a table of its own (FTS5), joined once."""
+    On SQLite the index is a table of its own (FTS5), joined once. Each tier is ranked by a query of its
+    own, which reads its table once."""
     memory = Memory(store, clock)
     memory.remember("Bob drinks tea")
     with caplog.at_level("DEBUG", logger="peewee"):
         assert [h.content for h in memory.recall("tea", reinforce=False)] == ["Bob drinks tea"]
-    [sql] = [r.getMessage() for r in caplog.records if "UNION ALL" in r.getMessage()]
+    ranked = [r.getMessage() for r in caplog.records if '"rank" DESC' in r.getMessage()]
+    assert len(ranked) == 2  # one ranked query a tier, merged by recall_order
     for table in ("long_term_memory", "pending_memory"):
+        [sql] = [sql for sql in ranked if f'FROM "{table}" AS "t1"' in sql]
         assert sql.count(f'FROM "{table}"') + sql.count(f'JOIN "{table}"') == 1, sql
 
 
