@@ -16,6 +16,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -109,6 +110,17 @@ def test_every_connection_gets_the_pragmas(store):
     assert store.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
     assert store.execute("PRAGMA busy_timeout").fetchone()[0] > 0
     assert store.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 10_000  # the engine checkpoints
+    assert store.execute("PRAGMA cache_size").fetchone()[0] == -16_384  # 16 MiB, models/sqlite.py says why
+    seen = []
+
+    def in_another_thread():  # a connection of its own (Peewee's are per thread), with the same settings
+        seen.append(store.execute("PRAGMA cache_size").fetchone()[0])
+        store.close()
+
+    thread = threading.Thread(target=in_another_thread)
+    thread.start()
+    thread.join()
+    assert seen == [-16_384]
 
 
 def wal_backlog(path) -> int:
