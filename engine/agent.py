@@ -106,7 +106,9 @@ class Memory:
 
         Each tier is ranked by a query of its own; ``beside`` (an executor of one thread) ranks the
         pending tier there while this thread ranks the long-term one: both databases rank without holding
-        the GIL, so a search then takes the longer tier's time instead of both (the memory view's).
+        the GIL, so a search then takes the longer tier's time instead of both (the memory view's). The
+        tiers are then read in two transactions: a memory promoted between the two reads shows in both
+        tiers or in neither, until the next search (an agent's recall, which reinforces, passes none).
 
         Matching ignores case and accents (models/text.py ``fold``: "emile" finds "Émile", "STRASSE"
         finds "Straße"). Returned long-term memories are reinforced and pending ones get an access,
