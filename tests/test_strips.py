@@ -1,10 +1,16 @@
-"""tui/strips.py: Strip.divide keeps no pieces (nor itself) and cuts the same strips as Textual's own."""
+"""tui/strips.py: Strip.divide keeps no pieces (nor itself) and cuts the same strips as Textual's own; a strip
+makes its caches when it first uses each, and draws the same as one made by Textual's own __init__."""
 from __future__ import annotations
 
+import gc
 import sys
 
 from rich.segment import Segment
 from rich.style import Style
+from textual.cache import FIFOCache
+from rich.console import Console
+from textual.color import Color
+from textual.filter import Monochrome
 from textual.strip import Strip
 
 from memtui.tui import strips
@@ -40,3 +46,59 @@ def test_install_wraps_once():
     wrapped = Strip.divide
     strips.install()
     assert Strip.divide is wrapped and wrapped.keeps_nothing
+
+
+def test_strip_is_the_one_the_patch_was_written_for():
+    """A Textual upgrade that changes Strip's slots turns the lazy caches off: this says so loudly."""
+    strips.install()
+    assert Strip.__getattr__ is not None and Strip.__init__ is not Strip.__init__.__wrapped__
+
+
+def test_a_new_strip_holds_no_cache_until_it_uses_one():
+    strips.install()
+    strip = make_strip()
+    for name in strips.CACHE_SIZES:  # the slot descriptor itself: unset, so no object was made for it
+        try:
+            getattr(Strip, name).__get__(strip)
+        except AttributeError:
+            continue
+        raise AssertionError(f"{name} was made with the strip")
+    assert not [o for o in gc.get_referents(strip) if isinstance(o, FIFOCache)]
+    strip.crop(0, 3)
+    made = [o for o in gc.get_referents(strip) if isinstance(o, FIFOCache)]
+    assert made == [strip._crop_cache] and strip._crop_cache._maxsize == strips.CACHE_SIZES["_crop_cache"]
+    assert strip.crop(0, 3) is strip.crop(0, 3)  # and caches as Textual's own does
+
+
+def test_other_attributes_still_raise():
+    strips.install()
+    strip = make_strip()
+    try:
+        strip._no_such_cache
+    except AttributeError as exc:
+        assert "_no_such_cache" in str(exc)
+    else:
+        raise AssertionError("an unknown attribute was answered")
+    assert not hasattr(strip, "whatever")
+
+
+def test_lazy_strips_draw_the_same_as_textuals_own():
+    strips.install()
+
+    def textuals_strip() -> Strip:
+        strip = Strip.__new__(Strip)
+        Strip.__init__.__wrapped__(strip, list(make_strip()))
+        return strip
+
+    def draw(strip: Strip) -> list:
+        return [
+            list(strip.crop(2, 9)), list(strip.crop(2, 9)),
+            list(strip.apply_style(Style(bgcolor="blue"))),
+            list(strip.apply_filter(Monochrome(), Color(0, 0, 0))),
+            list(strip.adjust_cell_length(30, Style(italic=True))),
+            list(strip.crop_extend(1, 25, Style(underline=True))),
+            list(strip.apply_offsets(3, 4)), strip.render(Console()),
+            [list(p) for p in strip.divide([4, strip.cell_length])], strip.cell_length, strip.text,
+        ]
+
+    assert draw(make_strip()) == draw(textuals_strip())
