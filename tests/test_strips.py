@@ -102,3 +102,27 @@ def test_lazy_strips_draw_the_same_as_textuals_own():
         ]
 
     assert draw(make_strip()) == draw(textuals_strip())
+
+
+def test_a_cleared_lru_cache_leaves_nothing_for_the_collector():
+    """DataTable clears its render caches at every update: what they held must go by reference counting."""
+    from textual.cache import LRUCache
+
+    strips.install()
+    assert LRUCache.clear is not LRUCache.clear.__wrapped__
+    cache: LRUCache[int, list] = LRUCache(8)
+    for key in range(12):  # some evicted too
+        cache[key] = [Segment(f"row {key}", Style(bold=True))]
+    cache.discard(5)
+    assert cache.get(9) is not None and len(cache) == 7
+    gc.collect()
+    gc.disable()
+    try:
+        cache.clear()
+        assert len(cache) == 0 and cache.get(9) is None
+        assert gc.collect() == 0  # no ring of links left behind
+        cache[1] = ["again"]  # still a working cache after it
+        cache[2] = ["and again"]
+        assert cache.get(1) == ["again"] and len(cache) == 2
+    finally:
+        gc.enable()
