@@ -13,7 +13,7 @@ thousands of dead renders for the garbage collector to walk (``_DiffTable``).
 from __future__ import annotations
 
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 
 from rich.cells import cell_len
@@ -429,12 +429,18 @@ class JobsTable(_DiffTable):
     # "split" shows runs and errors in two columns instead of RUNS/ERR.
     CLAIMS = ("next", "schedule", "duration", "split")
     SCHEDULE_MIN, SCHEDULE_MAX = 18, 48
+    # A column's room is the widest it needed within this long, so a cell that changes width back and
+    # forth (TOOK between "9 ms" and "12 ms", a countdown) does not give its room to the schedule and
+    # take it back on alternate seconds: each time a rebuild, every cell drawn again (bench/ui.py:
+    # 80-90 cells, most of the slowest frames). Room a column no longer needs comes back after it.
+    HOLD = timedelta(minutes=1)
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self._shown: tuple[list[JobInfo], datetime, int, bool] | None = None
         self.schedule_width = self.SCHEDULE_MIN
         self._widest: dict[str, int] = {}  # per column, the widest cell since the last rebuild
+        self._held: dict[str, tuple[int, datetime]] = {}  # per column, the width it keeps room for, until when
 
     @property
     def wide(self) -> bool:
@@ -454,7 +460,7 @@ class JobsTable(_DiffTable):
         self._shown = (jobs, now, frame, held)
         rows = {job.name: self.cells(job, now, frame, held=held) for job in jobs}
         selected = None
-        fitted = self._fit(jobs, rows.values())
+        fitted = self._fit(jobs, rows.values(), now)
         if fitted is not None:
             columns, self.schedule_width, needed = fitted
         for job in jobs:
@@ -476,17 +482,28 @@ class JobsTable(_DiffTable):
     def _room(self) -> int:
         return self.scrollable_content_region.width
 
-    def _fit(self, jobs: list[JobInfo], rows) -> tuple[tuple[tuple[str, str], ...], int, int] | None:
+    def _hold(self, column: str, widths: list[int], now: datetime) -> int:
+        """The width ``column`` keeps room for: its widest cell now, or a wider one seen within HOLD."""
+        widest = max(widths, default=0)
+        held, until = self._held.get(column, (0, now))
+        if widest >= held or not now < until:  # now < until is False too after the clock moved back past it
+            self._held[column] = (widest, now + self.HOLD)
+            return widest
+        if until - now > self.HOLD:  # the clock moved backwards: hold no longer than HOLD from now
+            self._held[column] = (held, now + self.HOLD)
+        return held
+
+    def _fit(self, jobs: list[JobInfo], rows, now: datetime) -> tuple[tuple[tuple[str, str], ...], int, int] | None:
         """The columns to show, the room for the schedule's text and the table's width, from the cells
-        as they are now; None before the table has a size. A column is its widest cell or its label,
-        plus padding; the schedule's is its widest text as cut to its room."""
+        as they are now; None before the table has a size. A column is its widest cell (or a wider one
+        within HOLD) or its label, plus padding; the schedule's is its widest text as cut to its room."""
         room = self._room()
         if room <= 0:
             return None
         rows = list(rows)
         pad = 2 * self.cell_padding
         labels = dict(self.COLUMNS + self.NARROW)
-        need = {column: max([len(label)] + [_width(r[column]) for r in rows]) + pad
+        need = {column: max([len(label), self._hold(column, [_width(r[column]) for r in rows], now)]) + pad
                 for column, label in labels.items() if column != "schedule"}
         cost = {"next": need["next"], "duration": need["duration"],
                 "split": need["runs"] + need["errors"] - need["counts"]}
