@@ -210,6 +210,23 @@ async def test_a_cell_changing_width_back_and_forth_leaves_the_columns_alone(sto
         app.exit()
 
 
+async def test_the_tick_does_not_rebuild_the_table(story, monkeypatch):
+    """Refitting reads the cells on every tick; it rebuilds only when the fit changes (a rebuild
+    re-adds every row and resets the scroll)."""
+    app = MemtuiApp(story, db_label="demo.db")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        table = jobs_table(app)
+        rebuilds = []
+        monkeypatch.setattr(table, "reset", lambda *a, **k: rebuilds.append(a))
+        for _ in range(3):
+            app._tick()
+        app.refresh_all()
+        await pilot.pause()
+        assert rebuilds == []
+        app.exit()
+
+
 def assert_fitted_or_held(table: JobsTable) -> None:
     """No column runs past the edge (a column may hold room for a wider cell it had within HOLD)."""
     assert sum(widths(table).values()) <= table.scrollable_content_region.width

@@ -17,7 +17,6 @@ the strip keeps the pieces in a cache of its own. Two things follow:
   ``python -m bench.ui`` 4,700 of the 34,000 objects a full collection walked were
   those caches (14 %), and every one that outlives two young collections counts
   towards the next full one.
-
 - ``LRUCache.clear()`` drops its entries as they are linked: a ring of lists,
   each pointing at its neighbours, so reference counting can free none of them
   nor what they hold. DataTable clears its render caches at every cell update,

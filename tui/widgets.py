@@ -430,9 +430,10 @@ class JobsTable(_DiffTable):
     CLAIMS = ("next", "schedule", "duration", "split")
     SCHEDULE_MIN, SCHEDULE_MAX = 18, 48
     # A column's room is the widest it needed within this long, so a cell that changes width back and
-    # forth (TOOK between "9 ms" and "12 ms", a countdown) does not give its room to the schedule and
-    # take it back on alternate seconds: each time a rebuild, every cell drawn again (bench/ui.py:
-    # 80-90 cells, most of the slowest frames). Room a column no longer needs comes back after it.
+    # forth (STATUS "⠹ running" then "success" for a job firing every second; TOOK, a countdown) does
+    # not refit the table each time (RUNS and ERR split or not, the schedule cut again), each time
+    # with every cell drawn again (bench/ui.py: 80-90 cells, most of the slowest frames). Room a
+    # column no longer needs comes back after it.
     HOLD = timedelta(minutes=1)
 
     def __init__(self, **kwargs):
