@@ -405,7 +405,8 @@ class _DiffTable(DataTable):
 class JobsTable(_DiffTable):
     """One row per job, keyed by job name: schedule, countdown, last status, counters.
 
-    The columns are fitted to the width the table has, from what the cells hold now (``_fit``).
+    The columns are fitted to the width the table has, from what the cells hold now, or held within
+    the last HOLD (``_fit``).
     JOB, SCHEDULE (SCHEDULE_MIN characters; fewer only when even that leaves no room), LEFT, LAST,
     STATUS and RUNS/ERR are always there; then, each while it fits, in this order: NEXT (the absolute time), the schedule whole
     (up to SCHEDULE_MAX), TOOK, and runs and errors in columns of their own; room still left lets
