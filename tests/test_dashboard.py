@@ -966,8 +966,9 @@ async def test_a_wider_jobs_cell_keeps_the_layout_and_a_new_job_row_lays_it_out(
 
 async def test_a_new_run_redraws_only_the_lines_that_changed_and_a_click_still_finds_its_row(eng, monkeypatch):
     """History lines are kept by row, not by y: a new run on top moves every row down one, and only the
-    new row and the rows whose look changed (the cursor's) are drawn again, not every line on screen. A
-    kept line names the row it was drawn at, so a click reads its row from where it is."""
+    new row and the rows whose look changed (the cursor's) are drawn again, not every line on screen,
+    from the first new run on (a moved row keeps its zebra stripe, so its kept line still fits). A kept
+    line names the row it was drawn at, so a click reads its row from where it is."""
     from textual.widgets import DataTable
 
     app = make_app(eng)
@@ -979,10 +980,7 @@ async def test_a_new_run_redraws_only_the_lines_that_changed_and_a_click_still_f
         table = history_table(app)
         table.focus()
         await pilot.press("down", "up")  # keys turn the mouse's hover highlight off
-        for _ in range(2):  # twice: each row has been drawn in both zebra stripes
-            eng.run_job("promote")
-            app.refresh_all()
-            await pilot.pause()
+        await pilot.pause()
         drawn = []
         original = DataTable._render_line
 
@@ -997,7 +995,7 @@ async def test_a_new_run_redraws_only_the_lines_that_changed_and_a_click_still_f
         await pilot.pause()
         await pilot.pause()
         visible = table.size.height - table.header_height
-        assert table.row_count == 33 and visible > 10
+        assert table.row_count == 31 and visible > 10
         assert 1 <= len(drawn) <= 3, drawn  # the new row, the cursor's old and new row
         assert 0 not in drawn  # the header: its labels and widths are as they were
         # a click on the 6th row selects that row's run (its kept line was drawn two rows higher)
@@ -1005,6 +1003,44 @@ async def test_a_new_run_redraws_only_the_lines_that_changed_and_a_click_still_f
         await pilot.click(table, offset=(3, table.header_height + 5 + 1))  # +1: the table's top border
         await pilot.pause()
         assert table.cursor_row == 5 and app.history_table.selected_key == keys[5]
+
+
+async def test_a_row_keeps_its_zebra_stripe_as_runs_arrive_above_it_and_go_below_it(eng, monkeypatch):
+    """DataTable stripes rows by index: each new run on top moved every row to the other stripe, the whole
+    table changing colour each second. A row now keeps its stripe, and neighbours still alternate: after
+    new runs on top, after the oldest are trimmed below, and after a row inserted between two."""
+    monkeypatch.setattr(HistoryTable, "MAX_ROWS", 12)
+    app = make_app(eng)
+    async with running(app, (100, 30)) as pilot:
+        for _ in range(10):
+            eng.run_job("promote")
+        app.refresh_all()
+        await pilot.pause()
+        table = history_table(app)
+
+        def backgrounds() -> dict[str, object]:
+            keys = row_keys(table)
+            colours = [table._get_row_style(i, table.rich_style).bgcolor for i in range(len(keys))]
+            assert all(a != b for a, b in zip(colours, colours[1:])), colours  # neighbours alternate
+            return dict(zip(keys, colours))
+
+        first = backgrounds()
+        assert len(first) == 10 and len(set(first.values())) == 2
+        for runs in (1, 2, 3):  # 3, then 6 more rows than fit in MAX_ROWS: the oldest go
+            for _ in range(runs):
+                eng.run_job("promote")
+            app.refresh_all()
+            await pilot.pause()
+            now = backgrounds()
+            assert {key: now[key] for key in first if key in now} == {key: first[key] for key in now if key in first}
+        assert table.row_count == 12 and len(set(now) & set(first)) == 6
+        # a row sorted in between two (a run of another engine seen late): it and those below it restripe
+        between = int(row_keys(table)[3]) - 0.5
+        table.add_row(str(between), *["x"] * (len(table.columns) - 1), key="between")
+        table.sort("id", key=lambda cell: float(str(cell)), reverse=True)
+        assert row_keys(table)[4] == "between"
+        await pilot.pause()
+        backgrounds()
 
 
 async def test_frames_leave_no_strips_for_the_garbage_collector(eng, monkeypatch):

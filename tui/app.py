@@ -44,7 +44,7 @@ from memtui.engine import Engine, EngineError, EngineInfo, Event, JobInfo, RunIn
 from memtui.engine.memory import PromotionStats
 from memtui.engine.registry import host_and_pid
 from memtui.engine.report import describe_result, event_logger, fmt_duration
-from memtui.tui import strips
+from memtui.tui import strips, ticks
 from memtui.tui.format import fmt_delta
 from memtui.tui.memories import MemoryScreen
 from memtui.tui.reader import LatestReader
@@ -142,6 +142,7 @@ class MemtuiApp(App):
                  log_problem: str | None = None):
         super().__init__()
         strips.install()  # pieces of lines live as long as their frame (tui/strips.py)
+        ticks.install()  # a frame drawn late delays the next by one interval at most (tui/ticks.py)
         self.log_path = log_path
         self.log_problem = log_problem  # why there is no log file, when there is none
         self.engine = engine

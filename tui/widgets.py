@@ -112,6 +112,8 @@ class _DiffTable(DataTable):
         self._lines: LRUCache[tuple, Strip] = LRUCache(100)
         self._versions: dict[object, int] = {}
         self._version = 0
+        self._stripes: dict[object, int] = {}  # each row's zebra stripe, kept as rows come and go: _restripe
+        self._striped = False
         self._widths_now: tuple[int, ...] = ()
         self._labels_now: tuple[str, ...] = ()
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
@@ -177,7 +179,7 @@ class _DiffTable(DataTable):
             return super()._render_line(y, x1, x2, base_style)
         if index is not None:
             key = (row_key, line_no, self._versions.get(row_key), x1, x2, self.size.width, base_style,
-                   index % 2 if self.zebra_stripes else 0, self.show_cursor and self.cursor_coordinate.row == index,
+                   self._stripe(row_key, index), self.show_cursor and self.cursor_coordinate.row == index,
                    self._show_hover_cursor and self.hover_coordinate.row == index, self._pseudo_class_state,
                    self._widths_now)
         elif row_key is self._header_row_key:  # drawn again only when its labels or the widths change
@@ -191,6 +193,66 @@ class _DiffTable(DataTable):
             strip = self._lines[key] = super()._render_line(y, x1, x2, base_style)
         return strip
 
+    # -- a row keeps its zebra stripe wherever it moves --------------------------------------------
+    # DataTable stripes rows by their index, so a run added on top moved every row below it to the other
+    # stripe: each second the whole history table changed colour, row by row, and every line on screen was
+    # drawn again (those in the stripe they had not been drawn in yet: 26 lines, 12-14 ms, the first
+    # time after the engine starts; bench/ui.py). Here a row keeps the stripe it was first shown in:
+    # rows added above or below a striped row alternate outwards from it, a row removed takes its stripe
+    # with it, and only a row that now sits beside one of its own stripe (a run inserted between two, or
+    # a sort) takes the other, and the rows after it follow.
+
+    def _stripe(self, row_key, index: int) -> int:
+        if not self.zebra_stripes:
+            return 0
+        if not self._striped:  # rows came, went or moved since: once, before the first line is drawn
+            self._restripe()
+        return self._stripes.get(row_key, index % 2)
+
+    def _restripe(self) -> None:
+        self._striped = True
+        if not self.zebra_stripes:
+            return
+        keys = [row.key for row in self.ordered_rows]
+        old, new = self._stripes, {}
+        anchor = next((i for i, key in enumerate(keys) if key in old), None)
+        if anchor is None:
+            new = {key: i % 2 for i, key in enumerate(keys)}
+        else:
+            first = old[keys[anchor]]
+            for i in range(anchor + 1):  # the rows above the first striped one alternate up from it
+                new[keys[i]] = (first + anchor - i) % 2
+            before = first
+            for key in keys[anchor + 1:]:
+                stripe = old.get(key)
+                if stripe is None or stripe == before:
+                    stripe = 1 - before
+                new[key] = before = stripe
+        self._stripes = new
+
+    def _get_row_style(self, row_index: int, base_style: Style) -> Style:
+        if row_index >= 0 and self.zebra_stripes and row_index >= self.fixed_rows:
+            try:
+                stripe = self._stripe(self._row_locations.get_key(row_index), row_index)
+            except (AttributeError, KeyError):  # DataTable's insides: another Textual may differ
+                stripe = row_index % 2
+            key = ("row", stripe, getattr(self, "_pseudo_class_state", None))
+            style = self._styles_seen.get(key)
+            if style is None:  # DataTable's own style for a row of that stripe
+                index = self.fixed_rows + (stripe - self.fixed_rows) % 2
+                style = self._styles_seen[key] = super()._get_row_style(index, base_style)
+            return style
+        return super()._get_row_style(row_index, base_style)
+
+    def sort(self, *columns, key=None, reverse: bool = False):
+        self._striped = False
+        return super().sort(*columns, key=key, reverse=reverse)
+
+    def clear(self, columns: bool = False):
+        self._striped = False
+        self._stripes = {}
+        return super().clear(columns=columns)
+
     def _changed(self, row_key) -> None:
         self._version += 1
         self._versions[row_key] = self._version  # never reused: a row added again under an old key is new
@@ -202,6 +264,7 @@ class _DiffTable(DataTable):
     def add_row(self, *cells, height: int | None = 1, key: str | None = None, label=None):
         row_key = super().add_row(*cells, height=height, key=key, label=label)
         self._changed(row_key)
+        self._striped = False
         return row_key
 
     # A new row makes a table one row longer, a wider value one column wider, and a removed row one row
@@ -229,6 +292,7 @@ class _DiffTable(DataTable):
         with self._resizing():
             super().remove_row(row_key)
             self._versions.pop(row_key, None)
+            self._striped = False
 
     def refresh(self, *regions, repaint: bool = True, layout: bool = False, recompose: bool = False):
         if layout and self._sizing and self.is_mounted and self.container_size:
@@ -327,7 +391,8 @@ class _DiffTable(DataTable):
 
     # Each line drawn asks for the table's style and its row's (zebra) style, both computed again
     # through the CSS and every ancestor (~0.1 ms each, three times a line). They change only with
-    # the CSS (notify_style_update) or a pseudo-class (focus, hover): kept per pseudo-class state.
+    # the CSS (notify_style_update) or a pseudo-class (focus, hover): kept per pseudo-class state
+    # (the row's in _get_row_style, above, per stripe too).
     @property
     def rich_style(self) -> Style:
         key = ("table", getattr(self, "_pseudo_class_state", None))
@@ -335,15 +400,6 @@ class _DiffTable(DataTable):
         if style is None:
             style = self._styles_seen[key] = super().rich_style
         return style
-
-    def _get_row_style(self, row_index: int, base_style: Style) -> Style:
-        if row_index >= 0 and self.zebra_stripes and row_index >= self.fixed_rows:
-            key = ("row", row_index % 2, getattr(self, "_pseudo_class_state", None))
-            style = self._styles_seen.get(key)
-            if style is None:
-                style = self._styles_seen[key] = super()._get_row_style(row_index, base_style)
-            return style
-        return super()._get_row_style(row_index, base_style)
 
     def _clear_caches(self) -> None:
         super()._clear_caches()
