@@ -160,10 +160,12 @@ def build_db(path: str, fill: str, params: dict) -> dict:
 
 
 def copy_db(src: Path, dst: Path) -> Path:
-    """A byte copy of a checkpointed database (no -wal/-shm travel with it)."""
+    """A byte copy of a checkpointed database (no -wal/-shm travel with it), owner-only as memtui makes
+    its own (SQLite gives the copy's -wal and -shm files its mode)."""
     for suffix in ("", "-wal", "-shm"):
         Path(str(dst) + suffix).unlink(missing_ok=True)
     shutil.copyfile(src, dst)
+    os.chmod(dst, 0o600)
     return dst
 
 
