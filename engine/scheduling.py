@@ -189,6 +189,11 @@ class SchedulingMixin:
             state = self._lock_state(name)  # the backoff read here is the one the cursor moves past
             now = self.clock()  # after any wait for the lock: lateness is judged when the claim is made
             next_ts = d.next_due(now, after=due)  # strictly after the due time: never the same one again
+            if next_ts is not None and schedule.is_interval and next_ts - now.timestamp() < schedule.interval_s / 2:
+                # A run this late stands in for the grid point just ahead too: an interval job never runs
+                # twice within half its interval (a start-up 29.8 s late ran "every 30s" again 0.2 s later).
+                # Calendar schedules keep every stated time ("at 03:00" stays at 03:00).
+                next_ts = d.next_due(now, after=from_ts(next_ts))
             if state is not None and state.backoff_until and next_ts is not None:
                 next_ts = max(next_ts, state.backoff_until)
             claimed = JobState.update(next_run_at=next_ts).where(

@@ -570,6 +570,26 @@ def test_fire_within_the_grace_time_is_a_plain_scheduled_run(engine, store, cloc
     assert state(store, "compact")["next_run_at"] > clock().timestamp()
 
 
+@pytest.mark.parametrize("late_s, next_in_s", [(0, 30), (14, 16), (16, 44), (29.8, 30.2)])
+def test_an_interval_job_run_late_is_not_run_again_within_half_its_interval(engine, store, clock, late_s, next_in_s):
+    engine.retime("compact", "30s", tz="UTC")  # grid: 12:00:00 + k·30 s
+    due = T0 + timedelta(seconds=30)
+    clock.set(due + timedelta(seconds=late_s))
+    fire(engine, "compact", due.timestamp())
+    assert [r["scheduled_for"] for r in runs(store, "compact")] == [due.timestamp()]
+    # The next grid point stands unless it is less than 15 s away; then the one after it is next.
+    assert state(store, "compact")["next_run_at"] == pytest.approx(clock().timestamp() + next_in_s, abs=0.001)
+
+
+def test_a_calendar_job_run_late_keeps_its_next_stated_time(engine, store, clock):
+    engine.retime("compact", "* * * * *", tz="UTC")  # 12:01, 12:02, …
+    due = T0 + timedelta(minutes=1)
+    clock.set(due + timedelta(seconds=45))  # within the grace time, 15 s before 12:02
+    fire(engine, "compact", due.timestamp())
+    assert runs(store, "compact")[-1]["reason"] == "scheduled"
+    assert state(store, "compact")["next_run_at"] == (T0 + timedelta(minutes=2)).timestamp()
+
+
 def test_firing_the_same_due_time_twice_runs_once(engine, store, clock):
     engine.retime("compact", "1h", tz="UTC")
     due = T0 + timedelta(hours=1)
