@@ -9,7 +9,7 @@ into lines a person reads. Plain data, no Textual.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from memtui.engine.clock import from_ts
@@ -71,6 +71,7 @@ class MemoryStory:
     superseded_by: int | None = None  # merged into, or replaced by, that long-term memory
     superseded: datetime | None = None
     history: tuple[HistoryEntry, ...] = ()  # what happened to it, and what was merged into or retired by it
+    as_of: datetime | None = None  # when the story was read: a date before it is overdue, not ahead
 
 
 def story(store: Store, now: datetime, memory_id: int, *, long_term: bool = False,
@@ -89,7 +90,7 @@ def story(store: Store, now: datetime, memory_id: int, *, long_term: bool = Fals
                               *(term.alias(f"term_{name}") for name, term in terms.items()))
                .where(Pending.id == memory_id).dicts().first())
         if row is not None:
-            return _pending(row, promote)
+            return replace(_pending(row, promote), as_of=now)
         found = LongTerm.get_or_none(LongTerm.source_pending_id == memory_id)
         tier, missing = "pending", f"no memory with id {memory_id}; a long-term id: --long-term"
     else:
@@ -100,7 +101,7 @@ def story(store: Store, now: datetime, memory_id: int, *, long_term: bool = Fals
         if gone is None:
             raise MemoryInputError(missing)
         return gone
-    return _long_term(found, now_ts, decay, _history(store, found.id))
+    return replace(_long_term(found, now_ts, decay, _history(store, found.id)), as_of=now)
 
 
 def _history(store: Store, long_term_id: int) -> tuple[HistoryEntry, ...]:
@@ -185,7 +186,9 @@ def describe(s: MemoryStory, when=lambda d: d.astimezone().strftime("%Y-%m-%d %H
         else:
             lines.append(f"below the threshold {fmt_number(s.threshold)} by {-gap:.3f}; its score only falls "
                          "until it is used or edited" + (" (the next run scores it again)" if s.rescore else ""))
-            lines.append(f"expires on {when(s.expires)} unless it qualifies before")
+            lines.append(f"expired by age on {when(s.expires)}: the next promote run deletes it unless it "
+                         "qualifies by then" if _past(s, s.expires) else
+                         f"expires on {when(s.expires)} unless it qualifies before")
         return lines
     if s.tier == "gone":
         last = s.history[-1]
@@ -207,17 +210,27 @@ def describe(s: MemoryStory, when=lambda d: d.astimezone().strftime("%Y-%m-%d %H
     lines.append(f"recalled {s.recalls} time{'s' if s.recalls != 1 else ''}, last reinforced {when(s.last_reinforced)}")
     if s.deleted is not None:
         forgotten = any(e.action == "forget" and e.memory_id == s.id and e.at == s.deleted for e in s.history)
-        lines.append((f"forgotten on request on {when(s.deleted)}; recall no longer offers it; deleted for good "
-                      f"on {when(s.purged)} unless it is used before (which restores it)") if forgotten else
-                     (f"faded: soft-deleted by decay on {when(s.deleted)}; deleted for good on {when(s.purged)} "
+        purge = (f"its grace ended on {when(s.purged)}: the next decay run deletes it for good" if _past(s, s.purged)
+                 else f"deleted for good on {when(s.purged)}")
+        lines.append((f"forgotten on request on {when(s.deleted)}; recall no longer offers it; {purge} "
+                      "unless it is used before (which restores it)") if forgotten else
+                     (f"faded: soft-deleted by decay on {when(s.deleted)}; {purge} "
                       "unless it is used or recalled before (which restores it)"))
     elif s.pinned:
         lines.append("pinned: never retires")
     else:
         lines.append(f"retention now {s.retention:.2f} (decay retires it below {fmt_number(s.floor)})")
-        if s.retires is not None:
+        if s.retires is not None and _past(s, s.retires):
+            lines.append(f"due to retire since {when(s.retires)}: the next decay run soft-deletes it unless it "
+                         "is recalled or used before")
+        elif s.retires is not None:
             lines.append(f"retires on {when(s.retires)} unless it is recalled or used before")
     return lines
+
+
+def _past(s: MemoryStory, moment: datetime | None) -> bool:
+    """True when ``moment`` had passed when the story was read: what was due then waits for the next run."""
+    return moment is not None and s.as_of is not None and moment <= s.as_of
 
 
 def _told(entry: HistoryEntry, memory_id: int, when) -> str:

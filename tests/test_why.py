@@ -96,6 +96,28 @@ def test_pinned_and_young_memories(engine, store, clock):
     assert told.retires == now + timedelta(days=DecayConfig().min_age_days)
 
 
+def test_a_date_already_past_is_told_as_overdue_and_what_the_next_run_does(engine, store, clock):
+    """A story read after an expiry, a retirement or a grace period ended, before the job ran, says the
+    next run acts: not a date in the past as if it were ahead."""
+    now = clock()
+    pending = add_pending(store, now - timedelta(days=8), importance=0, confidence=0)  # TTL 7 days
+    words = text(engine.story(pending))
+    assert f"expired by age on {(now - timedelta(days=1)).isoformat()}: the next promote run deletes it" in words
+    assert "expires on" not in words
+    due = add_long_term(store, created=now - timedelta(days=100), importance=0)  # floor crossed at 64.8 days
+    words = text(engine.story(due, long_term=True))
+    assert "due to retire since " in words and "the next decay run soft-deletes it" in words
+    assert "retires on" not in words
+    faded = add_long_term(store, created=now - timedelta(days=200), importance=0, deleted=now - timedelta(days=31))
+    words = text(engine.story(faded, long_term=True))
+    assert f"its grace ended on {(now - timedelta(days=1)).isoformat()}: the next decay run deletes it for good" \
+        in words
+    assert "deleted for good on" not in words
+    clock.set(now - timedelta(days=2))  # read before those dates: told as ahead
+    assert f"expires on {(now - timedelta(days=1)).isoformat()}" in text(engine.story(pending))
+    assert f"deleted for good on {(now - timedelta(days=1)).isoformat()}" in text(engine.story(faded, long_term=True))
+
+
 def test_the_story_uses_this_database_s_job_config(store, clock):
     engine = Engine(store, Config(jobs={"promote": {"threshold": 0.3}}), clock)
     try:
