@@ -139,6 +139,14 @@ def fmt_number(value: int | float) -> str:
     return text if text not in ("0", "-0") else f"{value:.2g}"
 
 
+def fmt_near(value: float, other: float = 0.0, *, sign: bool = False, digits: int = 3, most: int = 6) -> str:
+    """``value`` to ``digits`` decimals, or to as many more (up to ``most``) as it takes not to read as
+    ``other`` when it is not: a score of 0.5998 against a threshold of 0.6 shows as 0.5998, not 0.600."""
+    while digits < most and value != other and round(value, digits) == round(other, digits):
+        digits += 1
+    return f"{value:{'+' if sign else ''}.{digits}f}"
+
+
 def _score(value) -> str:
     """Two decimals, half up as a person rounds (0.835 -> 0.84; binary floats would give 0.83)."""
     try:
@@ -298,5 +306,5 @@ def event_logger(logger: logging.Logger) -> Callable[[Event], None]:
     return on_event
 
 
-__all__ = ["LABELS", "change_line", "describe_result", "event_logger", "fmt_duration", "fmt_number", "label",
+__all__ = ["LABELS", "change_line", "describe_result", "event_logger", "fmt_duration", "fmt_near", "fmt_number", "label",
            "run_line"]

@@ -16,7 +16,7 @@ from memtui.engine.clock import from_ts
 from memtui.engine.jobs.decay import DecayConfig, retention
 from memtui.engine.jobs.promote import PromoteConfig, awaits_scoring, score_terms
 from memtui.engine.memory import MemoryInputError
-from memtui.engine.report import fmt_number
+from memtui.engine.report import fmt_near, fmt_number
 from memtui.models import Store
 
 
@@ -176,7 +176,7 @@ def describe(s: MemoryStory, when=lambda d: d.astimezone().strftime("%Y-%m-%d %H
         lines.append(f"used {s.uses} time{'s' if s.uses != 1 else ''}, last {when(s.last_used)}"
                      if s.uses and s.last_used else "not used yet")
         terms = " + ".join(f"{fmt_number(s.weights[n])}·{n} {s.terms[n]:.2f}" for n in s.terms)
-        lines.append(f"score now {s.score:.3f} = {terms}")
+        lines.append(f"score now {fmt_near(s.score, s.threshold)} = {terms}")
         gap = s.score - s.threshold
         if s.keep:
             lines.append("marked keep: promotes at the next promote run, pinned, whatever its score")
@@ -184,7 +184,7 @@ def describe(s: MemoryStory, when=lambda d: d.astimezone().strftime("%Y-%m-%d %H
             lines.append(f"qualifies (threshold {fmt_number(s.threshold)}, {gap:.3f} above): "
                          "promotes at the next promote run")
         else:
-            lines.append(f"below the threshold {fmt_number(s.threshold)} by {-gap:.3f}; its score only falls "
+            lines.append(f"below the threshold {fmt_number(s.threshold)} by {fmt_near(-gap)}; its score only falls "
                          "until it is used or edited" + (" (the next run scores it again)" if s.rescore else ""))
             lines.append(f"expired by age on {when(s.expires)}: the next promote run deletes it unless it "
                          "qualifies by then" if _past(s, s.expires) else

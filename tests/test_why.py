@@ -51,6 +51,13 @@ def test_the_score_is_the_one_promote_acts_on(engine, store, clock):
     assert engine.story(high).tier == "long_term" and engine.story(low).tier == "pending"
 
 
+def test_a_score_just_below_the_threshold_does_not_read_as_the_threshold(engine, store, clock):
+    # 0.2 (recency 1) + 0.25 * 0.7992 + 0.25 * 0.8 = 0.5998: to three decimals 0.600, which promotes
+    mid = add_pending(store, clock(), importance=8, confidence=0.7992)
+    words = text(engine.story(mid))
+    assert "score now 0.5998 = " in words and "below the threshold 0.6 by 0.0002;" in words
+
+
 def test_a_kept_memory_says_it_promotes_whatever_its_score(engine, store, clock):
     mid = add_pending(store, clock(), importance=0, confidence=0, remember=True)
     assert "marked keep: promotes at the next promote run" in text(engine.story(mid))

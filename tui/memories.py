@@ -39,7 +39,7 @@ from textual.widgets import ContentSwitcher, DataTable, Input, Static
 from memtui.engine import Engine, EngineError, Event
 from memtui.engine.browse import Cursor, LongTermRow, MemoryChange, Page, PendingRow, SearchHit
 from memtui.engine.memory import MemoryInputError
-from memtui.engine.report import fmt_number
+from memtui.engine.report import fmt_near, fmt_number
 from memtui.engine.story import MemoryStory, describe
 from memtui.tui.format import fmt_delta
 from memtui.tui.screens import HelpScreen
@@ -298,7 +298,7 @@ class PendingTable(MemoryTable):
         if row.keep:
             gap = Text("kept", style="bold green")
         else:
-            gap = Text(f"{row.gap:+.3f}", style="green" if row.gap >= 0 else "")
+            gap = Text(fmt_near(row.gap, sign=True), style="green" if row.gap >= 0 else "")
         if row.stored_score is None:
             stored = Text("none", style="cyan")  # a store from before scores were stored, not yet filled
         else:  # ↻: new, used or edited since the last promote run (or deferred): the next run scores it
@@ -306,7 +306,7 @@ class PendingTable(MemoryTable):
         expires = (Text("next run", style="green") if row.qualifies
                    else Text(_until(row.expires, now), style="yellow" if row.expires <= now else ""))
         return {
-            "id": Text(str(row.id)), "score": Text(f"{row.score:.3f}"), "gap": gap,
+            "id": Text(str(row.id)), "score": Text(fmt_near(row.score, row.threshold)), "gap": gap,
             "terms": Text(" ".join(f"{row.terms[name]:.2f}" for name in TERMS)), "stored": stored,
             "expires": expires, "content": (row.sender, row.content, False),
         }
