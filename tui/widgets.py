@@ -747,8 +747,19 @@ class HistoryTable(_DiffTable):
             return
         self.result_width = room
         columns = [c for c, _ in self.columns_in_use]
+        widest = len(dict(self.columns_in_use)["result"])
         for key, full in self._full.items():
-            self.upsert(key, {**dict(zip(columns, self._cells[key])), "result": self._cut(full)})
+            cut = self._cut(full)
+            widest = max(widest, _width(cut))
+            self.upsert(key, {**dict(zip(columns, self._cells[key])), "result": cut})
+        # upsert widens a column, never narrows one (that re-measures every cell): the results were cut to
+        # less room, so the column takes their width again, or it stays as wide as before the layout (80)
+        # and the table runs past its edge, cutting the results there without their "…".
+        column = self.columns.get("result")
+        if column is not None and column.content_width != widest:
+            column.content_width = widest
+            self._require_update_dimensions = True
+            self.refresh()
 
     def _trim(self) -> None:
         """New runs arrive on top; beyond MAX_ROWS the oldest loaded rows go (scrolling reloads them)."""
