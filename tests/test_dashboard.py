@@ -32,7 +32,7 @@ from memtui.engine.report import run_line
 from memtui.tui import app as app_module
 from memtui.tui.app import LogFile, MemtuiApp, PrivateRotatingFileHandler, ViewRead
 from memtui.tui.screens import DetailsScreen, HelpScreen, RetimeScreen
-from memtui.tui.widgets import HistoryTable, JobsTable, PromotionChart, StatusLine
+from memtui.tui.widgets import HistoryTable, JobsTable, KeysFooter, PromotionChart, StatusLine
 from tests.kinds import Blocker, register
 
 pytestmark = pytest.mark.anyio
@@ -1238,6 +1238,44 @@ async def test_open_details_follow_the_engine(eng):
         await until(pilot, lambda: "runs / errors 1 / 0" in static_text(app.screen, "#details"),
                     what="the details to show the new run")
         assert re.search(rf"\n  {run.id}\s+success", static_text(app.screen, "#details"))
+
+
+async def test_a_narrow_footer_leaves_out_whole_keys_and_keeps_help_and_quit(eng):
+    """At 80 columns the keys did not fit and the line was cut at "m Me": "? Help" (which lists every key)
+    and "q Quit" were not to be seen. Whole keys are left out now, e/d first (space does both)."""
+    app = make_app(eng)
+    async with running(app, (80, 24)) as pilot:
+        await pilot.pause()
+        footer = app.screen.query_one(KeysFooter)
+        line = footer.render().plain
+        assert line.startswith("space On/off t Retime r Run p Pause m Memories ? Help q Quit ")
+        assert line.rstrip().endswith("▏^p palette") and len(line) <= 80
+        await pilot.resize_terminal(140, 24)
+        await pilot.pause()
+        assert footer.render().plain.startswith(
+            "space On/off e Enable d Disable t Retime r Run x Cancel p Pause m Memories n Engines ? Help q Quit ")
+
+
+async def test_a_narrow_runs_panel_leaves_out_reason_rather_than_run_past_its_edge(eng, store, clock):
+    """In an 80-column terminal the runs panel is 46 columns wide: the columns ran past its edge, TOOK cut
+    to "125 m" and RESULT gone. REASON is left out there (the details tell it), and comes back with room;
+    a job's columns are made anew when another job is selected, so one job's widths never push another's."""
+    add_run_ms(store, "promote", clock().timestamp(), 125.0, {"promoted": 67, "expired": 62, "deferred": 0})
+    add_run_ms(store, "decay", clock().timestamp(), 2.5, {"soft_deleted": 49, "hard_deleted": 0})
+    app = make_app(eng)
+    async with running(app, (80, 24)) as pilot:
+        await pilot.pause()
+        history = history_table(app)
+        for job in ("promote", "decay", "promote"):
+            await select_job(pilot, job)
+            await pilot.pause()
+            assert "reason" not in column_keys(history) and history.virtual_size.width <= history.size.width
+            cells = list(history._cells.values())[0]
+            assert cells[column_keys(history).index("duration")] in ("125 ms", "2.5 ms")
+        await pilot.resize_terminal(140, 24)
+        await pilot.pause()
+        assert "reason" in column_keys(history) and history.virtual_size.width <= history.size.width
+        assert row_keys(history)  # the rows are there again, laid out anew
 
 
 async def test_a_long_result_is_cut_with_an_ellipsis_to_the_room_there_is(eng, store, clock):

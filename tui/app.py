@@ -176,7 +176,8 @@ class MemtuiApp(App):
         with Horizontal(id="lower"):
             yield HistoryTable(id="history")
             yield StatsPanel(id="stats")
-        yield KeysFooter()
+        # On a narrow line: e/d first (space turns a job on and off), then the engines panel and cancel.
+        yield KeysFooter(drop_order=("e", "d", "n", "x"))
 
     @property
     def jobs_table(self) -> JobsTable:

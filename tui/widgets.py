@@ -660,12 +660,15 @@ class HistoryTable(_DiffTable):
     can be found again anywhere; a per-job count would shift whenever compact prunes old runs.
 
     The result (or error) is cut, with "…", to the room the other columns leave: the table cannot
-    scroll sideways, and text cut by the edge alone can mislead ("best score 0" for 0.84)."""
+    scroll sideways, and text cut by the edge alone can mislead ("best score 0" for 0.84). Where even
+    the shortest result would not fit (the runs panel is 46 columns wide in an 80-column terminal),
+    REASON is left out, as the details (enter) still tell it, rather than TOOK cut to "125 m"."""
 
     COLUMNS = (
         ("id", "RUN ID"), ("status", "STATUS"), ("reason", "REASON"), ("started", "STARTED"),
         ("duration", "TOOK"), ("result", "RESULT"),
     )
+    NARROW_COLUMNS = tuple(column for column in COLUMNS if column[0] != "reason")
     PAGE = 200
     # Newest rows kept while the cursor is near the top: a job firing every second would otherwise
     # grow the table, and the memory (~6 KB a row) and each full garbage collection with it, for ever
@@ -679,6 +682,7 @@ class HistoryTable(_DiffTable):
         self.exhausted = False
         self.result_width = self.RESULT_BEFORE_LAYOUT
         self._full: dict[str, str] = {}  # each row's whole result text, to cut again when the room changes
+        self._every: dict[str, dict] = {}  # each row's cells in every column, to lay the row out again
         self._widest: dict[str, int] = {}  # per column, the widest cell (a DataTable column never narrows)
         self._seen: dict[str, tuple] = {}  # each row's run as last shown (see merge)
 
@@ -686,18 +690,22 @@ class HistoryTable(_DiffTable):
         self.job = job
         self.oldest_id = None
         self.exhausted = False
-        self.reset()
+        # The columns made anew: a DataTable column never narrows, and one left as wide as another job's
+        # runs needed would push this job's past the edge (the room for results is reckoned from its own).
+        self.reset(self.columns_in_use)
         self.border_title = f"runs of {job}" if job else "runs"
 
     def reset(self, columns: tuple[tuple[str, str], ...] | None = None) -> None:
         super().reset(columns)
         self._full.clear()
+        self._every.clear()
         self._widest.clear()
         self._seen.clear()
 
     def drop(self, key: str) -> None:
         super().drop(key)
         self._full.pop(key, None)
+        self._every.pop(key, None)
         self._seen.pop(key, None)
 
     def merge(self, runs: list[RunInfo], now: datetime, older: bool = False) -> None:
@@ -717,6 +725,7 @@ class HistoryTable(_DiffTable):
             for column, value in cells.items():
                 self._widest[column] = max(self._widest.get(column, 0), _width(value))
             cells["result"] = self._cut(self._full[key])
+            self._every[key] = cells
             added |= self.upsert(key, cells)
             if self.oldest_id is None or run.id < self.oldest_id:
                 self.oldest_id = run.id
@@ -740,18 +749,24 @@ class HistoryTable(_DiffTable):
         if width <= 0:
             return
         pad = 2 * self.cell_padding
-        others = sum(max(self._widest.get(column, 0), len(label_text)) + pad
-                     for column, label_text in self.columns_in_use if column != "result")
-        room = max(self.RESULT_MIN, width - others - pad)
-        if room == self.result_width:
+
+        def room_beside(columns) -> int:
+            return width - pad - sum(max(self._widest.get(column, 0), len(label_text)) + pad
+                                     for column, label_text in columns if column != "result")
+
+        columns = self.COLUMNS if room_beside(self.COLUMNS) >= self.RESULT_MIN else self.NARROW_COLUMNS
+        room = max(len(dict(columns)["result"]), room_beside(columns))  # narrow: what is left, to its label's width
+        if room == self.result_width and columns == self.columns_in_use:
             return
         self.result_width = room
-        columns = [c for c, _ in self.columns_in_use]
+        if columns != self.columns_in_use:
+            self._lay_out(columns)
         widest = len(dict(self.columns_in_use)["result"])
         for key, full in self._full.items():
             cut = self._cut(full)
             widest = max(widest, _width(cut))
-            self.upsert(key, {**dict(zip(columns, self._cells[key])), "result": cut})
+            self._every[key]["result"] = cut
+            self.upsert(key, self._every[key])
         # upsert widens a column, never narrows one (that re-measures every cell): the results were cut to
         # less room, so the column takes their width again, or it stays as wide as before the layout (80)
         # and the table runs past its edge, cutting the results there without their "…".
@@ -760,6 +775,16 @@ class HistoryTable(_DiffTable):
             column.content_width = widest
             self._require_update_dimensions = True
             self.refresh()
+
+    def _lay_out(self, columns: tuple[tuple[str, str], ...]) -> None:
+        """Show ``columns``: every row again, in the same order, the cursor on the same run."""
+        order = [row.key.value for row in self.ordered_rows]
+        selected = self.selected_key
+        _DiffTable.reset(self, columns)  # this class's own reset forgets the rows' cells too
+        for key in order:
+            self.upsert(key, self._every[key])
+        if selected in self._cells:
+            self.move_cursor(row=self.get_row_index(selected), animate=False)
 
     def _trim(self) -> None:
         """New runs arrive on top; beyond MAX_ROWS the oldest loaded rows go (scrolling reloads them)."""
@@ -882,7 +907,13 @@ class KeysFooter(Widget, can_focus=False):
     screen thread each time, twice in every search of the memory view (the box takes the focus, then the
     table), which alone put a search's results past 100 ms (bench/memory_view.py). Here the same change
     draws this one line again, and only when the keys shown changed. Bindings in a group are shown one by
-    one (none of memtui's are grouped)."""
+    one (none of memtui's are grouped).
+
+    When the line is too narrow for every key, whole keys are left out — those in ``drop_order`` first, in
+    that order, then the last ones — but never help and quit: at 80 columns Textual's cut the line at
+    "m Me", so "? Help", which lists every key, and "q Quit" were not to be seen."""
+
+    KEPT = ("question_mark", "q")  # the keys left out last: help (it lists every key) and quit
 
     DEFAULT_CSS = """
     KeysFooter {
@@ -899,8 +930,9 @@ class KeysFooter(Widget, can_focus=False):
                          "keys-footer--separator"}
     ALLOW_SELECT = False
 
-    def __init__(self, *, id: str | None = None) -> None:  # always drawn as Textual's compact=True
+    def __init__(self, *, drop_order: tuple[str, ...] = (), id: str | None = None) -> None:  # drawn compact
         super().__init__(id=id)
+        self.drop_order = drop_order
         self._keys: tuple[tuple[str, str, str, bool, str], ...] = ()  # (key, shown as, label, enabled, tooltip)
         self._palette: tuple[str, str, str, bool, str] | None = None
         self._spans: list[tuple[int, int, int]] = []  # (first x, end x, index into _keys + [_palette]) drawn
@@ -955,12 +987,13 @@ class KeysFooter(Widget, can_focus=False):
                 text.stylize(hover_style, start)
             self._spans.append((start, text.cell_len, index))
 
-        for index, entry in enumerate(self._keys):
-            add(index, entry)
+        palette_width = 0 if self._palette is None else (
+            cell_len(self._palette[1]) + 1 + cell_len(self._palette[2]) + 2)  # "▏^p palette "
+        room = max(0, self.size.width - palette_width)
+        for index in self._shown(room):
+            add(index, self._keys[index])
             text.append(" ")
-        if self._palette is not None:  # on the right, over the keys that don't fit, as Textual's
-            width = cell_len(self._palette[1]) + 1 + cell_len(self._palette[2]) + 2  # "▏^p palette "
-            room = max(0, self.size.width - width)
+        if self._palette is not None:  # on the right, as Textual's
             if text.cell_len > room:
                 text.truncate(room)
                 self._spans = [(start, min(end, room), index) for start, end, index in self._spans if start < room]
@@ -969,6 +1002,21 @@ class KeysFooter(Widget, can_focus=False):
             add(len(self._keys), self._palette)
             text.append(" ")
         return text
+
+    def _shown(self, room: int) -> list[int]:
+        """The indexes of the keys to show in ``room`` cells, in their order: all of them when they fit,
+        else without the last ones but the KEPT (which may still be cut at the edge, on a very narrow line)."""
+        widths = [cell_len(shown) + (1 + cell_len(label) if label else 0) + 1
+                  for _, shown, label, _, _ in self._keys]
+        shown = list(range(len(self._keys)))
+        rank = {key: n for n, key in enumerate(self.drop_order)}
+        candidates = sorted((i for i in shown if self._keys[i][0] not in self.KEPT),
+                            key=lambda i: (rank.get(self._keys[i][0], len(rank)), -i))
+        for index in candidates:
+            if sum(widths[i] for i in shown) <= room:
+                break
+            shown.remove(index)
+        return shown
 
     def _entry_at(self, x: int) -> tuple[int, tuple] | None:
         for start, end, index in self._spans:
