@@ -540,7 +540,7 @@ async def test_run_now_while_the_job_is_running_is_recorded_skipped_and_says_so(
 async def test_p_pauses_all_and_p_again_resumes_keeping_enabled_flags(started):
     started.disable("decay")
     app = MemtuiApp(started)  # no db_label, no model: the database path and the offline fallback
-    async with running(app, (100, 30)) as pilot:
+    async with running(app, (160, 30)) as pilot:  # wide enough for pytest's long temporary path, whole
         await pilot.pause()
         assert "● running" in status_line(app)
         assert str(started.store.path) in status_line(app)
@@ -1238,6 +1238,22 @@ async def test_open_details_follow_the_engine(eng):
         await until(pilot, lambda: "runs / errors 1 / 0" in static_text(app.screen, "#details"),
                     what="the details to show the new run")
         assert re.search(rf"\n  {run.id}\s+success", static_text(app.screen, "#details"))
+
+
+async def test_a_long_database_path_gives_way_in_its_middle_to_the_model(eng):
+    """At 80 columns a demo's path in /tmp pushed the model off the status line ("model:" and nothing)."""
+    path = "/tmp/a-rather-long-folder-name-for-a-database/and-another-one/memtui.db"
+    app = make_app(eng, db_label=path, model="openai/gpt-4o-mini")
+    async with running(app, (80, 24)) as pilot:
+        await pilot.pause()
+        line = status_line(app)
+        assert line.rstrip().endswith("model: openai/gpt-4o-mini") and len(line) <= 80
+        shown = line.split("  model:")[0].split()[-1]
+        start, cut, end = shown.partition("…")
+        assert cut and end == "/memtui.db" and len(start) > 5 and path.startswith(start)
+        await pilot.resize_terminal(160, 24)
+        await pilot.pause()
+        assert f"{path}  model: openai/gpt-4o-mini" in status_line(app)
 
 
 async def test_a_narrow_footer_leaves_out_whole_keys_and_keeps_help_and_quit(eng):

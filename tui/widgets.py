@@ -1056,6 +1056,8 @@ class StatusLine(Static):
              problem: str | None = None, attached: tuple[str, str] | None = None) -> None:
         """``attached``: (words, style) when this dashboard runs no engine and follows the ones that
         serve the database ("attached · engine on HOST (pid N)", or that none does)."""
+        self._args = dict(running=running, paused=paused, stopping=stopping, db_path=db_path, model=model,
+                          problem=problem, attached=attached)
         text = Text(" memtui ", style="bold reverse")
         self.set_class(problem is not None, "-problem")
         if problem is not None:
@@ -1074,13 +1076,21 @@ class StatusLine(Static):
             text.append(" ‖ paused ", style="bold yellow")
         else:
             text.append(" ● running ", style="bold green")
-        text.append(f" {db_path} ", style="dim")
+        # The path gives way, in its middle, to what follows it: at 80 columns a demo's path in /tmp
+        # pushed the model off the line ("model:" and nothing after it).
+        room = self.size.width - text.cell_len - cell_len(f"  model: {model}") - 2
+        text.append(f" {_middle_cut(db_path, room)} ", style="dim")
         text.append(" model: ", style="dim")
         text.append(model)
         self._put(text, held=False)
 
     _shown: tuple | None = None
     _held = False
+    _args: dict | None = None  # what was last shown, to fit it again to a new width
+
+    def on_resize(self) -> None:
+        if self._args is not None:
+            self.show(**self._args)
 
     def _put(self, text: Text, held: bool) -> None:
         """Draw ``text`` only when it differs from what is shown (it is asked for on every update and
@@ -1092,6 +1102,18 @@ class StatusLine(Static):
         relayout = held or self._held
         self._shown, self._held = shown, held
         self.update(text, layout=relayout)
+
+
+def _middle_cut(path: str, width: int) -> str:
+    """``path`` in ``width`` cells: whole, or its middle left out ("/tmp/mem…/demo.db"), the file's name
+    kept whole as long as there is room for it; as it is when ``width`` is unknown (not laid out yet)."""
+    if width <= 0 or cell_len(path) <= width:
+        return path
+    head, sep, name = path.rpartition("/")
+    tail = sep + name if head else path
+    if cell_len(tail) + 1 >= width:
+        return "…" + tail[len(tail) - max(width - 1, 1):]
+    return path[:width - 1 - len(tail)] + "…" + tail
 
 
 def details_text(job: JobInfo, runs: list[RunInfo], now: datetime) -> Text:
