@@ -269,6 +269,11 @@ class MemoryTable(_DiffTable):
             self.move_cursor(row=self.get_row_index(selected), animate=False)
 
 
+def _importance(value: float) -> str:
+    """One decimal at least, so a column of importances lines up ("8.0", "0.9"; it read "8", "0.9")."""
+    return f"{value:.1f}" if round(value, 1) == value else fmt_number(value)
+
+
 def _memory_text(sender: str, content: str, dim: bool = False, width: int | None = None) -> Text:
     """The memory's text after its sender (dim), as Text: a memory is shown as written, never read as markup."""
     text = Text(f"{sender} · " if sender else "", style="dim")
@@ -328,7 +333,7 @@ class LongTermTable(MemoryTable):
         low = row.retention < row.floor
         return {
             "id": Text(str(row.id)), "retention": Text(f"{row.retention:.2f}", style="red" if low else ""),
-            "recalls": Text(str(row.recalls)), "retires": retires, "importance": Text(f"{row.importance:g}"),
+            "recalls": Text(str(row.recalls)), "retires": retires, "importance": Text(_importance(row.importance)),
             "content": (row.sender, row.content, row.status != "current"),
         }
 
@@ -371,7 +376,7 @@ class ResultsTable(MemoryTable):
         note = "superseded" if row.superseded else "faded" if row.decayed else ""
         return {
             "tier": Text("long-term" if row.tier == "long_term" else "pending"), "id": Text(str(row.id)),
-            "importance": Text(f"{row.importance:g}"), "note": Text(note, style="dim"),
+            "importance": Text(_importance(row.importance)), "note": Text(note, style="dim"),
             "content": (row.sender, row.content, row.superseded or row.decayed),
         }
 
@@ -461,8 +466,9 @@ class MemoryScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Static(id="memory-tabs")
         yield Static(id="memory-note")
-        yield Input(placeholder="/ to search: every word, or its prefix, ranked as recall ranks "
-                                "(nothing is reinforced); enter searches", id="memory-search")
+        # Short enough for an 80-column terminal (the note under it says that nothing is reinforced).
+        yield Input(placeholder="/ to search: every word or its prefix, as recall ranks; enter searches",
+                    id="memory-search")
         with ContentSwitcher(initial="pending", id="memory-modes"):
             yield PendingTable(id="pending")
             yield LongTermTable(id="long-term")
@@ -619,9 +625,9 @@ class MemoryScreen(Screen):
                         f"Score and terms are computed now ({now}); a score at or above the threshold "
                         f"promotes at the next run.")
         if self.mode == "long-term":
-            shown = ("then the faded and forgotten ones, latest first, then the merged and replaced" if self.retired
-                     else "current ones only (r shows the faded, forgotten, merged and replaced)")
-            return Text(f"Soonest to retire first, then pinned: {shown}. Retention is computed now ({now}); "
+            shown = (", then the faded and forgotten ones (latest first), then the merged and replaced"
+                     if self.retired else "; current ones only (r shows the faded, forgotten, merged and replaced)")
+            return Text(f"Soonest to retire first, then pinned{shown}. Retention is computed now ({now}); "
                         f"decay retires a memory when it falls below its floor.")
         if not self.query_text:
             return Text("Press / and type words to search pending and long-term memories.")
