@@ -20,6 +20,7 @@ from argparse import Namespace
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from zoneinfo import ZoneInfo
@@ -1471,7 +1472,8 @@ def test_a_log_file_that_cannot_be_written_does_not_stop_the_dashboard(tmp_path)
 
 def test_demo_first_runs_are_scheduled_runs_and_are_logged(kinds, tmp_path, monkeypatch):
     """--demo makes its jobs due instead of pressing run-now for them: the runs are 'scheduled',
-    no audit row says someone asked for them, no 'run finished' toasts, and the log file has them."""
+    no audit row says someone asked for them, no 'run finished' toasts, and the log file has them: the
+    demo's own, beside its database and gone with it, never the user's (whose lines name no database)."""
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     monkeypatch.setattr(logging.getLogger("memtui"), "handlers", [])
     names = ["promote", "decay", "consolidate", "rollup-day", "profile"]
@@ -1483,7 +1485,8 @@ def test_demo_first_runs_are_scheduled_runs_and_are_logged(kinds, tmp_path, monk
             if {r.job for r in runs} >= set(names):
                 break
             time.sleep(0.05)
-        seen.update(runs=runs, audit=self.engine.audit_log(), log_path=self.log_path)
+        seen.update(runs=runs, audit=self.engine.audit_log(), log_path=self.log_path,
+                    log_text=self.log_path.read_text(), log_mode=mode(self.log_path), db=self.engine.store.path)
 
     monkeypatch.setattr(MemtuiApp, "run", run)
     assert app_module.run_dashboard(Namespace(demo=True, db=None, config=None)) == 0
@@ -1493,8 +1496,10 @@ def test_demo_first_runs_are_scheduled_runs_and_are_logged(kinds, tmp_path, monk
     assert set(firsts) >= set(names)
     assert {firsts[n].reason for n in names} == {"scheduled"}
     assert not [a for a in seen["audit"] if a.action == "run_now"]
-    text = seen["log_path"].read_text()
+    text = seen["log_text"]
     for name in names:
         assert f"INFO memtui: {name} " in text or f"WARNING memtui: {name} " in text, name
-    assert mode(seen["log_path"]) == 0o600
+    assert seen["log_mode"] == 0o600
+    assert seen["log_path"].parent == Path(seen["db"]).parent and not seen["log_path"].parent.exists()
+    assert not list((tmp_path / "state").rglob("*.log"))  # the user's own log: untouched
     assert not any(isinstance(h, PrivateRotatingFileHandler) for h in logging.getLogger("memtui").handlers)

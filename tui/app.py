@@ -792,9 +792,11 @@ def run_dashboard(args) -> int:
     from memtui.engine.demo import DemoAgent, fill
 
     config = load_config(getattr(args, "config", None))
-    log = LogFile.open()
-    try:
-        with tempfile.TemporaryDirectory(prefix="memtui-demo-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="memtui-demo-") as scratch:
+        # A demo logs beside its database and is gone with it: its runs never mix into the log of the
+        # user's own store (which names no database on its lines).
+        log = LogFile.open(Path(scratch) / "memtui.log" if args.demo else None)
+        try:
             db_path = resolve_db_path(None if args.demo else getattr(args, "db", None))
             if args.demo:
                 db_path = f"{scratch}/demo.db"
@@ -815,6 +817,6 @@ def run_dashboard(args) -> int:
                     agent.stop()
                 engine.stop()
                 engine.close()
-    finally:
-        log.close()
+        finally:
+            log.close()
     return 0
