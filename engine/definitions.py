@@ -103,7 +103,7 @@ class Definition:
         if schedule is None:
             return None
         due = schedule.next_after(max(now, after or now), anchor=from_ts(self.updated_at)
-                                  if schedule.is_interval else None)
+                                  if schedule.is_interval else None, key=self.name)
         return due.timestamp() if due else None
 
 

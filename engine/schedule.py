@@ -16,7 +16,7 @@ reaches the next fire time (see ``Schedule.effective_jitter_s``).
 """
 from __future__ import annotations
 
-import random
+import hashlib
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
@@ -142,6 +142,12 @@ class ScheduleTrigger(BaseTrigger):
 
     def __str__(self):
         return f"schedule[{self.schedule.spec}]"
+
+
+def _spread(key: str, fire: datetime) -> float:
+    """A number in [0, 1) that ``key`` and ``fire`` always give alike, and that differs between keys."""
+    digest = hashlib.blake2b(f"{key}\0{fire.timestamp()!r}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2.0 ** 64
 
 
 @lru_cache(maxsize=256, typed=True)
@@ -289,7 +295,8 @@ class Schedule:
             yield fire
             fire += step
 
-    def next_after(self, now: datetime, anchor: datetime | None = None, jitter: bool = True) -> datetime | None:
+    def next_after(self, now: datetime, anchor: datetime | None = None, jitter: bool = True,
+                   key: str = "") -> datetime | None:
         """The first fire time strictly after ``now``, jitter included, as a UTC instant (None if
         the expression never fires). UTC, so comparing two results compares instants: two
         datetimes with the same zone object compare by wall time, ignoring ``fold``.
@@ -298,7 +305,12 @@ class Schedule:
         ahead of ``now`` (the clock went back) is walked back onto the grid. Jitter delays
         a fire by 0 to ``effective_jitter_s`` seconds, and by less than half the time to the
         following fire (a DST change can bring two cron fires closer), so walking
-        ``next_after`` from one due time to the next meets every fire time exactly once."""
+        ``next_after`` from one due time to the next meets every fire time exactly once.
+
+        The delay is drawn from ``key`` (the job's name) and the fire time, not at random: the same
+        fire of the same job is always delayed alike, so pausing and resuming, or another engine
+        computing it, does not move it (it moved by a minute on each resume), while jobs with the same
+        schedule still spread apart."""
         fires = self._fires_after(_utc(now), anchor)
         fire = next(fires, None)
         if fire is None:
@@ -308,7 +320,7 @@ class Schedule:
             following = next(fires, None)
             if following is not None:
                 cap = min(cap, (following - fire).total_seconds() / 2)
-            fire += timedelta(seconds=random.uniform(0, cap))  # added to the instant: DST-proof
+            fire += timedelta(seconds=cap * _spread(key, fire))  # added to the instant: DST-proof
         return fire
 
     def preview(self, now: datetime, count: int = 3) -> list[datetime]:

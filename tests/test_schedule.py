@@ -1,7 +1,6 @@
 """Schedule specs: intervals, crontab(5) semantics, time zones, DST, anchors, counting, jitter."""
 from __future__ import annotations
 
-import random
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -320,11 +319,15 @@ def test_count_between_for_cron():
 
 @pytest.mark.parametrize("spec, base", [("1h", utc(2026, 6, 1, 13)), ("0 * * * *", utc(2026, 6, 1, 13))])
 def test_jitter_delays_within_bounds_and_preview_ignores_it(spec, base):
-    random.seed(20260601)
     schedule = Schedule.parse(spec, "UTC", jitter_s=600)
-    samples = [schedule.next_after(NOW) for _ in range(200)]
+    samples = [schedule.next_after(NOW, key=f"job-{n}") for n in range(200)]
     assert all(base <= s <= base + timedelta(seconds=600) for s in samples)
-    assert len(set(samples)) > 100  # really randomised
+    assert len(set(samples)) > 100  # jobs with the same schedule spread apart
+    # one job's fire is delayed alike whoever computes it, whenever: a resume does not move it
+    anchor = NOW if schedule.is_interval else None  # the same grid, read from later on
+    assert {schedule.next_after(NOW + timedelta(minutes=m), anchor, key="job-7") for m in range(0, 50, 7)} \
+        == {samples[7]}
+    assert schedule.next_after(base + timedelta(hours=1), key="job-7") != samples[7] + timedelta(hours=1)
     assert schedule.next_after(NOW, jitter=False) == base
     assert as_utc(schedule.preview(NOW, 2)) == [base, base + timedelta(hours=1)]
     assert schedule.describe().endswith(", up to 10 min later")
@@ -349,8 +352,7 @@ def test_jitter_only_delays_and_describe_says_so():
     assert schedule.describe(jitter=False) == "at 01:00 every day (UTC)"
     assert Schedule.parse("5m", "UTC", jitter_s=90).describe() == "every 5 min, up to 1 min 30 s later"
     assert Schedule.parse("5m", "UTC").describe() == "every 5 min"
-    random.seed(7)
-    due = [schedule.next_after(NOW) for _ in range(100)]
+    due = [schedule.next_after(NOW, key=f"job-{n}") for n in range(100)]
     assert all(utc(2026, 6, 2, 1) <= d <= utc(2026, 6, 2, 1, 5) for d in due)
 
 
@@ -372,13 +374,12 @@ def test_effective_jitter_is_at_most_half_the_time_between_fires(spec, jitter, e
 
 def test_a_job_retimed_to_1s_drops_its_300s_jitter_and_says_so():
     schedule = Schedule.parse("1s", "UTC", jitter_s=300)
-    random.seed(10)
-    assert all(schedule.next_after(NOW) == NOW + timedelta(seconds=1) for _ in range(20))
+    assert all(schedule.next_after(NOW, key=f"job-{n}") == NOW + timedelta(seconds=1) for n in range(20))
     assert schedule.describe() == "every 1 s, no jitter: 5 min set, but jitter is capped at half the interval"
     one_min = Schedule.parse("1m", "UTC", jitter_s=300)
     assert one_min.describe() == "every 1 min, up to 30 s later: 5 min set, but jitter is capped at half the interval"
-    assert all(NOW + timedelta(minutes=1) <= one_min.next_after(NOW) <= NOW + timedelta(minutes=1, seconds=30)
-               for _ in range(50))
+    assert all(NOW + timedelta(minutes=1) <= one_min.next_after(NOW, key=f"job-{n}")
+               <= NOW + timedelta(minutes=1, seconds=30) for n in range(50))
     assert Schedule.parse("*/15 * * * *", "UTC", jitter_s=3600).describe().endswith(
         ", up to 7 min 30 s later: 1 h set, but jitter is capped at half the shortest time between runs")
 
@@ -388,7 +389,6 @@ def test_a_jittered_due_time_never_reaches_the_next_fire_so_none_is_skipped(spec
     schedule = Schedule.parse(spec, "UTC", jitter_s=MAX_JITTER_S)
     anchor = NOW if schedule.is_interval else None
     expected = [t.astimezone(UTC) for t in schedule.preview(NOW, 200)]
-    random.seed(11)
     due, walked = NOW, []
     with deadline(5):
         for _ in range(200):
