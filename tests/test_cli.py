@@ -433,16 +433,16 @@ BAD_INPUT = [
     (["retime", "compact", "0 3 * * *", "--tz", "Mars/Olympus_Mons"], ["unknown time zone 'Mars/Olympus_Mons'"]),
     (["retime", "compact", "5m", "--tz", "Europe/Berlinn"], ["unknown time zone"]),
     # unknown argument / bad usage
-    (["jobs", "--bogus"], ["--bogus"]),
-    (["--bogus"], ["--bogus"]),
+    (["jobs", "--bogus"], ["--bogus", "see 'memtui jobs --help'"]),
+    (["--bogus"], ["--bogus", "see 'memtui --help'"]),
     (["frobnicate"], ["frobnicate"]),
-    (["run"], ["name"]),
+    (["run"], ["name", "see 'memtui run --help'"]),
     (["retime", "compact"], ["spec"]),
     (["retime", "compact", "-5m"], ["cannot read '-5m'", "5-field cron"]),
     (["retime", "compact", "--tz", "UTC", "-5m"], ["cannot read '-5m'"]),
     (["history", "--limit", "0"], ["--limit"]),
     (["history", "--limit", "many"], ["--limit"]),
-    (["run", "compact", "extra"], ["extra"]),
+    (["run", "compact", "extra"], ["extra", "see 'memtui run --help'"]),
 ]
 
 

@@ -577,10 +577,20 @@ def _without_passwords(text: str, argv: Sequence[str]) -> str:
     return _PARAM_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1***@", text))
 
 
+def _parse(argv: Sequence[str]) -> argparse.Namespace:
+    """The parsed command line; an argument no command knows points to the help of the command it was
+    given to (argparse reports those from the top, as if ``memtui --help`` could explain them)."""
+    args, unknown = build_parser().parse_known_args(_dashed_spec(argv))
+    if unknown:
+        prog = f"memtui {args.command}" if args.command else "memtui"
+        raise UsageError(f"unrecognized arguments: {' '.join(unknown)} (see '{prog} --help')")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = build_parser().parse_args(_dashed_spec(argv))
+        args = _parse(argv)
         if args.command is None and not args.no_ui:
             from memtui.tui.app import run_dashboard  # imports Textual only here
 
