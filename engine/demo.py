@@ -10,6 +10,7 @@ the same ``now`` give the same store.
 """
 from __future__ import annotations
 
+import dataclasses
 import random
 import threading
 from dataclasses import dataclass
@@ -59,6 +60,13 @@ class DemoSummary:
     facts: int
     outcomes: int
     profile_attributes: int
+    replaced: int = 0  # rows of an earlier demo sample this fill replaced
+
+
+def demo_rows(store: Store) -> int:
+    """How many rows carry the demo mark: an earlier sample, which a fill replaces."""
+    return sum(model.select().where(model.demo == True).count()  # noqa: E712 (a SQL comparison)
+               for model in _models(store, MEMORY_TABLES))
 
 
 class DemoRefused(Exception):
@@ -148,10 +156,11 @@ def fill(store: Store, now: datetime, *, seed: int = 7, scale: int = 1, reset: b
                     f"{store.label} holds {total:,} {'rows that are' if total != 1 else 'row that is'} not demo data "
                     f"({describe_counts(foreign)}); nothing was changed. Use --reset to replace everything, "
                     "or --db to pick another database")
+        replaced = 0 if reset else demo_rows(store)  # --reset said what it deletes before it asked
         _clear_memory(store)
         if reset:
             _clear_history(store)
-        return _write_sample(store, now, seed, scale)
+        return dataclasses.replace(_write_sample(store, now, seed, scale), replaced=replaced)
 
 
 def _write_sample(store: Store, now: datetime, seed: int, scale: int) -> DemoSummary:

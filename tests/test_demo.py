@@ -9,7 +9,7 @@ import pytest
 
 from memtui.engine import Config, Engine
 from memtui.engine import demo
-from memtui.engine.demo import MEMORY_TABLES, DemoRefused, fill
+from memtui.engine.demo import MEMORY_TABLES, SYSTEM_SENDER, DemoRefused, fill
 from memtui.models import Store
 from tests.factories import count
 
@@ -24,9 +24,19 @@ def rows(target) -> dict[str, int]:
         store.close()
 
 
+def count_system_facts(target) -> int:
+    store = Store.open(target, create=False)
+    try:
+        return count(store, "fact", f"sender = '{SYSTEM_SENDER}'")
+    finally:
+        store.close()
+
+
 def test_demo_fills_an_empty_store_and_marks_every_row(cli, db_target):
     db = db_target
-    assert cli("demo", "--db", db).code == 0
+    result = cli("demo", "--db", db)
+    assert result.code == 0
+    assert len(result.out.splitlines()) == 1 and "replaced" not in result.out  # nothing was there to replace
     store = Store.open(db)
     try:
         for table in MEMORY_TABLES:
@@ -70,7 +80,10 @@ def test_demo_refills_a_store_that_holds_only_demo_rows_even_after_the_jobs_ran(
     engine.close()
     runs = rows(db)["run"]
 
-    assert cli("demo", "--db", db).code == 0  # derived rows carry the mark; __system__ facts are engine state
+    demo_before = sum(rows(db)[t] for t in MEMORY_TABLES) - count_system_facts(db)
+    result = cli("demo", "--db", db)  # derived rows carry the mark; __system__ facts are engine state
+    assert result.code == 0, result.err
+    assert result.out.splitlines()[-1] == f"(it replaced the earlier demo sample: {demo_before:,} rows)"
     after = rows(db)
     assert after["run"] == runs, "a refill keeps the run history"
     assert after["pending_memory"] == 300

@@ -429,8 +429,10 @@ def cmd_demo(engine: Engine, args) -> int:
         summary = fill(engine.store, engine.clock(), reset=args.reset)
     except DemoRefused as exc:
         raise UsageError(str(exc)) from None
-    print(f"demo data in {engine.store.label}: " + ", ".join(f"{v} {k.replace('_', ' ')}"
-                                                            for k, v in vars(summary).items()))
+    counts = {k: v for k, v in vars(summary).items() if k != "replaced"}
+    print(f"demo data in {engine.store.label}: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items()))
+    if summary.replaced:
+        print(f"(it replaced the earlier demo sample: {summary.replaced:,} rows)")
     return 0
 
 
