@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import io
 import json
 import logging
 import os
@@ -24,6 +25,9 @@ from pathlib import Path
 
 import pytest
 from zoneinfo import ZoneInfo
+from rich.console import Console
+from rich.text import Text
+from textual.geometry import Region
 from textual.widgets import Input, Static
 
 from memtui.engine import Engine, EngineError
@@ -149,7 +153,18 @@ def column_keys(table) -> list[str]:
 
 
 def static_text(screen, selector: str) -> str:
-    return str(screen.query_one(selector, Static).render())
+    """A Static's text: its plain text, or what a Rich renderable (help's grid of keys) prints unwrapped."""
+    static = screen.query_one(selector, Static)
+    if isinstance(static.content, (str, Text)):
+        return str(static.render())
+    console = Console(width=1000, file=io.StringIO(), record=True)
+    console.print(static.content)
+    return "\n".join(line.rstrip() for line in console.export_text().splitlines())
+
+
+def drawn_lines(widget) -> list[str]:
+    """The lines a widget draws at its size, as text."""
+    return [strip.text.rstrip() for strip in widget.render_lines(Region(0, 0, *widget.size))]
 
 
 def notifications(app) -> list:
@@ -649,6 +664,20 @@ async def test_help_lists_every_key_and_escape_closes(eng):
         await pilot.pause()
         assert len(app.screen_stack) == 1
         assert app.focused is jobs_table(app)
+
+
+async def test_help_wraps_a_long_description_within_its_column(eng):
+    """At 80 columns a description runs over two lines; the second starts under the first, not under the keys."""
+    app = make_app(eng)
+    async with running(app, (80, 30)) as pilot:
+        await pilot.pause()
+        await pilot.press("question_mark")
+        await pilot.pause()
+        lines = drawn_lines(app.screen.query_one("#help"))
+        [at] = [i for i, line in enumerate(lines) if line.split()[:2] == ["t", "Retime"]]
+        column = lines[at].index("Retime")
+        assert len(lines[at]) < 80 and not lines[at].endswith("preview")  # it did wrap here
+        assert lines[at + 1].index(lines[at + 1].split()[0]) == column, lines[at:at + 2]
 
 
 async def test_help_scrolls_to_the_log_file_line_in_a_small_terminal(eng, tmp_path):

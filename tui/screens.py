@@ -9,6 +9,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
 
+from rich.console import Group
+from rich.padding import Padding
+from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -203,11 +206,13 @@ class HelpScreen(ModalScreen[None]):
         self.sync_s = sync_s  # how often the engine reads changes made by other processes
 
     def compose(self) -> ComposeResult:
-        text = Text("memtui keys\n\n", style="bold")
+        # A grid, so a description that wraps stays in its column instead of running under the keys.
+        keys = Table.grid(padding=(0, 2))
+        keys.add_column(style="bold cyan", no_wrap=True)
+        keys.add_column()
         for key, description in self.keys:
-            text.append(f"  {key:<10}", style="bold cyan")
-            text.append(f"{description}\n")
-        text.append("\nctrl+p opens the command palette with every action.\n", style="dim")
+            keys.add_row(key, description)
+        text = Text("\nctrl+p opens the command palette with every action.\n", style="dim")
         if self.sync_s is not None:
             text.append(f"Changes from the CLI or another memtui process show here within about {self.sync_s:g} s.",
                         style="dim")
@@ -217,7 +222,7 @@ class HelpScreen(ModalScreen[None]):
         elif self.log_problem:
             text.append(f"\nNo log file this time: {self.log_problem}", style="dim")
         with VerticalScroll(id="dialog"):  # scrolls: at 80x24 the keys alone fill the dialog
-            yield Static(text, id="help")
+            yield Static(Group(Text("memtui keys\n", style="bold"), Padding(keys, (0, 0, 0, 2)), text), id="help")
 
     def action_close(self) -> None:
         self.dismiss(None)
