@@ -329,6 +329,14 @@ async def test_moving_the_cursor_selects_another_job_and_shows_its_runs(eng):
         assert app.selected_job_name == "decay"
         assert row_keys(history_table(app)) == []
 
+        await pilot.press("end")
+        await pilot.pause()
+        assert app.selected_job_name == row_keys(jobs_table(app))[-1]
+        await pilot.press("home")
+        await pilot.pause()
+        assert app.selected_job_name == "promote"
+        assert row_keys(history_table(app)) == [str(i) for i in reversed(promote_runs)]
+
         await pilot.press("up", "up")
         await pilot.pause()
         assert app.selected_job_name == "promote"

@@ -377,6 +377,31 @@ async def test_the_next_page_is_read_by_key_as_the_cursor_nears_the_end(eng, sto
         await pilot.pause()
         assert keys(table) == expected and table.exhausted
         assert "all shown" in str(table.border_subtitle)
+        await pilot.press("home")
+        await pilot.pause()
+        assert table.cursor_row == 0 and table.selected_key == expected[0]
+        await pilot.press("end")
+        await pilot.pause()
+        assert table.selected_key == expected[-1]
+
+
+async def test_end_goes_to_the_last_row_read_and_that_reads_the_next_page(eng, store, clock, monkeypatch):
+    monkeypatch.setattr(MemoryScreen, "PAGE", 10)
+    monkeypatch.setattr(MemoryTable, "MORE_WITHIN", 3)
+    for i in range(24):
+        add_pending(store, clock(), content=f"note {i}", importance=i // 4, confidence=0.5)
+    run(eng)
+    expected = [str(i) for i in pending_order(store)]
+    async with memory_view(eng) as (pilot, view):
+        table = view.table("pending")
+        assert keys(table) == expected[:10]
+        await pilot.press("end")
+        await pilot.pause()
+        assert table.cursor_row == 9 and table.selected_key == expected[9]
+        assert keys(table) == expected[:20]  # near the end now: the next page was read below it
+        await pilot.press("home")
+        await pilot.pause()
+        assert table.cursor_row == 0
 
 
 def test_pages_by_key_cover_every_memory_once_across_ties_and_both_runs_of_each_order(eng, store, clock):

@@ -654,6 +654,7 @@ class MemtuiApp(App):
         names = {"question_mark": "?"}
         return [(names.get(key, key), self.describe(action)) for key, action, _, _ in self.KEYS] + [
             ("↑ ↓", "select a job; tab moves to the run history"),
+            ("home end", "the first or last row"),
         ]
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:

@@ -751,6 +751,7 @@ class MemoryScreen(Screen):
         names = {"question_mark": "?", "slash": "/"}
         keys = [(names.get(key, key), text) for key, _, _, text in self.KEYS]
         keys.append(("↑ ↓", "move; the next page is read as the cursor nears the end"))
+        keys.append(("home end", "the first row, or the last row read so far"))
         keys.append(("", "Pending: by the stored score, the score at the memory's last use, an upper bound "
                          "(recency only falls; ↻ marks a memory new, used or edited since the last promote run); "
                          "score and terms are computed now."))

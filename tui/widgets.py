@@ -124,6 +124,13 @@ class _DiffTable(DataTable):
         self._add_columns()
         self._bound_caches()
 
+    # home and end go to the first and last row: DataTable's own, with a row cursor, only scroll sideways
+    def action_scroll_home(self) -> None:
+        self.action_scroll_top()
+
+    def action_scroll_end(self) -> None:
+        self.action_scroll_bottom()
+
     def on_resize(self) -> None:
         self._bound_caches()
 
