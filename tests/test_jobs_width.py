@@ -83,9 +83,15 @@ def assert_fitted(table: JobsTable) -> None:
     free = room - sum(drawn.values())
     assert free >= 0, f"the table needs {sum(drawn.values())} columns but has {room}: {drawn}"
     schedule_text = drawn["schedule"] - 2 * table.cell_padding
-    for job in table._shown[0]:
+    jobs = table._shown[0]
+    detailed = [job.schedule_detail or job.schedule_text for job in jobs]
+    shown = [cell(table, job.name, "schedule") for job in jobs]
+    if shown != detailed:  # the jitter ("…, up to 5 min later") is left out only when some job's would not fit
+        assert schedule_text + free < max(map(len, detailed)), f"jitter left out with {free} columns free"
+        assert not any(s == d != j.schedule_text for s, d, j in zip(shown, detailed, jobs)), "all or none"
+    for job in jobs:
         shown = cell(table, job.name, "schedule")
-        if shown != job.schedule_text:
+        if shown not in (job.schedule_text, job.schedule_detail):
             assert shown.endswith("…") and job.schedule_text.startswith(shown[:-1].rstrip()), shown
             assert schedule_text + free < len(job.schedule_text), (
                 f"{job.name}'s schedule is cut to {shown!r} while {free} columns are free")
@@ -108,6 +114,9 @@ async def test_each_width_shows_every_column_that_fits_and_cuts_the_schedule_onl
         100: (["name", "schedule", "next", "left", "last", "status", "runs", "errors"], "at 03:00 on the first day…"),
         120: (["name", "schedule", "next", "left", "last", "status", "runs", "errors"], MONTH),
         140: (["name", "schedule", "next", "left", "last", "status", "duration", "runs", "errors"], MONTH),
+        # room for every schedule with its jitter: NEXT at 01:04 no longer reads as a clock gone wrong
+        160: (["name", "schedule", "next", "left", "last", "status", "duration", "runs", "errors"],
+              MONTH + ", up to 5 min later"),
     }
     for width, (keys, month) in expected.items():
         app = MemtuiApp(story, db_label="demo.db")
@@ -116,7 +125,9 @@ async def test_each_width_shows_every_column_that_fits_and_cuts_the_schedule_onl
             table = jobs_table(app)
             assert columns(table) == keys, width
             assert cell(table, "rollup-month", "schedule") == month, width
-            assert cell(table, "rollup-day", "schedule") == "at 01:00 every day"
+            jitter = ", up to 5 min later" if width >= 160 else ""
+            assert cell(table, "rollup-day", "schedule") == "at 01:00 every day" + jitter
+            assert cell(table, "promote", "schedule") == "every 30 s"  # no jitter: nothing added
             assert_fitted(table)
             app.exit()
 

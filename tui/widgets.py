@@ -473,7 +473,8 @@ class JobsTable(_DiffTable):
     JOB, SCHEDULE (SCHEDULE_MIN characters; fewer only when even that leaves no room), LEFT, LAST,
     STATUS and RUNS/ERR are always there; then, each while it fits, in this order: NEXT (the absolute time), the schedule whole
     (up to SCHEDULE_MAX), TOOK, and runs and errors in columns of their own; room still left lets
-    a schedule longer than SCHEDULE_MAX show whole. A schedule's words come before the duration
+    a schedule longer than SCHEDULE_MAX show whole, then with its jitter ("at 01:00 every day, up to
+    5 min later", as ``memtui jobs`` says it; every job's or none). A schedule's words come before the duration
     and the split counts (the details show all three), so 100 columns show NEXT and most of
     "at 03:00 on the first day of every month" rather than "at 03:00 on the f…" and TOOK.
 
@@ -528,8 +529,9 @@ class JobsTable(_DiffTable):
         fitted = self._fit(jobs, rows.values(), now)
         if fitted is not None:
             columns, self.schedule_width, needed = fitted
+        jitter = self._detailed(jobs) <= self.schedule_width
         for job in jobs:
-            rows[job.name]["schedule"] = self._cut(job.schedule_text, self.schedule_width)
+            rows[job.name]["schedule"] = self._schedule(job, self.schedule_width, jitter)
         # a column wider than its cells now (it never narrows) leaves the others less room than the fit gave
         if fitted is not None and (columns != self.columns_in_use
                                    or self._drawn_width(rows.values()) > max(needed, self._room())):
@@ -572,11 +574,12 @@ class JobsTable(_DiffTable):
                 for column, label in labels.items() if column != "schedule"}
         cost = {"next": need["next"], "duration": need["duration"],
                 "split": need["runs"] + need["errors"] - need["counts"]}
-        texts = [job.schedule_text for job in jobs]
-        whole = max(map(len, texts), default=0)
+        whole = max((len(job.schedule_text) for job in jobs), default=0)
+        detailed = self._detailed(jobs)
 
         def schedule_column(text_room: int) -> int:  # cut at a word's end, the text may leave some room
-            return max([len(labels["schedule"])] + [len(self._cut(t, text_room)) for t in texts]) + pad
+            return max([len(labels["schedule"])] + [len(self._schedule(job, text_room, detailed <= text_room))
+                                                    for job in jobs]) + pad
 
         base = sum(need[c] for c, _ in self.NARROW if c != "schedule")
         shown: set[str] = set()
@@ -589,7 +592,8 @@ class JobsTable(_DiffTable):
             elif others + cost[claim] + schedule_column(text_room) <= room:
                 shown.add(claim)
         others = base + sum(cost[c] for c in shown)
-        text_room = max(text_room, min(whole, room - others - pad))  # past SCHEDULE_MAX, when room is left
+        # past SCHEDULE_MAX, when room is left; then the jitter too ("…, up to 5 min later": NEXT is not on the hour)
+        text_room = max(text_room, min(detailed, room - others - pad))
         return self._layout(shown), text_room, others + schedule_column(text_room)
 
     def _layout(self, shown: set[str]) -> tuple[tuple[str, str], ...]:
@@ -612,6 +616,19 @@ class JobsTable(_DiffTable):
         pad = 2 * self.cell_padding
         return sum(max([len(label), self._widest.get(column, 0)] + [_width(r[column]) for r in rows]) + pad
                    for column, label in self.columns_in_use)
+
+    @staticmethod
+    def _detailed(jobs: list[JobInfo]) -> int:
+        """The room every schedule needs to show whole with its jitter."""
+        return max((len(job.schedule_detail or job.schedule_text) for job in jobs), default=0)
+
+    @classmethod
+    def _schedule(cls, job: JobInfo, width: int, jitter: bool) -> str:
+        """The schedule's words in ``width``: with its jitter when every job's fits (one job's words without
+        it would read as a schedule with none), else without, cut if need be."""
+        if jitter and job.schedule_detail:
+            return job.schedule_detail
+        return cls._cut(job.schedule_text, width)
 
     @staticmethod
     def _cut(text: str, width: int) -> str:
