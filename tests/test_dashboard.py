@@ -8,13 +8,20 @@ kind waits on a threading.Event, so "while it is running" is exact.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import gc
 import io
 import json
 import logging
 import os
+import pty
 import re
+import signal
 import stat
+import struct
+import subprocess
+import sys
+import termios
 import threading
 import time
 from argparse import Namespace
@@ -1506,6 +1513,50 @@ def test_a_log_file_that_cannot_be_written_does_not_stop_the_dashboard(tmp_path)
 
 
 # -- 15. --demo -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGTERM], ids=["closed terminal", "kill"])
+def test_a_closed_terminal_or_a_kill_quits_as_q_does_and_the_demo_folder_goes(tmp_path, sig):
+    """``memtui --demo`` on a terminal of its own (a pty): SIGHUP (the terminal closed) or SIGTERM quits
+    through the app, so the engine stops and the demo's temporary folder is removed; killed where it
+    stood, it left the folder behind."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+    env = dict(os.environ, TMPDIR=str(tmp_path), HOME=str(tmp_path / "home"), TERM="xterm-256color",
+               XDG_STATE_HOME=str(tmp_path / "state"), XDG_DATA_HOME=str(tmp_path / "data"))
+    proc = subprocess.Popen([sys.executable, "-m", "memtui", "--demo"], stdin=slave, stdout=slave, stderr=slave,
+                            env=env, start_new_session=True)
+    os.close(slave)
+    drawn = bytearray()
+    reader = threading.Thread(target=drain, args=(master, drawn), daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 60  # a bound for a slow machine, not a wait for a schedule
+        while b"rollup-month" not in drawn and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert b"rollup-month" in drawn, bytes(drawn[-500:])  # the dashboard is up, its jobs on screen
+        assert [p.name for p in tmp_path.glob("memtui-demo-*")]
+        proc.send_signal(sig)
+        assert proc.wait(timeout=60) == 0
+        assert not list(tmp_path.glob("memtui-demo-*"))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        reader.join(timeout=5)
+        os.close(master)
+
+
+def drain(fd: int, into: bytearray) -> None:
+    """Read a pty until its other end is gone, so the program on it never blocks on a full buffer."""
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # EIO: the program on the terminal has exited
+            return
+        if not chunk:
+            return
+        into.extend(chunk)
+
 
 def test_demo_first_runs_are_scheduled_runs_and_are_logged(kinds, tmp_path, monkeypatch):
     """--demo makes its jobs due instead of pressing run-now for them: the runs are 'scheduled',

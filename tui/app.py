@@ -23,9 +23,11 @@ prints (engine/report.py), owner-only and rotated.
 """
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import os
+import signal
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -156,6 +158,7 @@ class MemtuiApp(App):
         self.frame = 0
         self.stopping: str | None = None
         self._unsubscribe = None
+        self._signals: list[int] = []  # the signals this app quits on (on_mount)
         self.live: list[EngineInfo] = []  # the engines serving the database, while attached
         self._asked: dict[str, float] = {}  # job -> when this dashboard asked another engine to run it
         self._offered: bool | None = None  # whether the footer offers s (start an engine here) now
@@ -198,12 +201,24 @@ class MemtuiApp(App):
         self.refresh_all()
         self.jobs_table.focus()
         self.set_interval(self.tick_s, self._tick)
+        # A closed terminal (SIGHUP) or a kill (SIGTERM) quits as q does: the engine stops its runs
+        # cleanly and a --demo takes its temporary folder with it, instead of dying where it stands.
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGHUP, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, self.exit)
+                self._signals.append(sig)
+            except (ValueError, RuntimeError, NotImplementedError):  # not the main thread; no such signal here
+                pass
         # Everything alive now (Textual, Rich, the engine) lives as long as the app: moving it out of
         # the collector's reach cuts full collections from ~400 ms to a fraction (bench/ui.py).
         gc.collect()
         gc.freeze()
 
     def on_unmount(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in self._signals:
+            loop.remove_signal_handler(sig)
         if self._unsubscribe:
             self._unsubscribe()
         if self._reader is not None:
