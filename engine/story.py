@@ -92,7 +92,7 @@ def story(store: Store, now: datetime, memory_id: int, *, long_term: bool = Fals
         if row is not None:
             return replace(_pending(row, promote), as_of=now)
         found = LongTerm.get_or_none(LongTerm.source_pending_id == memory_id)
-        tier, missing = "pending", f"no memory with id {memory_id}; a long-term id: --long-term"
+        tier, missing = "pending", f"no memory with id {memory_id}; for a long-term memory's own id, add --long-term"
     else:
         found = LongTerm.get_or_none(LongTerm.id == memory_id)
         tier, missing = "long_term", f"no long-term memory with id {memory_id}"
@@ -198,8 +198,13 @@ def describe(s: MemoryStory, when=lambda d: d.astimezone().strftime("%Y-%m-%d %H
     origin = f" from #{s.from_pending}" if s.from_pending is not None else ""
     lines[0] = f"#{s.id} long-term{origin}: {s.content}"
     if s.promoted:
+        # Only a memory marked keep is promoted below the threshold (promote's qualifies): say so, or the
+        # line reads as a broken rule.
+        kept = (s.promotion_score is not None and s.promotion_threshold is not None
+                and s.promotion_score < s.promotion_threshold)
         lines.append(f"promoted {when(s.promoted)}" + (
-            f" with score {s.promotion_score:.3f} (threshold {fmt_number(s.promotion_threshold)}): "
+            f" with score {fmt_near(s.promotion_score, s.promotion_threshold or 0.0)} (threshold "
+            f"{fmt_number(s.promotion_threshold)}{'; marked keep, so promoted below it' if kept else ''}): "
             + ", ".join(f"{name} {value:.2f}" for name, value in s.promotion_terms.items())
             if s.promotion_score is not None and s.promotion_terms else ""))
     lines.extend(_told(entry, s.id, when) for entry in s.history)

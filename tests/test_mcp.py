@@ -178,6 +178,7 @@ def test_every_tool_does_what_it_says_in_the_database(db_target):
         out["recall_none"] = await client.call("recall", query="aisle", sender="bob")
         out["used"] = await client.ok("used", id=out["new"]["id"])
         out["why_pending"] = await client.call("why", id=out["new"]["id"])
+        out["why_missing"] = await client.error("why", id=987654)
         out["status"] = await client.call("status")
         return out
 
@@ -197,6 +198,8 @@ def test_every_tool_does_what_it_says_in_the_database(db_target):
     assert why["structuredContent"]["story"]["tier"] == "pending"
     assert text_of(why).startswith(f"#{new['id']} short-term (pending promotion): Alice prefers aisle seats")
     assert why["structuredContent"]["lines"] == text_of(why).splitlines()
+    # the command line's hint in this server's words: no "--long-term" to an agent
+    assert out["why_missing"] == "no memory with id 987654; for a long-term memory's own id, pass long_term true"
 
     status = out["status"]["structuredContent"]
     jobs = {job["name"]: job for job in status["jobs"]}

@@ -61,6 +61,10 @@ def test_a_score_just_below_the_threshold_does_not_read_as_the_threshold(engine,
 def test_a_kept_memory_says_it_promotes_whatever_its_score(engine, store, clock):
     mid = add_pending(store, clock(), importance=0, confidence=0, remember=True)
     assert "marked keep: promotes at the next promote run" in text(engine.story(mid))
+    engine.run_job("promote")
+    told = text(engine.story(mid))  # promoted with 0.200 against 0.6: the story says why
+    assert "with score 0.200 (threshold 0.6; marked keep, so promoted below it)" in told
+    assert "pinned: never retires" in told
 
 
 def test_a_promoted_memory_is_found_by_the_id_remember_gave_and_says_when_it_retires(engine, store, clock):
@@ -152,7 +156,8 @@ def test_cli_why(cli, db_target):
     assert "score now" in result.out and "expires on" in result.out
     told = json.loads(cli("why", mid, "--json", "--db", db_target).out)
     assert told["tier"] == "pending" and told["terms"]["importance"] == pytest.approx(0.2)
-    assert_one_line_error(cli("why", 4242, "--db", db_target), "no memory with id 4242")
+    assert_one_line_error(cli("why", 4242, "--db", db_target),
+                          "no memory with id 4242; for a long-term memory's own id, add --long-term")
     assert_one_line_error(cli("why", 1, "--long-term", "--db", db_target), "no long-term memory with id 1")
     assert cli("why", "x", "--db", db_target).code == 2
 

@@ -380,8 +380,7 @@ class _Tools:
         try:
             told = self.engine.story(memory_id, long_term=long_term)
         except ops.MemoryInputError as exc:  # the command line's hint, in this server's words
-            raise _Refused(str(exc).replace("a long-term id: --long-term",
-                                            "for a long-term memory's own id, pass long_term true")) from None
+            raise _Refused(str(exc).replace("add --long-term", "pass long_term true")) from None
         data = json.loads(json.dumps(asdict(told), default=lambda v: v.isoformat() if isinstance(v, datetime)
                                      else str(v)))
         lines = describe_story(told)
