@@ -5,6 +5,7 @@ database is read back through a Store. Tests about SQLite files (modes, folders,
 typo'd paths) stay SQLite-only."""
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import socket
@@ -23,7 +24,7 @@ from memtui.engine.jobs.base import JobKind, JobSpec
 from memtui.engine import Config, Engine, Schedule
 from memtui.engine.definitions import local_zone_name
 from memtui.models import Store
-from memtui.tui.cli import main
+from memtui.tui.cli import build_parser, main
 from tests.factories import assert_one_line_error, snapshot
 from tests.targets import another_target, files_beside, has_store
 
@@ -410,6 +411,20 @@ def test_help_lists_the_subcommands(capsys):
     for command in ("jobs", "run", "enable", "disable", "retime", "history", "pause", "resume", "engines", "--no-ui",
                     "--db", "PATH|URL", "--config", "--version"):
         assert command in out
+
+
+def test_each_command_s_own_help_says_what_it_does(capsys):
+    """``memtui mcp --help`` opened with its usage and options alone; it says what the command is for,
+    in the words the main help uses for it."""
+    parser = build_parser()
+    [commands] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    listed = {choice.dest: " ".join(choice.help.split()) for choice in commands._choices_actions}
+    assert len(listed) >= 15
+    for name, said in listed.items():
+        with pytest.raises(SystemExit):
+            main([name, "--help"])
+        out = " ".join(capsys.readouterr().out.split())
+        assert said[0].upper() + said[1:] + "." in out, name
 
 
 # -- bad input: one line, exit 2, nothing changed ----------------------------------------------

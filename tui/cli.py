@@ -120,54 +120,59 @@ def build_parser() -> argparse.ArgumentParser:
                              "(by default the dashboard attaches to it)")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
 
-    p = sub.add_parser("jobs", parents=[common], help="list jobs and their state")
+    def add_command(name: str, **kwargs) -> argparse.ArgumentParser:
+        """A command whose own --help opens with what it does: its line in ``memtui --help``, as a sentence."""
+        help_text = kwargs["help"]
+        return sub.add_parser(name, description=help_text[0].upper() + help_text[1:] + ".", **kwargs)
+
+    p = add_command("jobs", parents=[common], help="list jobs and their state")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p = sub.add_parser("run", parents=[common], help="run one job now, in this process")
+    p = add_command("run", parents=[common], help="run one job now, in this process")
     p.add_argument("name")
     p.add_argument("--json", action="store_true", help="print the run as JSON")
     p.add_argument("--dry-run", action="store_true", help="show what it would change; write nothing")
     for verb in ("enable", "disable"):
-        p = sub.add_parser(verb, parents=[common], help=f"{verb} a job")
+        p = add_command(verb, parents=[common], help=f"{verb} a job")
         p.add_argument("name")
-    p = sub.add_parser("cancel", parents=[common],
+    p = add_command("cancel", parents=[common],
                        help="ask the engine running a job to stop that run at its next check point")
     p.add_argument("name")
     p.add_argument("--wait", type=_seconds, default=10.0, metavar="SECONDS",
                    help="wait this long for the run to end and say how it ended (0: don't wait; default 10)")
-    p = sub.add_parser("retime", parents=[common], help="give a job a new schedule")
+    p = add_command("retime", parents=[common], help="give a job a new schedule")
     p.add_argument("name")
     p.add_argument("spec", help="interval (30s, 5m, 1h30m) or 5-field cron expression")
     p.add_argument("--tz", metavar="ZONE", help="IANA time zone for cron schedules (default: keep)")
-    p = sub.add_parser("history", parents=[common], help="recent runs, newest first")
+    p = add_command("history", parents=[common], help="recent runs, newest first")
     p.add_argument("name", nargs="?")
     p.add_argument("--limit", type=_positive_int, default=20)
     p.add_argument("--json", action="store_true", help="print JSON")
-    p = sub.add_parser("remember", parents=[common], help="add a short-term memory; prints its id")
+    p = add_command("remember", parents=[common], help="add a short-term memory; prints its id")
     p.add_argument("text")
     p.add_argument("--sender", default="")
     p.add_argument("--kind", default="note")
     p.add_argument("--importance", type=float, default=5.0, help="0-10 (default 5)")
     p.add_argument("--confidence", type=float, default=0.5, help="0-1 (default 0.5)")
     p.add_argument("--keep", action="store_true", help="promote it whatever its score")
-    p = sub.add_parser("why", parents=[common],
+    p = add_command("why", parents=[common],
                        help="one memory's story: its score or retention, when it promotes, expires or retires")
     p.add_argument("id", type=_positive_int, help="the id remember printed (followed into long-term memory)")
     p.add_argument("--long-term", action="store_true", help="ID is a long-term memory's own id (as recall gives)")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p = sub.add_parser("import", parents=[common], help="import JSON Lines (a file, or - for stdin)")
+    p = add_command("import", parents=[common], help="import JSON Lines (a file, or - for stdin)")
     p.add_argument("file")
     p.add_argument("--skip-invalid", action="store_true", help="write the valid lines, list the rest")
-    p = sub.add_parser("demo", parents=[common],
+    p = add_command("demo", parents=[common],
                        help="fill an empty database (or one holding only demo data) with a realistic sample")
     p.add_argument("--reset", action="store_true",
                    help="first delete every memory, run and audit entry in the database (asks unless --yes)")
     p.add_argument("--yes", action="store_true", help="do not ask before --reset replaces everything")
-    p = sub.add_parser("engines", parents=[common], help="list the engines serving this database")
+    p = add_command("engines", parents=[common], help="list the engines serving this database")
     p.add_argument("--all", action="store_true", help="include engines that stopped or went silent")
     p.add_argument("--json", action="store_true", help="print JSON")
-    sub.add_parser("pause", parents=[common], help="pause every job (each job's enabled flag is kept)")
-    sub.add_parser("resume", parents=[common], help="resume the jobs that are enabled")
-    p = sub.add_parser("mcp", parents=[common],
+    add_command("pause", parents=[common], help="pause every job (each job's enabled flag is kept)")
+    add_command("resume", parents=[common], help="resume the jobs that are enabled")
+    p = add_command("mcp", parents=[common],
                        help="serve this memory to AI agents over MCP (stdio; --http PORT for streamable HTTP)")
     p.add_argument("--http", metavar="PORT", type=_port, help="serve streamable HTTP at http://HOST:PORT/mcp "
                                                               "instead of stdio")
@@ -175,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
                                   "address beyond loopback lets other machines in, and the server has no login)")
     p.add_argument("--allow-control", action="store_true",
                    help="also offer the tools run_job, enable and disable")
-    p = sub.add_parser("serve", parents=[common],
+    p = add_command("serve", parents=[common],
                        help="the dashboard in a web browser (no login: this machine only unless --public)")
     p.add_argument("--host", default="127.0.0.1",
                    help="the address to listen on (default 127.0.0.1: this machine only)")
