@@ -114,3 +114,20 @@ def assert_one_line_error(result, *fragments) -> None:
     for fragment in fragments:
         assert fragment in lines[0], (fragment, lines[0])
 
+
+
+def static_text(screen, selector: str) -> str:
+    """A Static's text: its plain text, or what a Rich renderable (help's grid of keys, a job's details) prints
+    on a line wide enough that nothing wraps."""
+    import io
+
+    from rich.console import Console
+    from rich.text import Text
+    from textual.widgets import Static
+
+    static = screen.query_one(selector, Static)
+    if isinstance(static.content, (str, Text)):
+        return str(static.render())
+    console = Console(width=1000, file=io.StringIO(), record=True)
+    console.print(static.content)
+    return "\n".join(line.rstrip() for line in console.export_text().splitlines())

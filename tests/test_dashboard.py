@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import gc
-import io
 import json
 import logging
 import os
@@ -32,8 +31,6 @@ from pathlib import Path
 
 import pytest
 from zoneinfo import ZoneInfo
-from rich.console import Console
-from rich.text import Text
 from textual.geometry import Region
 from textual.widgets import Input, Static
 
@@ -45,6 +42,7 @@ from memtui.tui import app as app_module
 from memtui.tui.app import LogFile, MemtuiApp, PrivateRotatingFileHandler, ViewRead
 from memtui.tui.screens import DetailsScreen, HelpScreen, RetimeScreen
 from memtui.tui.widgets import HistoryTable, JobsTable, KeysFooter, PromotionChart, StatusLine
+from tests.factories import static_text
 from tests.kinds import Blocker, register
 
 pytestmark = pytest.mark.anyio
@@ -157,16 +155,6 @@ def row_keys(table) -> list[str]:
 
 def column_keys(table) -> list[str]:
     return [c.key.value for c in table.columns.values()]
-
-
-def static_text(screen, selector: str) -> str:
-    """A Static's text: its plain text, or what a Rich renderable (help's grid of keys) prints unwrapped."""
-    static = screen.query_one(selector, Static)
-    if isinstance(static.content, (str, Text)):
-        return str(static.render())
-    console = Console(width=1000, file=io.StringIO(), record=True)
-    console.print(static.content)
-    return "\n".join(line.rstrip() for line in console.export_text().splitlines())
 
 
 def drawn_lines(widget) -> list[str]:
@@ -1185,6 +1173,22 @@ async def test_durations_read_in_fitting_units_everywhere(eng, store, clock):
         assert "\n          soft-deleted 2 · hard-deleted 0\n" in text  # each result whole, under its run
         assert "took 0.4 ms" in text  # the last run's duration, beside its time
         assert "soft-deleted" in text and "soft_deleted" not in text  # totals in words too
+
+
+async def test_a_result_that_wraps_in_the_details_stays_under_its_run(eng):
+    run = eng.run_job("promote")
+    app = make_app(eng)
+    async with running(app, (80, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("enter")
+        await pilot.pause()
+        lines = drawn_lines(app.screen.query_one("#details"))
+        [at] = [i for i, line in enumerate(lines) if line.split()[:2] == [str(run.id), "success"]]
+        column = lines[at].index("success")
+        result = at + 1
+        assert lines[result].index("promoted") == column, lines[at:]
+        rest = lines[result + 1]  # "promoted 0 · expired 0 · full pass (first run) · scored 0" wraps here
+        assert rest.strip() and rest.index(rest.split()[0]) == column, lines[at:]
 
 
 async def test_the_run_column_says_it_holds_run_ids(eng):

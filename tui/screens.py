@@ -22,7 +22,7 @@ from textual.widgets import DataTable, Input, Label, Static
 
 from memtui.engine import EngineInfo, JobInfo, RunInfo, Schedule, ScheduleError
 from memtui.tui.format import fmt_delta, fmt_short_time
-from memtui.tui.widgets import details_text
+from memtui.tui.widgets import job_details
 
 
 @dataclass(frozen=True)
@@ -126,12 +126,12 @@ class DetailsScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="dialog"):
-            yield Static(details_text(self.job, self.runs, self.now), id="details")
+            yield Static(job_details(self.job, self.runs, self.now), id="details")
 
     def show(self, job: JobInfo, runs: list[RunInfo], now: datetime) -> None:
         self.job, self.runs, self.now = job, runs, now
         if self.is_mounted:
-            self.query_one("#details", Static).update(details_text(job, runs, now))
+            self.query_one("#details", Static).update(job_details(job, runs, now))
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -17,8 +17,11 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 
 from rich.cells import cell_len
+from rich.console import Group
+from rich.padding import Padding
 from rich.segment import Segment
 from rich.style import Style
+from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.cache import LRUCache
@@ -1140,13 +1143,24 @@ def _middle_cut(path: str, width: int) -> str:
     return path[:width - 1 - len(tail)] + "…" + tail
 
 
-def details_text(job: JobInfo, runs: list[RunInfo], now: datetime) -> Text:
+def _grid(rows, *, indent: int = 0, key_style: str = "dim", key_width: int | None = None) -> Padding:
+    """Two columns, keys and values: a value that wraps continues under itself, not under the keys."""
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(style=key_style, no_wrap=True, min_width=key_width)
+    grid.add_column()
+    for key, value in rows:
+        grid.add_row(key, value)
+    return Padding(grid, (0, 0, 0, indent))
+
+
+def job_details(job: JobInfo, runs: list[RunInfo], now: datetime) -> Group:
     """Everything about one job: its schedule, config, totals, last error with traceback, recent results."""
-    text = Text()
-    text.append(f"{job.name}", style="bold")
+    parts: list = []
+    head = Text(f"{job.name}", style="bold")
     if job.kind != job.name:  # "promote (promote)" would say nothing
-        text.append(f"  (kind: {job.kind})")
-    text.append(f" — {job.summary}\n\n")
+        head.append(f"  (kind: {job.kind})")
+    head.append(f" — {job.summary}\n")
+    parts.append(head)
     facts = [
         ("enabled", "yes" if job.enabled else "no"),
         ("schedule", f"{job.schedule_detail or job.schedule_text}   [{job.schedule}]"),
@@ -1159,41 +1173,39 @@ def details_text(job: JobInfo, runs: list[RunInfo], now: datetime) -> Text:
     if job.backoff_until:
         facts.append(("backoff", f"{job.consecutive_failures} failure(s) in a row; next try not before "
                                  f"{fmt_time(job.backoff_until)}"))
-    for name, value in facts:
-        text.append(f"{name:<14}", style="dim")
-        text.append(f"{value}\n")
-    text.append("\nconfig\n", style="bold underline")
-    for key, value in job.config.items():
-        text.append(f"  {key:<24}", style="dim")
-        text.append(f"{value}\n")
+    parts.append(_grid(facts))
+
+    def heading(title: str) -> Text:
+        return Text(f"\n{title}", style="bold underline")
+
+    parts += [heading("config"), _grid([(key, str(value)) for key, value in job.config.items()], indent=2,
+                                       key_width=23)]
     if job.totals:
-        text.append("\ntotals\n", style="bold underline")
-        for key, value in job.totals.items():
-            text.append(f"  {key_words(key):<24}", style="dim")
-            text.append(f"{value:,}\n" if isinstance(value, int) else f"{value}\n")
+        parts += [heading("totals"), _grid([(key_words(key), f"{value:,}" if isinstance(value, int) else str(value))
+                                            for key, value in job.totals.items()], indent=2, key_width=23)]
     failed = next((r for r in runs if r.status in ("failed", "interrupted")), None)
-    text.append("\nlast error\n", style="bold underline")
+    parts.append(heading("last error"))
     if failed is None:
-        text.append("  none in the recent runs\n", style="dim")
+        parts.append(Text("  none in the recent runs", style="dim"))
     else:
-        text.append(f"  run #{failed.id} at {fmt_time(failed.started)}: ", style="dim")
-        text.append(f"{failed.error}\n", style="red")
+        parts.append(_grid([(f"run #{failed.id} at {fmt_time(failed.started)}:", Text(f"{failed.error}",
+                                                                                      style="red"))], indent=2))
         if failed.traceback:
-            text.append(failed.traceback.rstrip() + "\n", style="dim red")
-    text.append("\nrecent runs\n", style="bold underline")
+            parts.append(Text(failed.traceback.rstrip(), style="dim red"))
+    parts.append(heading("recent runs"))
     if not runs:
-        text.append("  none yet\n", style="dim")
-        return text
+        parts.append(Text("  none yet", style="dim"))
+        return Group(*parts)
     # run ids are shared by all jobs, so one job's list skips numbers (see HistoryTable)
-    text.append(f"  {'run id':<8}{'status':<13}{'started':<11}{'took':>9}  reason\n", style="dim")
+    rows = [(Text("run id", style="dim"), Text(f"{'status':<13}{'started':<11}{'took':>9}  reason", style="dim"))]
     for run in runs[:15]:
-        text.append(f"  {run.id:<8}")
-        status = status_text(run.status)
-        status.pad_right(13 - status.cell_len)
-        text.append_text(status)
-        text.append(f"{fmt_short_time(run.started, now):<11}{fmt_duration(run.duration_ms):>9}  {run.reason}\n")
-        # whole, on its own line: the details are where a result is read in full
+        line = status_text(run.status)
+        line.pad_right(13 - line.cell_len)
+        line.append(f"{fmt_short_time(run.started, now):<11}{fmt_duration(run.duration_ms):>9}  {run.reason}")
+        # whole, under its run: the details are where a result is read in full
         detail = run.error if run.status != "success" and run.error else describe_result(run.result)
         if detail:
-            text.append(f"          {detail}\n", style="red" if run.status in ("failed", "interrupted") else "dim")
-    return text
+            line.append(f"\n{detail}", style="red" if run.status in ("failed", "interrupted") else "dim")
+        rows.append((Text(str(run.id)), line))
+    parts.append(_grid(rows, indent=2, key_style="", key_width=7))
+    return Group(*parts)

@@ -212,10 +212,9 @@ def anyio_backend():
 
 @pytest.mark.anyio
 async def test_no_key_in_the_database_runs_cli_output_or_dashboard(tmp_path, clock, planted, echo_server, capfd):
-    from textual.widgets import Static
-
     from memtui.tui.app import MemtuiApp
     from memtui.tui.screens import DetailsScreen
+    from tests.factories import static_text
 
     db = tmp_path / "secret.db"
     store = Store.open(db)
@@ -267,7 +266,7 @@ async def test_no_key_in_the_database_runs_cli_output_or_dashboard(tmp_path, clo
             await pilot.press("enter")
             await pilot.pause()
             assert isinstance(app.screen, DetailsScreen)
-            details = str(app.screen.query_one("#details", Static).render())
+            details = static_text(app.screen, "#details")
             assert "authentication failed" in details and "Traceback" in details, details
             screenshot = app.export_screenshot()
         outputs["details screen"] = details
