@@ -135,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = add_command(verb, parents=[common], help=f"{verb} a job")
         p.add_argument("name")
     p = add_command("cancel", parents=[common],
-                       help="ask the engine running a job to stop that run at its next check point")
+                    help="ask the engine running a job to stop that run at its next check point")
     p.add_argument("name")
     p.add_argument("--wait", type=_seconds, default=10.0, metavar="SECONDS",
                    help="wait this long for the run to end and say how it ended (0: don't wait; default 10)")
@@ -155,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--confidence", type=float, default=0.5, help="0-1 (default 0.5)")
     p.add_argument("--keep", action="store_true", help="promote it whatever its score")
     p = add_command("why", parents=[common],
-                       help="one memory's story: its score or retention, when it promotes, expires or retires")
+                    help="one memory's story: its score or retention, when it promotes, expires or retires")
     p.add_argument("id", type=_positive_int, help="the id remember printed (followed into long-term memory)")
     p.add_argument("--long-term", action="store_true", help="ID is a long-term memory's own id (as recall gives)")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -163,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.add_argument("--skip-invalid", action="store_true", help="write the valid lines, list the rest")
     p = add_command("demo", parents=[common],
-                       help="fill an empty database (or one holding only demo data) with a realistic sample")
+                    help="fill an empty database (or one holding only demo data) with a realistic sample")
     p.add_argument("--reset", action="store_true",
                    help="first delete every memory, run and audit entry in the database (asks unless --yes)")
     p.add_argument("--yes", action="store_true", help="do not ask before --reset replaces everything")
@@ -173,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_command("pause", parents=[common], help="pause every job (each job's enabled flag is kept)")
     add_command("resume", parents=[common], help="resume the jobs that are enabled")
     p = add_command("mcp", parents=[common],
-                       help="serve this memory to AI agents over MCP (stdio; --http PORT for streamable HTTP)")
+                    help="serve this memory to AI agents over MCP (stdio; --http PORT for streamable HTTP)")
     p.add_argument("--http", metavar="PORT", type=_port, help="serve streamable HTTP at http://HOST:PORT/mcp "
                                                               "instead of stdio")
     p.add_argument("--host", help="the address --http listens on (default 127.0.0.1: this machine only; an "
@@ -181,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-control", action="store_true",
                    help="also offer the tools run_job, enable and disable")
     p = add_command("serve", parents=[common],
-                       help="the dashboard in a web browser (no login: this machine only unless --public)")
+                    help="the dashboard in a web browser (no login: this machine only unless --public)")
     p.add_argument("--host", default="127.0.0.1",
                    help="the address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=_port, default=8000, help="the port to listen on (default 8000)")

@@ -10,8 +10,6 @@ from datetime import datetime
 from typing import Callable
 
 from rich.console import Group
-from rich.padding import Padding
-from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -22,7 +20,7 @@ from textual.widgets import DataTable, Input, Label, Static
 
 from memtui.engine import EngineInfo, JobInfo, RunInfo, Schedule, ScheduleError
 from memtui.tui.format import fmt_delta, fmt_short_time
-from memtui.tui.widgets import job_details
+from memtui.tui.widgets import job_details, key_value_grid
 
 
 @dataclass(frozen=True)
@@ -206,12 +204,7 @@ class HelpScreen(ModalScreen[None]):
         self.sync_s = sync_s  # how often the engine reads changes made by other processes
 
     def compose(self) -> ComposeResult:
-        # A grid, so a description that wraps stays in its column instead of running under the keys.
-        keys = Table.grid(padding=(0, 2))
-        keys.add_column(style="bold cyan", no_wrap=True)
-        keys.add_column()
-        for key, description in self.keys:
-            keys.add_row(key, description)
+        keys = key_value_grid(self.keys, indent=2, key_style="bold cyan", gap=2)
         text = Text("\nctrl+p opens the command palette with every action.\n", style="dim")
         if self.sync_s is not None:
             text.append(f"Changes from the CLI or another memtui process show here within about {self.sync_s:g} s.",
@@ -222,7 +215,7 @@ class HelpScreen(ModalScreen[None]):
         elif self.log_problem:
             text.append(f"\nNo log file this time: {self.log_problem}", style="dim")
         with VerticalScroll(id="dialog"):  # scrolls: at 80x24 the keys alone fill the dialog
-            yield Static(Group(Text("memtui keys\n", style="bold"), Padding(keys, (0, 0, 0, 2)), text), id="help")
+            yield Static(Group(Text("memtui keys\n", style="bold"), keys, text), id="help")
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -1143,9 +1143,10 @@ def _middle_cut(path: str, width: int) -> str:
     return path[:width - 1 - len(tail)] + "…" + tail
 
 
-def _grid(rows, *, indent: int = 0, key_style: str = "dim", key_width: int | None = None) -> Padding:
+def key_value_grid(rows, *, indent: int = 0, key_style: str = "dim", key_width: int | None = None,
+                   gap: int = 1) -> Padding:
     """Two columns, keys and values: a value that wraps continues under itself, not under the keys."""
-    grid = Table.grid(padding=(0, 1))
+    grid = Table.grid(padding=(0, gap))
     grid.add_column(style=key_style, no_wrap=True, min_width=key_width)
     grid.add_column()
     for key, value in rows:
@@ -1173,23 +1174,24 @@ def job_details(job: JobInfo, runs: list[RunInfo], now: datetime) -> Group:
     if job.backoff_until:
         facts.append(("backoff", f"{job.consecutive_failures} failure(s) in a row; next try not before "
                                  f"{fmt_time(job.backoff_until)}"))
-    parts.append(_grid(facts))
+    parts.append(key_value_grid(facts))
 
     def heading(title: str) -> Text:
         return Text(f"\n{title}", style="bold underline")
 
-    parts += [heading("config"), _grid([(key, str(value)) for key, value in job.config.items()], indent=2,
-                                       key_width=23)]
+    config = [(key, str(value)) for key, value in job.config.items()]
+    parts += [heading("config"), key_value_grid(config, indent=2, key_width=23)]
     if job.totals:
-        parts += [heading("totals"), _grid([(key_words(key), f"{value:,}" if isinstance(value, int) else str(value))
-                                            for key, value in job.totals.items()], indent=2, key_width=23)]
+        totals = [(key_words(key), f"{value:,}" if isinstance(value, int) else str(value))
+                  for key, value in job.totals.items()]
+        parts += [heading("totals"), key_value_grid(totals, indent=2, key_width=23)]
     failed = next((r for r in runs if r.status in ("failed", "interrupted")), None)
     parts.append(heading("last error"))
     if failed is None:
         parts.append(Text("  none in the recent runs", style="dim"))
     else:
-        parts.append(_grid([(f"run #{failed.id} at {fmt_time(failed.started)}:", Text(f"{failed.error}",
-                                                                                      style="red"))], indent=2))
+        said = (f"run #{failed.id} at {fmt_time(failed.started)}:", Text(f"{failed.error}", style="red"))
+        parts.append(key_value_grid([said], indent=2))
         if failed.traceback:
             parts.append(Text(failed.traceback.rstrip(), style="dim red"))
     parts.append(heading("recent runs"))
@@ -1207,5 +1209,5 @@ def job_details(job: JobInfo, runs: list[RunInfo], now: datetime) -> Group:
         if detail:
             line.append(f"\n{detail}", style="red" if run.status in ("failed", "interrupted") else "dim")
         rows.append((Text(str(run.id)), line))
-    parts.append(_grid(rows, indent=2, key_style="", key_width=7))
+    parts.append(key_value_grid(rows, indent=2, key_style="", key_width=7))
     return Group(*parts)
