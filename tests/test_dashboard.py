@@ -1528,7 +1528,9 @@ def test_a_closed_terminal_or_a_kill_quits_as_q_does_and_the_demo_folder_goes(tm
     env = dict(os.environ, TMPDIR=str(tmp_path), HOME=str(tmp_path / "home"), TERM="xterm-256color",
                XDG_STATE_HOME=str(tmp_path / "state"), XDG_DATA_HOME=str(tmp_path / "data"))
     proc = subprocess.Popen([sys.executable, "-m", "memtui", "--demo"], stdin=slave, stdout=slave, stderr=slave,
-                            env=env, start_new_session=True)
+                            env=env, start_new_session=True,
+                            # as a terminal leaves it, whatever this test run inherited (under nohup: ignored)
+                            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))
     os.close(slave)
     drawn = bytearray()
     reader = threading.Thread(target=drain, args=(master, drawn), daemon=True)

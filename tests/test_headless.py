@@ -61,6 +61,8 @@ def spawn():
     procs: list[subprocess.Popen] = []
 
     def start(*argv, **kwargs) -> subprocess.Popen:
+        # SIGHUP as a terminal leaves it, whatever this test run inherited (under nohup: ignored)
+        kwargs.setdefault("preexec_fn", hangups(signal.SIG_DFL))
         proc = subprocess.Popen([str(a) for a in argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 cwd=ROOT, **kwargs)
         procs.append(proc)
@@ -71,6 +73,11 @@ def spawn():
         if proc.poll() is None:
             proc.kill()
             proc.wait(TIMEOUT)
+
+
+def hangups(disposition):
+    """A preexec_fn giving the child this SIGHUP disposition."""
+    return lambda: signal.signal(signal.SIGHUP, disposition)
 
 
 @pytest.fixture
@@ -84,8 +91,8 @@ def memtui(*argv) -> subprocess.CompletedProcess:
     return subprocess.run([MEMTUI, *map(str, argv)], capture_output=True, text=True, timeout=60, cwd=ROOT)
 
 
-def start_headless(spawn, db, config_file):
-    proc = spawn(MEMTUI, "--no-ui", "--db", db, "--config", config_file)
+def start_headless(spawn, db, config_file, **kwargs):
+    proc = spawn(MEMTUI, "--no-ui", "--db", db, "--config", config_file, **kwargs)
     log = Lines(proc.stderr)
     line = log.wait_for("engine running")
     return proc, log, line
@@ -143,8 +150,8 @@ def test_headless_runs_logs_and_follows_other_processes_then_stops_on_sigterm(sp
     assert query(db, "SELECT count(*) FROM run WHERE status = 'running'") == [(0,)]
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_headless_exits_0_on_sigterm_and_sigint(spawn, tmp_path, config_file, sig):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def test_headless_exits_0_on_sigterm_sigint_and_sighup(spawn, tmp_path, config_file, sig):
     db = tmp_path / "sig.db"
     proc, log, _ = start_headless(spawn, db, config_file)
     [(pid, stopped)] = query(db, "SELECT pid, stopped_at FROM engine_instance")
@@ -156,6 +163,18 @@ def test_headless_exits_0_on_sigterm_and_sigint(spawn, tmp_path, config_file, si
     assert "Traceback" not in text
     [(pid, stopped)] = query(db, "SELECT pid, stopped_at FROM engine_instance")
     assert pid == proc.pid and stopped is not None  # a clean stop says so: nobody waits for its heartbeat
+
+
+def test_under_nohup_a_hangup_is_still_ignored(spawn, tmp_path, config_file):
+    """``nohup memtui --no-ui &`` asks for hangups to be ignored: the engine keeps that, and runs on."""
+    db = tmp_path / "nohup.db"
+    proc, log, _ = start_headless(spawn, db, config_file, preexec_fn=hangups(signal.SIG_IGN))
+    proc.send_signal(signal.SIGHUP)
+    assert memtui("disable", "compact", "--db", db).returncode == 0
+    log.wait_for("compact disabled (cli)")  # picked up after the hangup: still serving
+    assert proc.poll() is None
+    text = stop(proc, log)
+    assert text.splitlines()[-1].endswith("stopped")
 
 
 CRASHING_WORKER = textwrap.dedent("""

@@ -205,6 +205,8 @@ class MemtuiApp(App):
         # cleanly and a --demo takes its temporary folder with it, instead of dying where it stands.
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGHUP, signal.SIGTERM):
+            if signal.getsignal(sig) is signal.SIG_IGN:  # started under nohup: hangups stay ignored
+                continue
             try:
                 loop.add_signal_handler(sig, self.exit)
                 self._signals.append(sig)

@@ -521,7 +521,8 @@ COMMANDS = {
 
 
 def run_headless(engine: Engine, stop: threading.Event | None = None) -> int:
-    """Run the engine until SIGINT/SIGTERM; one log line per run on stderr."""
+    """Run the engine until SIGINT, SIGTERM or SIGHUP (its terminal closed; under nohup it is ignored);
+    one log line per run on stderr."""
     stop = stop or threading.Event()
     logger = logging.getLogger("memtui")
     handler = logging.StreamHandler(sys.stderr)
@@ -530,8 +531,9 @@ def run_headless(engine: Engine, stop: threading.Event | None = None) -> int:
     logger.setLevel(logging.INFO)
     logger.propagate = False
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) is not signal.SIG_IGN:  # nohup's "ignore hangups" stands
+            signal.signal(sig, lambda *_: stop.set())
     engine.subscribe(event_logger(logger))  # a line per run and per change picked up, with its source
     engine.start()
     enabled = [j.name for j in engine.jobs() if j.enabled]
