@@ -19,6 +19,7 @@ migration 0003 creates, the same folding SQLite gets from models/text.py.
 from __future__ import annotations
 
 import re
+import shlex
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 from peewee import (OP, Cast, Column, DatabaseError, Expression, InterfaceError, Node, OperationalError,
@@ -79,6 +80,15 @@ class _Database(PostgresqlDatabase):
         return super().begin(*args, **kwargs)
 
 
+def createdb_command(params: dict) -> str:
+    """The ``createdb`` line that makes the database ``params`` name, as the user they name (never a password)."""
+    words = ["createdb"]
+    for flag, key in (("-h", "host"), ("-p", "port"), ("-U", "user")):
+        if params.get(key):
+            words += [flag, str(params[key])]
+    return " ".join(shlex.quote(word) for word in words + [params["database"]])
+
+
 class PostgresStore(Store):
     """A memtui store in a PostgreSQL database."""
 
@@ -127,7 +137,10 @@ class PostgresStore(Store):
                 store._migrate()
         except (OperationalError, DatabaseError, InterfaceError) as exc:
             db.close()
-            raise StoreError(f"{label}: {_scrub(one_line(exc), params.get('password'))}") from None
+            said = _scrub(one_line(exc), params.get("password"))
+            if f'database "{name}" does not exist' in said:  # the server answered: only the database is missing
+                said += f"; create it first: {createdb_command(params)}"
+            raise StoreError(f"{label}: {said}") from None
         except StoreError:
             db.close()
             raise

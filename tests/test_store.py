@@ -517,9 +517,18 @@ def test_a_missing_database_is_one_line_without_the_password():
     with pytest.raises(StoreError) as err:
         Store.open(url)
     message = str(err.value)
-    assert message.startswith(with_password(postgres.url_of(f"memtui_no_such_database_{os.getpid()}"), "***"))
+    name = f"memtui_no_such_database_{os.getpid()}"
+    assert message.startswith(with_password(postgres.url_of(name), "***"))
     assert "does not exist" in message
     assert_hidden(message)
+    # and what to do: the command that makes it, for the same server and user (no password in it)
+    command = message.rsplit("; create it first: ", 1)[1]
+    assert command.startswith("createdb -h ") and command.endswith(f" {name}") and " -U " in command
+    subprocess.run(command.split(), check=True, capture_output=True, timeout=60)
+    try:
+        Store.open(url).close()  # now it opens, and memtui makes its tables there
+    finally:
+        postgres.drop_database(name)
 
 
 @pytest.mark.parametrize("url, why", [
