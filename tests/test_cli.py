@@ -450,6 +450,7 @@ BAD_INPUT = [
     # unknown argument / bad usage
     (["jobs", "--bogus"], ["--bogus", "see 'memtui jobs --help'"]),
     (["--bogus"], ["--bogus", "see 'memtui --help'"]),
+    (["--bogus", "jobs"], ["--bogus", "see 'memtui --help'"]),
     (["frobnicate"], ["frobnicate"]),
     (["run"], ["name", "see 'memtui run --help'"]),
     (["retime", "compact"], ["spec"]),

@@ -589,9 +589,12 @@ def _without_passwords(text: str, argv: Sequence[str]) -> str:
 def _parse(argv: Sequence[str]) -> argparse.Namespace:
     """The parsed command line; an argument no command knows points to the help of the command it was
     given to (argparse reports those from the top, as if ``memtui --help`` could explain them)."""
-    args, unknown = build_parser().parse_known_args(_dashed_spec(argv))
+    words = _dashed_spec(argv)
+    args, unknown = build_parser().parse_known_args(words)
     if unknown:
-        prog = f"memtui {args.command}" if args.command else "memtui"
+        # given before the command's name ("memtui --bogus jobs"), it was memtui's own option
+        after = args.command and words.index(args.command) < words.index(unknown[0])
+        prog = f"memtui {args.command}" if after else "memtui"
         raise UsageError(f"unrecognized arguments: {' '.join(unknown)} (see '{prog} --help')")
     return args
 
