@@ -222,7 +222,8 @@ def describe_result(result: dict | None, limit: int | None = None) -> str:
     """A run's result as words: 'promoted 67 · expired 62 · best score 0.84'.
 
     Never ``key=None``: missing values are left out, as are secondary counters at zero.
-    ``limit`` cuts the text to that many characters (for table cells); by default nothing is cut."""
+    ``limit`` cuts the text to that many characters (for table cells), after the last whole item when that
+    keeps at least half of them ("scored 3…" would read as 3, not 300); by default nothing is cut."""
     if not result:
         return ""
     if not isinstance(result, dict):
@@ -236,7 +237,11 @@ def describe_result(result: dict | None, limit: int | None = None) -> str:
             items = [(k, v) if k != "pass" else ("pass_because", (v, why)) for k, v in items]
         text = SEPARATOR.join(p for p in (_phrase(str(k), v) for k, v in items) if p)
     if limit is not None and len(text) > limit:
-        return text[: max(limit - 1, 0)] + "…"
+        head = text[: max(limit - 1, 0)]
+        whole = head.rfind(SEPARATOR)
+        if whole >= limit // 2:
+            head = head[:whole] + " "
+        return head + "…"
     return text
 
 
