@@ -222,8 +222,7 @@ def describe_result(result: dict | None, limit: int | None = None) -> str:
     """A run's result as words: 'promoted 67 · expired 62 · best score 0.84'.
 
     Never ``key=None``: missing values are left out, as are secondary counters at zero.
-    ``limit`` cuts the text to that many characters (for table cells), after the last whole item when that
-    keeps at least half of them ("scored 3…" would read as 3, not 300); by default nothing is cut."""
+    ``limit`` cuts the text to that many characters (for table cells; ``cut_words``); by default nothing is cut."""
     if not result:
         return ""
     if not isinstance(result, dict):
@@ -236,13 +235,21 @@ def describe_result(result: dict | None, limit: int | None = None) -> str:
             items = [(k, v) for k, v in items if k != "full_because"]
             items = [(k, v) if k != "pass" else ("pass_because", (v, why)) for k, v in items]
         text = SEPARATOR.join(p for p in (_phrase(str(k), v) for k, v in items) if p)
-    if limit is not None and len(text) > limit:
-        head = text[: max(limit - 1, 0)]
-        whole = head.rfind(SEPARATOR)
-        if whole >= limit // 2:
-            head = head[:whole] + " "
-        return head + "…"
-    return text
+    return text if limit is None else cut_words(text, limit)
+
+
+def cut_words(text: str, limit: int) -> str:
+    """``text`` in at most ``limit`` characters: whole, or cut with "…" where the room ends — except inside a
+    number, which is left out whole ("scored …", never "scored 3…" for 300) when that keeps half the room."""
+    if len(text) <= limit:
+        return text
+    head = text[:max(limit - 1, 0)]
+    start = head.rfind(" ") + 1  # the word the cut falls in
+    end = text.find(" ", start)
+    word = text[start:] if end < 0 else text[start:end]
+    if len(head) > start and any(ch.isdigit() for ch in word) and start - 1 >= limit // 2:
+        return head[:start - 1].rstrip(" ·") + " …"
+    return head + "…"
 
 
 _SETTLED = {"failed": "after", "interrupted": "after", "cancelled": "after"}

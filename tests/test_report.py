@@ -55,9 +55,11 @@ def test_the_dashboard_format_module_uses_the_same_words():
     assert dashboard_format.fmt_duration(0.4) == "0.4 ms"
     result = {"promoted": 67, "expired": 62, "top_score": 0.835}
     assert dashboard_format.describe_result(result) == "promoted 67 · expired 62 · best score 0.84"
-    assert describe_result(result, 20) == "promoted 67 …"  # whole items: not "expir…"
-    assert describe_result(result, 13) == "promoted 67 …"
-    assert describe_result(result, 10) == "promoted …"  # no whole item in half the room: cut where it falls
+    assert describe_result(result, 20) == "promoted 67 · expir…"
+    assert describe_result(result, 41) == "promoted 67 · expired 62 · best score …"  # never "best score 0.…"
+    assert describe_result(result, 12) == "promoted …"  # not "promoted 6…" for 67
+    assert describe_result({"scored": 300, "promoted": 1}, 10) == "scored …"  # not "scored 3…" for 300
+    assert describe_result(result, 3) == "pr…"  # no room to leave a number out: cut where the room ends
 
 
 # -- results --------------------------------------------------------------------------------------
@@ -132,7 +134,7 @@ def test_describe_result_is_whole_unless_asked_to_cut():
     whole = describe_result(result)
     assert len(whole) > 100 and not whole.endswith("…")
     cut = describe_result(result, 40)
-    assert len(cut) <= 40 and cut.endswith(" …") and whole.startswith(cut[:-2] + " · ")  # after a whole item
+    assert len(cut) <= 40 and cut.endswith("…") and whole.startswith(cut[:-1])
     assert describe_result(None) == describe_result({}) == ""
 
 
