@@ -222,7 +222,7 @@ def describe_result(result: dict | None, limit: int | None = None) -> str:
     """A run's result as words: 'promoted 67 · expired 62 · best score 0.84'.
 
     Never ``key=None``: missing values are left out, as are secondary counters at zero.
-    ``limit`` cuts the text to that many characters (for table cells; ``cut_words``); by default nothing is cut."""
+    ``limit`` cuts the text to that many characters (for table cells; ``cut_to_fit``); by default nothing is cut."""
     if not result:
         return ""
     if not isinstance(result, dict):
@@ -235,10 +235,10 @@ def describe_result(result: dict | None, limit: int | None = None) -> str:
             items = [(k, v) for k, v in items if k != "full_because"]
             items = [(k, v) if k != "pass" else ("pass_because", (v, why)) for k, v in items]
         text = SEPARATOR.join(p for p in (_phrase(str(k), v) for k, v in items) if p)
-    return text if limit is None else cut_words(text, limit)
+    return text if limit is None else cut_to_fit(text, limit)
 
 
-def cut_words(text: str, limit: int) -> str:
+def cut_to_fit(text: str, limit: int) -> str:
     """``text`` in at most ``limit`` characters: whole, or cut with "…" where the room ends — except inside a
     number, which is left out whole ("scored …", never "scored 3…" for 300) when that keeps half the room."""
     if len(text) <= limit:

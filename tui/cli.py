@@ -593,7 +593,10 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
     args, unknown = build_parser().parse_known_args(words)
     if unknown:
         # given before the command's name ("memtui --bogus jobs"), it was memtui's own option
-        after = args.command and words.index(args.command) < words.index(unknown[0])
+        try:
+            after = args.command is not None and words.index(args.command) < words.index(unknown[0])
+        except ValueError:  # not written as given (argparse read it otherwise): the main help
+            after = False
         prog = f"memtui {args.command}" if after else "memtui"
         raise UsageError(f"unrecognized arguments: {' '.join(unknown)} (see '{prog} --help')")
     return args

@@ -38,7 +38,7 @@ except ImportError:  # another Textual: DataTable draws every cell itself
 
 from memtui.engine import JobInfo, RunInfo
 from memtui.engine.memory import PromotionStats
-from memtui.engine.report import cut_words, label as key_words
+from memtui.engine.report import cut_to_fit, label as key_words
 from memtui.tui.format import describe_result, fmt_delta, fmt_duration, fmt_short_time, fmt_time
 
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
@@ -686,8 +686,8 @@ class HistoryTable(_DiffTable):
     skip numbers. The id is what ``memtui history`` prints and the details call "run #N", so a run
     can be found again anywhere; a per-job count would shift whenever compact prunes old runs.
 
-    The result (or error) is cut, with "…", to the room the other columns leave, after a whole word
-    (``cut_words``): the table cannot scroll sideways, and text cut by the edge alone, or a number cut
+    The result (or error) is cut, with "…", to the room the other columns leave, never inside a number
+    (``cut_to_fit``): the table cannot scroll sideways, and text cut by the edge alone, or a number cut
     short, can mislead ("best score 0" for 0.84). Where even
     the shortest result would not fit (the runs panel is 46 columns wide in an 80-column terminal),
     REASON is left out, as the details (enter) still tell it, rather than TOOK cut to "125 m"."""
@@ -768,7 +768,7 @@ class HistoryTable(_DiffTable):
         self._fit_result()
 
     def _cut(self, text: str) -> Text:
-        return Text(cut_words(text, self.result_width))  # Text: never read as markup
+        return Text(cut_to_fit(text, self.result_width))  # Text: never read as markup
 
     def _fit_result(self) -> None:
         """Cut every result again when the room for it changed (a resize, a wider cell elsewhere)."""
