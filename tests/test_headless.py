@@ -165,6 +165,19 @@ def test_headless_exits_0_on_sigterm_sigint_and_sighup(spawn, tmp_path, config_f
     assert pid == proc.pid and stopped is not None  # a clean stop says so: nobody waits for its heartbeat
 
 
+def test_started_in_the_background_it_still_stops_on_sigint(spawn, tmp_path, config_file):
+    """A shell starts a background job (``memtui --no-ui &``) with SIGINT ignored; ``kill -INT`` still stops
+    the engine cleanly, as it did before hangups were handled (only nohup's ignored SIGHUP is kept)."""
+    def background():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+    db = tmp_path / "bg.db"
+    proc, log, _ = start_headless(spawn, db, config_file, preexec_fn=background)
+    text = stop(proc, log, signal.SIGINT)
+    assert text.splitlines()[-1].endswith("stopped")
+
+
 def test_under_nohup_a_hangup_is_still_ignored(spawn, tmp_path, config_file):
     """``nohup memtui --no-ui &`` asks for hangups to be ignored: the engine keeps that, and runs on."""
     db = tmp_path / "nohup.db"

@@ -205,7 +205,7 @@ class MemtuiApp(App):
         # cleanly and a --demo takes its temporary folder with it, instead of dying where it stands.
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGHUP, signal.SIGTERM):
-            if signal.getsignal(sig) is signal.SIG_IGN:  # started under nohup: hangups stay ignored
+            if sig == signal.SIGHUP and signal.getsignal(sig) is signal.SIG_IGN:  # nohup: hangups stay ignored
                 continue
             try:
                 loop.add_signal_handler(sig, self.exit)

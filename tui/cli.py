@@ -532,8 +532,9 @@ def run_headless(engine: Engine, stop: threading.Event | None = None) -> int:
     logger.propagate = False
 
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        if signal.getsignal(sig) is not signal.SIG_IGN:  # nohup's "ignore hangups" stands
-            signal.signal(sig, lambda *_: stop.set())
+        if sig == signal.SIGHUP and signal.getsignal(sig) is signal.SIG_IGN:
+            continue  # nohup's "ignore hangups" stands (a shell's background job ignoring SIGINT does not)
+        signal.signal(sig, lambda *_: stop.set())
     engine.subscribe(event_logger(logger))  # a line per run and per change picked up, with its source
     engine.start()
     enabled = [j.name for j in engine.jobs() if j.enabled]
